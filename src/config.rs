@@ -1,0 +1,240 @@
+//! Layered configuration: built-in defaults < `config.toml` < environment variables.
+//!
+//! Unknown keys are an error, so a typo fails at start-up instead of silently using a default.
+//! Every key is documented in `config.toml.example`.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://PATH` (the embedded default) or `postgres://USER@HOST/DB`. Env: `DATABASE_URL`.
+    pub database_url: String,
+    /// Most connections the bot opens to the database.
+    pub database_max_connections: u32,
+    /// A directory of templates that replaces the built-in `prompts/`. Env: `INVITE_BOT_PROMPTS_DIR`.
+    pub prompts_dir: Option<PathBuf>,
+    pub product: ProductConfig,
+    pub checks: ChecksConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductConfig {
+    /// Where people log in and reset their password. Env: `INVITE_BOT_LOGIN_URL`.
+    pub login_url: String,
+    /// The sender of invitation emails, the address people look for in spam. Env: `INVITE_BOT_SENDER`.
+    pub sender: String,
+    /// How long an invitation link stays valid.
+    pub invitation_ttl_hours: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksConfig {
+    /// An invitation younger than this is not resent: the first one may still arrive.
+    pub resend_wait_minutes: u32,
+    /// How many other recipients at one company domain must have had trouble before the check says
+    /// that domain's mail server may be blocking the sender.
+    pub domain_alert_threshold: u32,
+    /// How far back that domain check looks.
+    pub domain_window_days: u32,
+    /// At most this many "did you mean" suggestions.
+    pub max_suggestions: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://invite-bot.db".into(),
+            database_max_connections: 10,
+            prompts_dir: None,
+            product: ProductConfig::default(),
+            checks: ChecksConfig::default(),
+        }
+    }
+}
+
+impl Default for ProductConfig {
+    fn default() -> Self {
+        Self {
+            login_url: "https://app.example.com/login".into(),
+            sender: "noreply@example.com".into(),
+            invitation_ttl_hours: 7 * 24,
+        }
+    }
+}
+
+impl Default for ChecksConfig {
+    fn default() -> Self {
+        Self {
+            resend_wait_minutes: 15,
+            domain_alert_threshold: 3,
+            domain_window_days: 30,
+            max_suggestions: 5,
+        }
+    }
+}
+
+impl Config {
+    /// Loads `path` if given (it must exist), else `./config.toml` if present, else the defaults;
+    /// then applies environment overrides from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let implicit = Path::new("config.toml");
+        let file = match path {
+            Some(path) => Some(path.to_path_buf()),
+            None => implicit.exists().then(|| implicit.to_path_buf()),
+        };
+        let mut config = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::from_toml(&text, &path)?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(env);
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) {
+        let set = |target: &mut String, key: &str| {
+            if let Some(value) = env(key).filter(|v| !v.trim().is_empty()) {
+                *target = value;
+            }
+        };
+        set(&mut self.database_url, "DATABASE_URL");
+        set(&mut self.product.login_url, "INVITE_BOT_LOGIN_URL");
+        set(&mut self.product.sender, "INVITE_BOT_SENDER");
+        if let Some(dir) = env("INVITE_BOT_PROMPTS_DIR").filter(|v| !v.trim().is_empty()) {
+            self.prompts_dir = Some(dir.into());
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres:")
+            || self.database_url.starts_with("postgresql:"))
+        {
+            return invalid("database_url", "must start with sqlite:// or postgres://");
+        }
+        if !(self.product.login_url.starts_with("https://")
+            || self.product.login_url.starts_with("http://"))
+        {
+            return invalid("product.login_url", "must be an http(s) URL");
+        }
+        if crate::email::EmailAddress::parse(&self.product.sender).is_err() {
+            return invalid("product.sender", "must be an email address");
+        }
+        if self.product.invitation_ttl_hours == 0 {
+            return invalid("product.invitation_ttl_hours", "must be at least 1");
+        }
+        if self.database_max_connections == 0 {
+            return invalid("database_max_connections", "must be at least 1");
+        }
+        if self.checks.domain_alert_threshold == 0 {
+            return invalid("checks.domain_alert_threshold", "must be at least 1");
+        }
+        if self.checks.max_suggestions == 0 {
+            return invalid("checks.max_suggestions", "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn defaults_work_without_a_file() {
+        let config = Config::load(None, &no_env).unwrap();
+        assert_eq!(config.database_url, "sqlite://invite-bot.db");
+        assert_eq!(config.checks.resend_wait_minutes, 15);
+        assert_eq!(config.checks.domain_alert_threshold, 3);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let err = Config::from_toml("[checks]\nresend_wait_minuts = 3\n", Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("c.toml") && err.contains("resend_wait_minuts"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "database_url = \"sqlite://file.db\"\n").unwrap();
+        let env = |key: &str| (key == "DATABASE_URL").then(|| "postgres://x@y/z".to_owned());
+        assert_eq!(
+            Config::load(Some(&path), &env).unwrap().database_url,
+            "postgres://x@y/z"
+        );
+        assert_eq!(
+            Config::load(Some(&path), &no_env).unwrap().database_url,
+            "sqlite://file.db"
+        );
+    }
+
+    #[test]
+    fn the_example_config_is_valid_and_complete() {
+        let text = include_str!("../config.toml.example");
+        let config = Config::from_toml(text, Path::new("config.toml.example")).unwrap();
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let config =
+            Config::from_toml("database_url = \"mysql://x\"\n", Path::new("c.toml")).unwrap();
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("database_url:"));
+    }
+}

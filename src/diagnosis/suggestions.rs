@@ -1,0 +1,265 @@
+//! "Did you mean ...?": addresses a mistyped one probably meant.
+//!
+//! Candidates come only from index ranges, never from the whole table: members with the same local
+//! part (a near domain), and members at the same domain whose local part shares a prefix or a suffix
+//! with the typed one. A single edit at position `i` leaves either the first `n/2` characters or the
+//! last `n - n/2 - 1` characters intact, so one of the two ranges always holds the intended member.
+//! A suggestion is only ever a hint: nothing here changes which member a check is about.
+
+use std::collections::HashMap;
+
+use crate::email::EmailAddress;
+use crate::store::{MemberCandidate, Store, StoreResult};
+
+/// How far apart (in edits) a part may be and still be suggested.
+pub const MAX_PART_DISTANCE: usize = 2;
+/// Rows read per candidate range; ranges are narrow, this only caps pathological prefixes.
+const CANDIDATES_PER_RANGE: i64 = 400;
+
+/// Webmail providers: their domains are shared by unrelated people, so a domain-wide delivery problem
+/// there says nothing about one company's mail server, and a near-miss of one is almost always a typo.
+pub const MAILBOX_PROVIDERS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.uk",
+    "yahoo.fr",
+    "ymail.com",
+    "hotmail.com",
+    "hotmail.co.uk",
+    "hotmail.fr",
+    "outlook.com",
+    "live.com",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "gmx.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "mail.com",
+    "proton.me",
+    "protonmail.com",
+    "zoho.com",
+    "yandex.com",
+    "yandex.ru",
+    "mail.ru",
+    "orange.fr",
+    "free.fr",
+    "t-online.de",
+    "comcast.net",
+    "qq.com",
+    "163.com",
+];
+
+/// Typos seen often enough to be worth naming even where edit distance alone would hesitate.
+const PROVIDER_TYPOS: &[(&str, &str)] = &[
+    ("gmial.com", "gmail.com"),
+    ("gmai.com", "gmail.com"),
+    ("gmal.com", "gmail.com"),
+    ("gnail.com", "gmail.com"),
+    ("gmaill.com", "gmail.com"),
+    ("gmail.con", "gmail.com"),
+    ("gmail.cmo", "gmail.com"),
+    ("gmail.co", "gmail.com"),
+    ("gmail.om", "gmail.com"),
+    ("gamil.com", "gmail.com"),
+    ("hotmial.com", "hotmail.com"),
+    ("hotmal.com", "hotmail.com"),
+    ("hotmai.com", "hotmail.com"),
+    ("hotmail.con", "hotmail.com"),
+    ("hotmil.com", "hotmail.com"),
+    ("outlok.com", "outlook.com"),
+    ("outloo.com", "outlook.com"),
+    ("outlook.con", "outlook.com"),
+    ("yaho.com", "yahoo.com"),
+    ("yahooo.com", "yahoo.com"),
+    ("yahoo.con", "yahoo.com"),
+    ("iclod.com", "icloud.com"),
+    ("icloud.con", "icloud.com"),
+];
+
+pub fn is_mailbox_provider(domain: &str) -> bool {
+    MAILBOX_PROVIDERS.contains(&domain)
+}
+
+/// The provider domain a mistyped domain most likely meant, if any.
+pub fn provider_domain_fix(domain: &str) -> Option<&'static str> {
+    if is_mailbox_provider(domain) {
+        return None;
+    }
+    if let Some((_, fix)) = PROVIDER_TYPOS.iter().find(|(typo, _)| *typo == domain) {
+        return Some(fix);
+    }
+    MAILBOX_PROVIDERS
+        .iter()
+        .filter(|provider| provider.len() >= 7)
+        .map(|provider| (edit_distance(domain, provider, 1), *provider))
+        .filter_map(|(d, p)| d.map(|d| (d, p)))
+        .min()
+        .map(|(_, provider)| provider)
+}
+
+/// Optimal-string-alignment distance (insertions, deletions, substitutions and adjacent
+/// transpositions), or `None` when it exceeds `max`. Bounded so that ranking hundreds of candidates
+/// stays cheap.
+pub fn edit_distance(a: &str, b: &str, max: usize) -> Option<usize> {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let width = b.len() + 1;
+    let mut two_back = vec![0usize; width];
+    let mut previous: Vec<usize> = (0..width).collect();
+    let mut current = vec![0usize; width];
+    for i in 1..=a.len() {
+        current[0] = i;
+        let mut row_min = current[0];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j] + 1)
+                .min(current[j - 1] + 1)
+                .min(previous[j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(two_back[j - 2] + 1);
+            }
+            current[j] = best;
+            row_min = row_min.min(best);
+        }
+        if row_min > max {
+            return None;
+        }
+        std::mem::swap(&mut two_back, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    let distance = previous[b.len()];
+    (distance <= max).then_some(distance)
+}
+
+/// One ranked suggestion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ranked {
+    distance: usize,
+    /// Members outrank addresses that merely fix a provider typo.
+    is_member: bool,
+    key: String,
+    display: String,
+}
+
+/// Finds what `email` probably meant, best first, at most `limit`.
+///
+/// `workspace_id` limits member candidates to one workspace; `None` searches all of them.
+/// The address itself is never suggested.
+pub async fn suggest(
+    store: &Store,
+    email: &EmailAddress,
+    workspace_id: Option<i64>,
+    limit: usize,
+) -> StoreResult<Vec<String>> {
+    let local = email.local_part();
+    let domain = email.domain();
+    let local_chars: Vec<char> = local.chars().collect();
+    let n = local_chars.len();
+
+    let mut candidates: Vec<MemberCandidate> = store
+        .candidates_with_local(local, CANDIDATES_PER_RANGE)
+        .await?;
+    let prefix_len = n / 2;
+    if prefix_len >= 1 {
+        let prefix: String = local_chars[..prefix_len].iter().collect();
+        candidates.extend(
+            store
+                .candidates_with_local_prefix(domain, &prefix, CANDIDATES_PER_RANGE)
+                .await?,
+        );
+    }
+    let suffix_len = n.saturating_sub(prefix_len + 1);
+    if suffix_len >= 1 {
+        let reversed_suffix: String = local_chars.iter().rev().take(suffix_len).collect();
+        candidates.extend(
+            store
+                .candidates_with_local_suffix(domain, &reversed_suffix, CANDIDATES_PER_RANGE)
+                .await?,
+        );
+    }
+
+    let mut ranked: HashMap<String, Ranked> = HashMap::new();
+    for candidate in candidates {
+        if candidate.email_key == email.key()
+            || workspace_id.is_some_and(|id| id != candidate.workspace_id)
+        {
+            continue;
+        }
+        let distance = if candidate.local_key == local {
+            edit_distance(domain, &candidate.domain_key, MAX_PART_DISTANCE)
+        } else if candidate.domain_key == domain {
+            edit_distance(local, &candidate.local_key, MAX_PART_DISTANCE)
+        } else {
+            None
+        };
+        if let Some(distance) = distance {
+            ranked.entry(candidate.email_key.clone()).or_insert(Ranked {
+                distance,
+                is_member: true,
+                key: candidate.email_key,
+                display: candidate.email,
+            });
+        }
+    }
+    if let Some(fix) = provider_domain_fix(domain) {
+        let key = format!("{local}@{fix}");
+        ranked.entry(key.clone()).or_insert(Ranked {
+            distance: edit_distance(domain, fix, usize::MAX).unwrap_or(usize::MAX),
+            is_member: false,
+            display: key.clone(),
+            key,
+        });
+    }
+
+    let mut ranked: Vec<Ranked> = ranked.into_values().collect();
+    ranked.sort_by(|a, b| {
+        (a.distance, !a.is_member, &a.key).cmp(&(b.distance, !b.is_member, &b.key))
+    });
+    Ok(ranked.into_iter().take(limit).map(|r| r.display).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn distance_counts_each_kind_of_typo_once() {
+        assert_eq!(edit_distance("jane", "jane", 2), Some(0));
+        assert_eq!(edit_distance("jane", "jnae", 2), Some(1)); // transposition
+        assert_eq!(edit_distance("jane", "jan", 2), Some(1)); // deletion
+        assert_eq!(edit_distance("jane", "janne", 2), Some(1)); // insertion
+        assert_eq!(edit_distance("jane", "jone", 2), Some(1)); // substitution
+        assert_eq!(edit_distance("jane", "joan", 2), Some(2));
+        assert_eq!(edit_distance("jane", "bob", 2), None);
+        assert_eq!(edit_distance("jane", "janette", 2), None);
+    }
+
+    #[test]
+    fn fixes_provider_typos() {
+        assert_eq!(provider_domain_fix("gmial.com"), Some("gmail.com"));
+        assert_eq!(provider_domain_fix("gmail.con"), Some("gmail.com"));
+        assert_eq!(provider_domain_fix("hotmial.com"), Some("hotmail.com"));
+        assert_eq!(provider_domain_fix("outlok.com"), Some("outlook.com"));
+        assert_eq!(provider_domain_fix("yaho.com"), Some("yahoo.com"));
+        assert_eq!(provider_domain_fix("gmail.com"), None);
+        assert_eq!(provider_domain_fix("acme.com"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn distance_is_symmetric_and_zero_only_for_equal(a in "[a-d]{0,8}", b in "[a-d]{0,8}") {
+            let ab = edit_distance(&a, &b, 16);
+            prop_assert_eq!(ab, edit_distance(&b, &a, 16));
+            prop_assert_eq!(ab == Some(0), a == b);
+        }
+    }
+}

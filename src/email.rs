@@ -1,0 +1,343 @@
+//! `EmailAddress`: the only way an address enters the engine is by parsing what a person pasted.
+
+use std::fmt;
+
+/// RFC 5321 limits, which every mail server enforces.
+const MAX_ADDRESS_LEN: usize = 254;
+const MAX_LOCAL_LEN: usize = 64;
+const MAX_LABEL_LEN: usize = 63;
+
+/// What is wrong with an address, in words the person who typed it can act on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EmailError {
+    #[error("the address is empty")]
+    Empty,
+    #[error("the address has no `@`: it should look like name@example.com")]
+    MissingAt,
+    #[error("the address has more than one `@`")]
+    MultipleAt,
+    #[error("the address contains a space; remove it")]
+    ContainsSpace,
+    #[error("the address contains an invisible control character; retype it")]
+    ControlCharacter,
+    #[error("nothing comes before the `@`")]
+    EmptyLocalPart,
+    #[error("nothing comes after the `@`")]
+    EmptyDomain,
+    #[error("the domain `{0}` has no dot: it should look like example.com")]
+    DomainWithoutDot(String),
+    #[error("the address is {0} characters long; the limit is 254")]
+    TooLong(usize),
+    #[error("the part before the `@` is {0} characters long; the limit is 64")]
+    LocalPartTooLong(usize),
+    #[error("the character `{0}` is not allowed in an address")]
+    ForbiddenCharacter(char),
+    #[error("the part before the `@` cannot start or end with a dot or contain two dots in a row")]
+    MisplacedDot,
+    #[error("the domain `{0}` is not a valid domain name")]
+    InvalidDomain(String),
+}
+
+/// A syntactically valid email address.
+///
+/// Stored as the person entered it (minus the wrapping people paste around it) and compared by its
+/// [`key`](Self::key): lower-case local part, lower-case punycode domain. Two addresses are equal when
+/// their keys are.
+#[derive(Clone)]
+pub struct EmailAddress {
+    as_entered: String,
+    key: String,
+    at: usize,
+}
+
+impl EmailAddress {
+    /// Parses what a person pasted: surrounding spaces, `<...>`, `mailto:`, `Name <addr>`, a trailing
+    /// `.` `,` or `;`, and any letter case are accepted.
+    pub fn parse(input: &str) -> Result<Self, EmailError> {
+        let candidate = unwrap_pasted(input);
+        if candidate.is_empty() {
+            return Err(EmailError::Empty);
+        }
+        if candidate.chars().any(char::is_control) {
+            return Err(EmailError::ControlCharacter);
+        }
+        if candidate.chars().any(char::is_whitespace) {
+            return Err(EmailError::ContainsSpace);
+        }
+        let (local, domain) = match candidate.split_once('@') {
+            None => return Err(EmailError::MissingAt),
+            Some((_, rest)) if rest.contains('@') => return Err(EmailError::MultipleAt),
+            Some(parts) => parts,
+        };
+        if local.is_empty() {
+            return Err(EmailError::EmptyLocalPart);
+        }
+        if domain.is_empty() {
+            return Err(EmailError::EmptyDomain);
+        }
+        let char_count = candidate.chars().count();
+        if char_count > MAX_ADDRESS_LEN {
+            return Err(EmailError::TooLong(char_count));
+        }
+        let local_len = local.chars().count();
+        if local_len > MAX_LOCAL_LEN {
+            return Err(EmailError::LocalPartTooLong(local_len));
+        }
+        if let Some(bad) = local.chars().find(|c| "()<>[]\\,;:\"".contains(*c)) {
+            return Err(EmailError::ForbiddenCharacter(bad));
+        }
+        if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+            return Err(EmailError::MisplacedDot);
+        }
+        let ascii_domain = normalize_domain(domain)?;
+        let key = format!("{}@{}", local.to_lowercase(), ascii_domain);
+        if key.len() > MAX_ADDRESS_LEN {
+            return Err(EmailError::TooLong(key.len()));
+        }
+        Ok(Self {
+            as_entered: candidate.to_owned(),
+            at: local.to_lowercase().len(),
+            key,
+        })
+    }
+
+    /// The comparison key: lower-case local part `@` lower-case ASCII (punycode) domain.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+
+    /// The address as the person typed it, without the wrapping around it.
+    pub fn as_entered(&self) -> &str {
+        &self.as_entered
+    }
+
+    /// The normalized local part (before the `@`).
+    pub fn local_part(&self) -> &str {
+        &self.key[..self.at]
+    }
+
+    /// The normalized ASCII domain (after the `@`).
+    pub fn domain(&self) -> &str {
+        &self.key[self.at + 1..]
+    }
+
+    /// A form safe for operator logs: `j***@acme.com`. Logs must never hold a whole address.
+    pub fn masked(&self) -> String {
+        mask(self.local_part(), self.domain())
+    }
+}
+
+/// Masks an address key that came from storage rather than from parsing.
+pub fn mask_key(key: &str) -> String {
+    match key.split_once('@') {
+        Some((local, domain)) => mask(local, domain),
+        None => "***".to_owned(),
+    }
+}
+
+fn mask(local: &str, domain: &str) -> String {
+    let first: String = local.chars().take(1).collect();
+    format!("{first}***@{domain}")
+}
+
+impl PartialEq for EmailAddress {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+impl Eq for EmailAddress {}
+
+impl std::hash::Hash for EmailAddress {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.key.hash(state);
+    }
+}
+
+impl fmt::Display for EmailAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+impl fmt::Debug for EmailAddress {
+    // Debug output ends up in logs; keep it masked.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "EmailAddress({})", self.masked())
+    }
+}
+
+impl std::str::FromStr for EmailAddress {
+    type Err = EmailError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+/// Strips what people paste around an address: spaces, `mailto:`, `Name <...>`, trailing punctuation.
+fn unwrap_pasted(input: &str) -> &str {
+    let mut s = input.trim();
+    loop {
+        let before = s;
+        s = s.trim_end_matches(['.', ',', ';']).trim();
+        if let (Some(open), true) = (s.rfind('<'), s.ends_with('>')) {
+            s = s[open + 1..s.len() - 1].trim();
+        }
+        if s.len() >= 7 && s.is_char_boundary(7) && s[..7].eq_ignore_ascii_case("mailto:") {
+            s = s[7..].trim();
+        }
+        if s == before {
+            return s;
+        }
+    }
+}
+
+/// Lower-cases the domain and converts an international domain to its punycode form, so that
+/// `bücher.de` and `xn--bcher-kva.de` are the same domain.
+fn normalize_domain(domain: &str) -> Result<String, EmailError> {
+    let invalid = || EmailError::InvalidDomain(domain.to_owned());
+    if domain.starts_with('[') {
+        // Address literals (user@[10.0.0.1]) never belong to a workspace member.
+        return Err(invalid());
+    }
+    let ascii = idna::domain_to_ascii(domain).map_err(|_| invalid())?;
+    if ascii.is_empty() {
+        return Err(invalid());
+    }
+    if !ascii.contains('.') {
+        return Err(EmailError::DomainWithoutDot(domain.to_owned()));
+    }
+    let labels_ok = ascii.split('.').all(|label| {
+        !label.is_empty()
+            && label.len() <= MAX_LABEL_LEN
+            && !label.starts_with('-')
+            && !label.ends_with('-')
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    });
+    if !labels_ok {
+        return Err(invalid());
+    }
+    Ok(ascii)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn accepts_what_people_paste() {
+        for pasted in [
+            "  Jane.Doe@Acme.COM ",
+            "<jane.doe@acme.com>",
+            "mailto:jane.doe@acme.com",
+            "MAILTO:<jane.doe@acme.com>",
+            "Jane Doe <jane.doe@acme.com>",
+            "jane.doe@acme.com.",
+            "jane.doe@acme.com,",
+            "jane.doe@acme.com;",
+        ] {
+            let email = EmailAddress::parse(pasted).unwrap_or_else(|e| panic!("{pasted:?}: {e}"));
+            assert_eq!(email.key(), "jane.doe@acme.com", "{pasted:?}");
+        }
+    }
+
+    #[test]
+    fn keeps_what_was_entered_but_compares_by_key() {
+        let a = EmailAddress::parse("Jane.Doe@Acme.com").unwrap();
+        let b = EmailAddress::parse("jane.doe@ACME.COM").unwrap();
+        assert_eq!(a.as_entered(), "Jane.Doe@Acme.com");
+        assert_eq!(a, b);
+        assert_eq!(a.local_part(), "jane.doe");
+        assert_eq!(a.domain(), "acme.com");
+    }
+
+    #[test]
+    fn international_domains_match_their_punycode() {
+        let unicode = EmailAddress::parse("anna@Bücher.de").unwrap();
+        let puny = EmailAddress::parse("anna@xn--bcher-kva.de").unwrap();
+        assert_eq!(unicode, puny);
+        assert_eq!(unicode.domain(), "xn--bcher-kva.de");
+    }
+
+    #[test]
+    fn rejects_with_a_reason() {
+        let cases: &[(&str, EmailError)] = &[
+            ("", EmailError::Empty),
+            ("   ", EmailError::Empty),
+            ("jane.acme.com", EmailError::MissingAt),
+            ("jane@@acme.com", EmailError::MultipleAt),
+            ("jane@acme@com.org", EmailError::MultipleAt),
+            ("jane doe@acme.com", EmailError::ContainsSpace),
+            ("@acme.com", EmailError::EmptyLocalPart),
+            ("jane@", EmailError::EmptyDomain),
+            (
+                "jane@localhost",
+                EmailError::DomainWithoutDot("localhost".into()),
+            ),
+            ("ja\u{7}ne@acme.com", EmailError::ControlCharacter),
+            ("jane\u{0}@acme.com", EmailError::ControlCharacter),
+            ("ja(ne@acme.com", EmailError::ForbiddenCharacter('(')),
+            (".jane@acme.com", EmailError::MisplacedDot),
+            ("ja..ne@acme.com", EmailError::MisplacedDot),
+            (
+                "jane@acme..com",
+                EmailError::InvalidDomain("acme..com".into()),
+            ),
+            (
+                "jane@-acme.com",
+                EmailError::InvalidDomain("-acme.com".into()),
+            ),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(
+                EmailAddress::parse(input).err().as_ref(),
+                Some(expected),
+                "{input:?}"
+            );
+        }
+        let long = format!("{}@{}.com", "a".repeat(64), "b".repeat(200));
+        assert!(matches!(
+            EmailAddress::parse(&long),
+            Err(EmailError::TooLong(_))
+        ));
+        let long_local = format!("{}@acme.com", "a".repeat(65));
+        assert_eq!(
+            EmailAddress::parse(&long_local).err(),
+            Some(EmailError::LocalPartTooLong(65))
+        );
+    }
+
+    #[test]
+    fn masks_for_logs() {
+        let email = EmailAddress::parse("jane@acme.com").unwrap();
+        assert_eq!(email.masked(), "j***@acme.com");
+        assert_eq!(format!("{email:?}"), "EmailAddress(j***@acme.com)");
+        assert_eq!(mask_key("bob@x.org"), "b***@x.org");
+    }
+
+    proptest! {
+        #[test]
+        fn never_panics(input in any::<String>()) {
+            let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn never_panics_on_address_like_input(input in "[ <>a-zA-Z0-9.@,;:\u{e9}\u{fc}\t-]{0,80}") {
+            let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn key_round_trips(local in "[a-zA-Z0-9_+-]{1,20}(\\.[a-zA-Z0-9_+-]{1,10})?",
+                           domain in "[a-zA-Z0-9]{1,20}(-[a-z0-9]{1,5})?\\.[a-zA-Z]{2,6}") {
+            let raw = format!("{local}@{domain}");
+            let parsed = EmailAddress::parse(&raw).unwrap();
+            prop_assert_eq!(parsed.as_entered(), raw.as_str());
+            let again = EmailAddress::parse(parsed.key()).unwrap();
+            prop_assert_eq!(again.key(), parsed.key());
+            let wrapped = EmailAddress::parse(&format!(" mailto:<{raw}>, ")).unwrap();
+            prop_assert_eq!(wrapped, parsed);
+        }
+    }
+}

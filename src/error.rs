@@ -1,0 +1,93 @@
+//! Two tiers of errors: what the person is told word for word, and what only the operator sees.
+//!
+//! A [`UserError`] is the person's mistake or a refusal and is shown as is. Anything else is internal:
+//! the person sees "something went wrong (ref abc123)" and the full error chain goes to the log under
+//! the same reference, so a support ticket can be matched to its log line.
+
+use rand::Rng;
+
+use crate::email::EmailError;
+use crate::store::StoreError;
+use crate::workspace::{SlugError, WorkspaceSlug};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UserError {
+    #[error("That is not a valid email address: {0}.")]
+    InvalidEmail(#[from] EmailError),
+    #[error("That is not a valid workspace: {0}.")]
+    InvalidWorkspace(#[from] SlugError),
+    #[error("There is no workspace `{0}`.")]
+    UnknownWorkspace(WorkspaceSlug),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    User(#[from] UserError),
+    #[error("the database is unavailable")]
+    Unavailable(#[source] StoreError),
+    #[error("internal error")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl From<StoreError> for EngineError {
+    fn from(error: StoreError) -> Self {
+        if error.is_unavailable() {
+            EngineError::Unavailable(error)
+        } else {
+            EngineError::Internal(Box::new(error))
+        }
+    }
+}
+
+impl From<crate::prompts::PromptError> for EngineError {
+    fn from(error: crate::prompts::PromptError) -> Self {
+        EngineError::Internal(Box::new(error))
+    }
+}
+
+impl EngineError {
+    /// What the person is told. Internal errors are logged here, once, under a fresh reference.
+    pub fn public_message(&self) -> String {
+        match self {
+            EngineError::User(error) => error.to_string(),
+            EngineError::Unavailable(source) => {
+                let reference = new_reference();
+                tracing::error!(reference, error = %source, "database unavailable");
+                format!(
+                    "The workspace database is not reachable right now; nothing was changed. \
+                     Try again in a minute (ref {reference})."
+                )
+            }
+            EngineError::Internal(source) => {
+                let reference = new_reference();
+                tracing::error!(reference, error = %error_chain(source.as_ref()), "internal error");
+                format!("Something went wrong on our side; nothing was changed (ref {reference}).")
+            }
+        }
+    }
+}
+
+/// A short reference that ties what a person saw to the operator's log line.
+pub fn new_reference() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
+    let mut rng = rand::thread_rng();
+    (0..6)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect()
+}
+
+/// `outer: inner: innermost`, for one log line.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

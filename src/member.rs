@@ -1,0 +1,83 @@
+//! Members of a workspace: the learners and trainers an admin invited.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Which tab of Users the member is listed on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Learner,
+    Trainer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Learner => "learner",
+            Role::Trainer => "trainer",
+        }
+    }
+
+    /// The tab under Users where an admin finds this member.
+    pub fn tab(self) -> &'static str {
+        match self {
+            Role::Learner => "Learners",
+            Role::Trainer => "Trainers",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "learner" => Some(Role::Learner),
+            "trainer" => Some(Role::Trainer),
+            _ => None,
+        }
+    }
+}
+
+/// The status badge shown next to the member: Invited (yellow), Active (green), Deactivated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberStatus {
+    Invited,
+    Active,
+    Deactivated,
+}
+
+impl MemberStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberStatus::Invited => "invited",
+            MemberStatus::Active => "active",
+            MemberStatus::Deactivated => "deactivated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invited" => Some(MemberStatus::Invited),
+            "active" => Some(MemberStatus::Active),
+            "deactivated" => Some(MemberStatus::Deactivated),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    #[serde(skip)]
+    pub id: i64,
+    #[serde(skip)]
+    pub workspace_id: i64,
+    /// As the admin entered it.
+    pub email: String,
+    #[serde(skip)]
+    pub email_key: String,
+    pub role: Role,
+    pub status: MemberStatus,
+    #[serde(skip)]
+    pub invited_at: Option<DateTime<Utc>>,
+    #[serde(skip)]
+    pub activated_at: Option<DateTime<Utc>>,
+}

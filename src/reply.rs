@@ -1,0 +1,70 @@
+//! The platform-neutral reply: what the bot says about a diagnosis, before any chat platform shapes it.
+//! The Discord adapter turns it into an embed with buttons; the console and the CLI print it as text.
+
+use serde::Serialize;
+
+use crate::diagnosis::{Action, Diagnosis, Severity, Verdict};
+use crate::prompts::{PromptError, Prompts};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplyField {
+    pub name: &'static str,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Reply {
+    pub verdict: Verdict,
+    pub severity: Severity,
+    pub title: String,
+    pub workspace: Option<String>,
+    pub next_steps: String,
+    pub fields: Vec<ReplyField>,
+    pub suggestions: Vec<String>,
+    pub actions: Vec<Action>,
+}
+
+impl Reply {
+    pub fn for_diagnosis(diagnosis: &Diagnosis, prompts: &Prompts) -> Result<Self, PromptError> {
+        let fields = diagnosis
+            .findings
+            .iter()
+            .map(|finding| ReplyField {
+                name: match finding.check {
+                    crate::diagnosis::Check::Registration => "Registration",
+                    crate::diagnosis::Check::Status => "Status",
+                    crate::diagnosis::Check::Delivery => "Delivery",
+                    crate::diagnosis::Check::Domain => "Their mail server",
+                },
+                value: finding.detail.clone(),
+            })
+            .collect();
+        Ok(Reply {
+            verdict: diagnosis.verdict,
+            severity: diagnosis.verdict.severity(),
+            title: prompts.verdict_title(diagnosis.verdict, &diagnosis.facts)?,
+            workspace: diagnosis.workspace.as_ref().map(|w| w.name.clone()),
+            next_steps: prompts.verdict_next_steps(diagnosis.verdict, &diagnosis.facts)?,
+            fields,
+            suggestions: diagnosis.suggestions.clone(),
+            actions: diagnosis.actions.clone(),
+        })
+    }
+}
+
+/// A diagnosis as plain text, the way the CLI prints it.
+pub fn render_text(diagnosis: &Diagnosis, prompts: &Prompts) -> Result<String, PromptError> {
+    let reply = Reply::for_diagnosis(diagnosis, prompts)?;
+    let context = serde_json::json!({
+        "title": reply.title,
+        "workspace": diagnosis.workspace.as_ref().map(|w| serde_json::json!({"slug": w.slug.as_str(), "name": w.name})),
+        "findings": diagnosis.findings,
+        "suggestions": reply.suggestions,
+        "next_steps": reply.next_steps,
+        "actions": reply.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+    });
+    Ok(prompts
+        .render("reply.txt.j2", &context)?
+        .trim_end()
+        .to_owned())
+}

@@ -1,0 +1,84 @@
+//! Builds the application from its config: templates checked, database connected and migrated.
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::engine::{CheckSettings, Engine};
+use crate::prompts::{PromptError, Prompts};
+use crate::store::{ConnectOptions, Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Prompts(#[from] PromptError),
+    #[error("{source} (database: {url})")]
+    Store {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+/// Loads templates first (a broken template should stop start-up before anything touches the
+/// database), then connects and applies migrations.
+pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
+    let prompts = Prompts::load(config.prompts_dir.as_deref())?;
+    let store = connect(config).await?;
+    store
+        .migrate()
+        .await
+        .map_err(|source| StartupError::Store {
+            url: redact_url(&config.database_url),
+            source,
+        })?;
+    Ok(Engine::new(
+        store,
+        Arc::new(prompts),
+        CheckSettings::from(config),
+    ))
+}
+
+pub async fn connect(config: &Config) -> Result<Store, StartupError> {
+    let options = ConnectOptions {
+        max_connections: config.database_max_connections,
+        ..ConnectOptions::default()
+    };
+    Store::connect(&config.database_url, &options)
+        .await
+        .map_err(|source| StartupError::Store {
+            url: redact_url(&config.database_url),
+            source,
+        })
+}
+
+/// The URL without its password, fit for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://bot:s3cret@db:5432/x"),
+            "postgres://bot:***@db:5432/x"
+        );
+        assert_eq!(redact_url("postgres://bot@db/x"), "postgres://bot@db/x");
+        assert_eq!(
+            redact_url("sqlite://invite-bot.db"),
+            "sqlite://invite-bot.db"
+        );
+    }
+}

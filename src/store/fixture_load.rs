@@ -1,0 +1,193 @@
+//! Writes a checked [`Fixture`] in one transaction: either all of it lands or none of it does.
+
+use std::collections::HashMap;
+
+use chrono::Duration;
+
+use super::{on_backend, Store};
+use crate::fixture::{Fixture, FixtureError, SeedReport};
+
+impl Store {
+    /// Upserts the fixture. Loading the same fixture twice changes nothing but relative times.
+    pub async fn load_fixture(
+        &self,
+        fixture: &Fixture,
+        invitation_ttl: Duration,
+    ) -> Result<SeedReport, FixtureError> {
+        let mut report = SeedReport::default();
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+
+            let mut workspace_ids: HashMap<&str, i64> = HashMap::new();
+            for workspace in &fixture.workspaces {
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
+                     ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING id",
+                )
+                .bind(workspace.slug.as_str())
+                .bind(&workspace.name)
+                .fetch_one(&mut *tx)
+                .await?;
+                workspace_ids.insert(workspace.slug.as_str(), id);
+                report.workspaces += 1;
+            }
+
+            let mut member_ids: HashMap<(&str, &str), i64> = HashMap::new();
+            for (i, member) in fixture.members.iter().enumerate() {
+                let slug = member.workspace.as_str();
+                let workspace_id = match workspace_ids.get(slug) {
+                    Some(id) => *id,
+                    None => {
+                        let found: Option<i64> =
+                            sqlx::query_scalar("SELECT id FROM workspaces WHERE slug = $1")
+                                .bind(slug)
+                                .fetch_optional(&mut *tx)
+                                .await?;
+                        found.ok_or_else(|| FixtureError::entry("member", i, "workspace",
+                            format!("no workspace `{slug}` in the fixture or the database")))?
+                    }
+                };
+                let email = &member.email;
+                let local_rev: String = email.local_part().chars().rev().collect();
+                let id: i64 = sqlx::query_scalar(
+                    "INSERT INTO members (workspace_id, email, email_key, local_key, domain_key, \
+                         local_rev, role, status, invited_at, activated_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                     ON CONFLICT (workspace_id, email_key) DO UPDATE SET email = excluded.email, \
+                         role = excluded.role, status = excluded.status, \
+                         invited_at = excluded.invited_at, activated_at = excluded.activated_at \
+                     RETURNING id",
+                )
+                .bind(workspace_id)
+                .bind(email.as_entered())
+                .bind(email.key())
+                .bind(email.local_part())
+                .bind(email.domain())
+                .bind(&local_rev)
+                .bind(member.role.as_str())
+                .bind(member.status.as_str())
+                .bind(member.invited_at)
+                .bind(member.activated_at)
+                .fetch_one(&mut *tx)
+                .await?;
+                member_ids.insert((slug, email.key()), id);
+                report.members += 1;
+            }
+
+            let mut invitations_per_member: HashMap<i64, usize> = HashMap::new();
+            for (i, invitation) in fixture.invitations.iter().enumerate() {
+                let slug = invitation.workspace.as_str();
+                let key = invitation.email.key();
+                let member_id = match member_ids.get(&(slug, key)) {
+                    Some(id) => *id,
+                    None => {
+                        let found: Option<i64> = sqlx::query_scalar(
+                            "SELECT m.id FROM members m JOIN workspaces w ON w.id = m.workspace_id \
+                             WHERE w.slug = $1 AND m.email_key = $2",
+                        )
+                        .bind(slug)
+                        .bind(key)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                        found.ok_or_else(|| FixtureError::entry("invitation", i, "email",
+                            format!("{key} is not a member of `{slug}` in the fixture or the database")))?
+                    }
+                };
+                let ordinal = invitations_per_member.entry(member_id).or_default();
+                *ordinal += 1;
+                // A stable id keeps re-seeding idempotent when the fixture gives none.
+                let message_id = invitation
+                    .message_id
+                    .clone()
+                    .unwrap_or_else(|| format!("seed.{slug}.{key}.{ordinal}"));
+                let expires_at = invitation
+                    .expires_at
+                    .unwrap_or(invitation.sent_at + invitation_ttl);
+                sqlx::query(
+                    "INSERT INTO invitations (member_id, sent_at, expires_at, message_id) \
+                     VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (message_id) DO UPDATE SET member_id = excluded.member_id, \
+                         sent_at = excluded.sent_at, expires_at = excluded.expires_at",
+                )
+                .bind(member_id)
+                .bind(invitation.sent_at)
+                .bind(expires_at)
+                .bind(&message_id)
+                .execute(&mut *tx)
+                .await?;
+                report.invitations += 1;
+            }
+
+            let mut events_per_key: HashMap<String, usize> = HashMap::new();
+            for (i, event) in fixture.delivery_events.iter().enumerate() {
+                let key = event.email.key();
+                let found: Option<(i64, Option<String>)> = match &event.message_id {
+                    Some(message_id) => sqlx::query_as(
+                        "SELECT id, message_id FROM invitations WHERE message_id = $1",
+                    )
+                    .bind(message_id)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                    None => sqlx::query_as(
+                        "SELECT i.id, i.message_id FROM invitations i \
+                         JOIN members m ON m.id = i.member_id \
+                         WHERE m.email_key = $1 ORDER BY i.sent_at DESC, i.id DESC LIMIT 1",
+                    )
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await?,
+                };
+                let (invitation_id, message_id) = match (found, &event.message_id) {
+                    (Some(found), _) => found,
+                    (None, Some(message_id)) => {
+                        return Err(FixtureError::entry("delivery_event", i, "message_id",
+                            format!("no invitation has message id {message_id:?}")))
+                    }
+                    (None, None) => {
+                        return Err(FixtureError::entry("delivery_event", i, "email",
+                            format!("no invitation was sent to {key}; add an [[invitation]] first")))
+                    }
+                };
+                let message = message_id.unwrap_or_else(|| invitation_id.to_string());
+                let base_key = format!("seed:{message}:{key}:{}", event.event.as_str());
+                let ordinal = events_per_key.entry(base_key.clone()).or_default();
+                *ordinal += 1;
+                sqlx::query(
+                    "INSERT INTO delivery_events (event_key, invitation_id, message_id, recipient_key, \
+                         recipient_domain, event, bounce_kind, at, detail) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (event_key) DO UPDATE SET invitation_id = excluded.invitation_id, \
+                         bounce_kind = excluded.bounce_kind, at = excluded.at, detail = excluded.detail",
+                )
+                .bind(format!("{base_key}:{ordinal}"))
+                .bind(invitation_id)
+                .bind(&message)
+                .bind(key)
+                .bind(event.email.domain())
+                .bind(event.event.as_str())
+                .bind(event.bounce.map(|b| b.as_str()))
+                .bind(event.at)
+                .bind(&event.detail)
+                .execute(&mut *tx)
+                .await?;
+                report.delivery_events += 1;
+            }
+
+            for suppression in &fixture.suppressions {
+                sqlx::query(
+                    "INSERT INTO suppressions (email_key, reason, at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (email_key, reason) DO UPDATE SET at = excluded.at",
+                )
+                .bind(suppression.email.key())
+                .bind(suppression.reason.as_str())
+                .bind(suppression.at)
+                .execute(&mut *tx)
+                .await?;
+                report.suppressions += 1;
+            }
+
+            tx.commit().await?;
+        });
+        Ok(report)
+    }
+}

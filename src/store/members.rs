@@ -1,0 +1,185 @@
+//! Members table: exact look-ups by normalized address and the index-backed candidate look-ups that
+//! suggestions are built from.
+
+use chrono::{DateTime, Utc};
+
+use super::{decode_enum, on_backend, prefix_upper_bound, Store, StoreError, StoreResult};
+use crate::member::{Member, MemberStatus, Role};
+use crate::workspace::{Workspace, WorkspaceSlug};
+
+/// A member found by exact address, with the workspace it belongs to.
+#[derive(Debug, Clone)]
+pub struct MemberMatch {
+    pub member: Member,
+    pub workspace: Workspace,
+}
+
+/// A member that might be the one a mistyped address meant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberCandidate {
+    pub workspace_id: i64,
+    pub email: String,
+    pub email_key: String,
+    pub local_key: String,
+    pub domain_key: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct MemberRow {
+    id: i64,
+    workspace_id: i64,
+    email: String,
+    email_key: String,
+    role: String,
+    status: String,
+    invited_at: Option<DateTime<Utc>>,
+    activated_at: Option<DateTime<Utc>>,
+    workspace_slug: String,
+    workspace_name: String,
+}
+
+impl TryFrom<MemberRow> for MemberMatch {
+    type Error = StoreError;
+    fn try_from(row: MemberRow) -> StoreResult<Self> {
+        let slug = WorkspaceSlug::parse(&row.workspace_slug).map_err(|_| {
+            StoreError::Corrupt(format!("workspaces.slug = {:?}", row.workspace_slug))
+        })?;
+        Ok(MemberMatch {
+            member: Member {
+                id: row.id,
+                workspace_id: row.workspace_id,
+                email: row.email,
+                email_key: row.email_key,
+                role: decode_enum(&row.role, "members.role", Role::parse)?,
+                status: decode_enum(&row.status, "members.status", MemberStatus::parse)?,
+                invited_at: row.invited_at,
+                activated_at: row.activated_at,
+            },
+            workspace: Workspace {
+                id: row.workspace_id,
+                slug,
+                name: row.workspace_name,
+            },
+        })
+    }
+}
+
+/// A member query with its workspace, completed by a literal WHERE clause (queries stay `&'static str`).
+macro_rules! select_members {
+    ($tail:literal) => {
+        concat!(
+            "SELECT m.id, m.workspace_id, m.email, m.email_key, m.role, m.status, m.invited_at, \
+             m.activated_at, w.slug AS workspace_slug, w.name AS workspace_name \
+             FROM members m JOIN workspaces w ON w.id = m.workspace_id ",
+            $tail
+        )
+    };
+}
+
+impl Store {
+    /// The member with exactly this address key in one workspace (unique index probe).
+    pub async fn member_in_workspace(
+        &self,
+        workspace_id: i64,
+        email_key: &str,
+    ) -> StoreResult<Option<MemberMatch>> {
+        const SQL: &str = select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
+        let row: Option<MemberRow> = on_backend!(self, pool => {
+            sqlx::query_as(SQL).bind(workspace_id).bind(email_key).fetch_optional(pool).await?
+        });
+        row.map(MemberMatch::try_from).transpose()
+    }
+
+    /// Every membership of this address key, across workspaces (index probe on the key).
+    pub async fn memberships(&self, email_key: &str) -> StoreResult<Vec<MemberMatch>> {
+        const SQL: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
+        let rows: Vec<MemberRow> = on_backend!(self, pool => {
+            sqlx::query_as(SQL).bind(email_key).fetch_all(pool).await?
+        });
+        rows.into_iter().map(MemberMatch::try_from).collect()
+    }
+
+    /// Members with the same local part at any domain.
+    pub async fn candidates_with_local(
+        &self,
+        local_key: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberCandidate>> {
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE local_key = $1 ORDER BY email_key LIMIT $2",
+            )
+            .bind(local_key)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Members at `domain_key` whose local part starts with `local_prefix` (a btree range).
+    pub async fn candidates_with_local_prefix(
+        &self,
+        domain_key: &str,
+        local_prefix: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberCandidate>> {
+        let upper = prefix_upper_bound(local_prefix);
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE domain_key = $1 AND local_key >= $2 AND local_key < $3 \
+                 ORDER BY local_key LIMIT $4",
+            )
+            .bind(domain_key)
+            .bind(local_prefix)
+            .bind(&upper)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Members at `domain_key` whose local part ends with the reverse of `reversed_suffix`.
+    pub async fn candidates_with_local_suffix(
+        &self,
+        domain_key: &str,
+        reversed_suffix: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<MemberCandidate>> {
+        let upper = prefix_upper_bound(reversed_suffix);
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE domain_key = $1 AND local_rev >= $2 AND local_rev < $3 \
+                 ORDER BY local_rev LIMIT $4",
+            )
+            .bind(domain_key)
+            .bind(reversed_suffix)
+            .bind(&upper)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+
+    /// Distinct member domains that start with `prefix`, for domain-typo suggestions.
+    pub async fn domains_with_prefix(&self, prefix: &str, limit: i64) -> StoreResult<Vec<String>> {
+        let upper = prefix_upper_bound(prefix);
+        let rows: Vec<String> = on_backend!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT DISTINCT domain_key FROM members \
+                 WHERE domain_key >= $1 AND domain_key < $2 ORDER BY domain_key LIMIT $3",
+            )
+            .bind(prefix)
+            .bind(&upper)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

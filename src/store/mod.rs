@@ -1,0 +1,233 @@
+//! The workspace database: one interface, a SQLite and a PostgreSQL implementation.
+//!
+//! Both backends run the same SQL wherever the dialects agree (sqlx's SQLite driver accepts `$1`
+//! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
+//! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
+
+mod deliveries;
+mod fixture_load;
+mod members;
+mod workspaces;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use sqlx::SqlSafeStr;
+
+pub use deliveries::DomainTrouble;
+pub use members::{MemberCandidate, MemberMatch};
+
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
+/// serves both.
+macro_rules! on_backend {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Sqlite($pool) => $body,
+            $crate::store::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database URL `{0}` is not understood: use sqlite://PATH or postgres://USER@HOST/DB"
+    )]
+    UnsupportedUrl(String),
+    #[error("cannot reach the database: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the database schema could not be migrated: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[source] sqlx::Error),
+    #[error("the database holds a value the bot does not understand: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
+            other => StoreError::Query(other),
+        }
+    }
+}
+
+impl StoreError {
+    /// True when the database could not be reached at all (as opposed to a query going wrong).
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which database is behind the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+/// A connection pool to the workspace database. Cheap to clone.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// How to connect; the defaults suit the CLI and the bot alike.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    pub max_connections: u32,
+    pub connect_timeout: Duration,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            connect_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Store {
+    /// Connects to `sqlite://PATH` (the file is created on first use) or `postgres://...`.
+    /// Fails at once, with [`StoreError::Unavailable`], when the server cannot be reached.
+    pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
+        if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)
+                .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(StoreError::Unavailable)?;
+            Ok(Store::Sqlite(pool))
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let connect = PgConnectOptions::from_str(url)
+                .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.connect_timeout)
+                .connect_with(connect)
+                .await
+                .map_err(StoreError::Unavailable)?;
+            Ok(Store::Postgres(pool))
+        } else {
+            Err(StoreError::UnsupportedUrl(url.to_owned()))
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Sqlite(_) => Backend::Sqlite,
+            Store::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Applies the embedded migrations. Safe to run again: applied versions are skipped.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Sqlite(pool) => migrator(Backend::Sqlite).run(pool).await?,
+            Store::Postgres(pool) => migrator(Backend::Postgres).run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// True when every embedded migration has been applied.
+    pub async fn is_migrated(&self) -> StoreResult<bool> {
+        let expected = migrator(self.backend()).iter().count() as i64;
+        let applied: Result<i64, sqlx::Error> = on_backend!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                .fetch_one(pool)
+                .await
+        });
+        match applied {
+            Ok(applied) => Ok(applied >= expected),
+            Err(sqlx::Error::Database(_)) => Ok(false),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// One round trip, to tell "reachable" from "down".
+    pub async fn ping(&self) -> StoreResult<()> {
+        on_backend!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        on_backend!(self, pool => pool.close().await)
+    }
+}
+
+/// The migrations, embedded in the binary so a deployment needs no files beside it.
+fn migrator(backend: Backend) -> Migrator {
+    let sources: &[(i64, &str, &'static str)] = match backend {
+        Backend::Sqlite => &[(
+            1,
+            "workspace database",
+            include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
+        )],
+        Backend::Postgres => &[(
+            1,
+            "workspace database",
+            include_str!("../../migrations/postgres/0001_workspace_database.sql"),
+        )],
+    };
+    Migrator::with_migrations(
+        sources
+            .iter()
+            .map(|(version, description, sql)| {
+                Migration::new(
+                    *version,
+                    (*description).into(),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Turns a text column into a domain enum, or reports the row as corrupt.
+pub(crate) fn decode_enum<T>(
+    value: &str,
+    column: &str,
+    parse: fn(&str) -> Option<T>,
+) -> StoreResult<T> {
+    parse(value).ok_or_else(|| StoreError::Corrupt(format!("{column} = {value:?}")))
+}
+
+/// The exclusive upper bound of a prefix range: every string starting with `prefix` sorts below it
+/// byte-wise (SQLite BINARY, PostgreSQL `COLLATE "C"`).
+pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+    format!("{prefix}\u{10FFFF}")
+}

@@ -1,0 +1,90 @@
+//! Workspaces: the customer accounts whose admins invite learners and trainers.
+
+use std::fmt;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlugError {
+    #[error("the workspace name is empty")]
+    Empty,
+    #[error("the workspace `{0}` is too long (at most 63 characters)")]
+    TooLong(String),
+    #[error("the workspace `{0}` may only hold lower-case letters, digits and `-`")]
+    InvalidCharacter(String),
+}
+
+/// The short, URL-safe name of a workspace, e.g. `acme-academy`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(transparent)]
+pub struct WorkspaceSlug(String);
+
+impl WorkspaceSlug {
+    pub fn parse(input: &str) -> Result<Self, SlugError> {
+        let slug = input.trim().to_ascii_lowercase();
+        if slug.is_empty() {
+            return Err(SlugError::Empty);
+        }
+        if slug.len() > 63 {
+            return Err(SlugError::TooLong(slug));
+        }
+        let well_formed = slug
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !slug.starts_with('-')
+            && !slug.ends_with('-');
+        if !well_formed {
+            return Err(SlugError::InvalidCharacter(input.trim().to_owned()));
+        }
+        Ok(Self(slug))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkspaceSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for WorkspaceSlug {
+    type Err = SlugError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Workspace {
+    #[serde(skip)]
+    pub id: i64,
+    pub slug: WorkspaceSlug,
+    pub name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_slugs() {
+        assert_eq!(
+            WorkspaceSlug::parse(" Acme-Academy ").unwrap().as_str(),
+            "acme-academy"
+        );
+        assert_eq!(WorkspaceSlug::parse(""), Err(SlugError::Empty));
+        assert!(matches!(
+            WorkspaceSlug::parse("acme academy"),
+            Err(SlugError::InvalidCharacter(_))
+        ));
+        assert!(matches!(
+            WorkspaceSlug::parse("-acme"),
+            Err(SlugError::InvalidCharacter(_))
+        ));
+        assert!(matches!(
+            WorkspaceSlug::parse(&"a".repeat(64)),
+            Err(SlugError::TooLong(_))
+        ));
+    }
+}
