@@ -24,8 +24,8 @@ CREATE TABLE IF NOT EXISTS members (
     invited_at    TIMESTAMPTZ,
     activated_at  TIMESTAMPTZ
 );
-CREATE UNIQUE INDEX IF NOT EXISTS members_workspace_email_key ON members (workspace_id, email_key);
-CREATE INDEX IF NOT EXISTS members_email_key ON members (email_key);
+-- Exact look-up by normalized address, in one workspace or across all: one btree, key first.
+CREATE UNIQUE INDEX IF NOT EXISTS members_email_key ON members (email_key, workspace_id);
 CREATE INDEX IF NOT EXISTS members_local_key ON members (local_key);
 CREATE INDEX IF NOT EXISTS members_domain_local ON members (domain_key, local_key);
 CREATE INDEX IF NOT EXISTS members_domain_local_rev ON members (domain_key, local_rev);

@@ -20,9 +20,8 @@ CREATE TABLE IF NOT EXISTS members (
     invited_at    TEXT,
     activated_at  TEXT
 );
--- Exact look-up: one btree probe per workspace, and across workspaces by key alone.
-CREATE UNIQUE INDEX IF NOT EXISTS members_workspace_email_key ON members (workspace_id, email_key);
-CREATE INDEX IF NOT EXISTS members_email_key ON members (email_key);
+-- Exact look-up by normalized address, in one workspace or across all: one btree, key first.
+CREATE UNIQUE INDEX IF NOT EXISTS members_email_key ON members (email_key, workspace_id);
 -- Suggestions: candidates that share the local part, or the domain plus a prefix/suffix of the local part.
 CREATE INDEX IF NOT EXISTS members_local_key ON members (local_key);
 CREATE INDEX IF NOT EXISTS members_domain_local ON members (domain_key, local_key);

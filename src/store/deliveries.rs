@@ -52,13 +52,28 @@ pub struct DomainTrouble {
     pub complained: i64,
 }
 
+pub(super) const LATEST_INVITATION: &str =
+    "SELECT id, member_id, sent_at, expires_at, message_id FROM invitations \
+                 WHERE member_id = $1 ORDER BY sent_at DESC, id DESC LIMIT 1";
+pub(super) const INVITATION_EVENTS: &str =
+    "SELECT event, bounce_kind, at, detail FROM delivery_events \
+                 WHERE invitation_id = $1 ORDER BY at, id";
+pub(super) const SUPPRESSIONS: &str =
+    "SELECT reason, at FROM suppressions WHERE email_key = $1 ORDER BY at DESC";
+pub(super) const DOMAIN_TROUBLE: &str = "SELECT COUNT(DISTINCT recipient_key) AS recipients, \
+                        COUNT(DISTINCT CASE WHEN event = 'bounced' THEN recipient_key END) AS bounced, \
+                        COUNT(DISTINCT CASE WHEN event = 'deferred' THEN recipient_key END) AS deferred, \
+                        COUNT(DISTINCT CASE WHEN event = 'spam_complaint' THEN recipient_key END) AS complained \
+                 FROM delivery_events \
+                 WHERE recipient_domain = $1 AND at >= $2 AND recipient_key <> $3 \
+                   AND event <> 'delivered'";
+
 impl Store {
     /// The member's most recent invitation email, if any was ever sent.
     pub async fn latest_invitation(&self, member_id: i64) -> StoreResult<Option<Invitation>> {
         let row: Option<InvitationRow> = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT id, member_id, sent_at, expires_at, message_id FROM invitations \
-                 WHERE member_id = $1 ORDER BY sent_at DESC, id DESC LIMIT 1",
+                LATEST_INVITATION,
             )
             .bind(member_id)
             .fetch_optional(pool)
@@ -71,8 +86,7 @@ impl Store {
     pub async fn invitation_events(&self, invitation_id: i64) -> StoreResult<Vec<DeliveryEvent>> {
         let rows: Vec<EventRow> = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT event, bounce_kind, at, detail FROM delivery_events \
-                 WHERE invitation_id = $1 ORDER BY at, id",
+                INVITATION_EVENTS,
             )
             .bind(invitation_id)
             .fetch_all(pool)
@@ -102,7 +116,7 @@ impl Store {
     pub async fn suppressions(&self, email_key: &str) -> StoreResult<Vec<Suppression>> {
         let rows: Vec<SuppressionRow> = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT reason, at FROM suppressions WHERE email_key = $1 ORDER BY at DESC",
+                SUPPRESSIONS,
             )
             .bind(email_key)
             .fetch_all(pool)
@@ -132,13 +146,7 @@ impl Store {
     ) -> StoreResult<DomainTrouble> {
         let trouble = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT COUNT(DISTINCT recipient_key) AS recipients, \
-                        COUNT(DISTINCT CASE WHEN event = 'bounced' THEN recipient_key END) AS bounced, \
-                        COUNT(DISTINCT CASE WHEN event = 'deferred' THEN recipient_key END) AS deferred, \
-                        COUNT(DISTINCT CASE WHEN event = 'spam_complaint' THEN recipient_key END) AS complained \
-                 FROM delivery_events \
-                 WHERE recipient_domain = $1 AND at >= $2 AND recipient_key <> $3 \
-                   AND event <> 'delivered'",
+                DOMAIN_TROUBLE,
             )
             .bind(domain)
             .bind(since)

@@ -53,7 +53,7 @@ impl Store {
                     "INSERT INTO members (workspace_id, email, email_key, local_key, domain_key, \
                          local_rev, role, status, invited_at, activated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-                     ON CONFLICT (workspace_id, email_key) DO UPDATE SET email = excluded.email, \
+                     ON CONFLICT (email_key, workspace_id) DO UPDATE SET email = excluded.email, \
                          role = excluded.role, status = excluded.status, \
                          invited_at = excluded.invited_at, activated_at = excluded.activated_at \
                      RETURNING id",

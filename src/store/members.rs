@@ -76,6 +76,21 @@ macro_rules! select_members {
     };
 }
 
+pub(super) const MEMBER_IN_WORKSPACE: &str =
+    select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
+pub(super) const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
+pub(super) const CANDIDATES_WITH_LOCAL: &str =
+    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE local_key = $1 ORDER BY email_key LIMIT $2";
+pub(super) const CANDIDATES_WITH_LOCAL_PREFIX: &str =
+    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE domain_key = $1 AND local_key >= $2 AND local_key < $3 \
+                 ORDER BY local_key LIMIT $4";
+pub(super) const CANDIDATES_WITH_LOCAL_SUFFIX: &str =
+    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+                 WHERE domain_key = $1 AND local_rev >= $2 AND local_rev < $3 \
+                 ORDER BY local_rev LIMIT $4";
+
 impl Store {
     /// The member with exactly this address key in one workspace (unique index probe).
     pub async fn member_in_workspace(
@@ -83,18 +98,16 @@ impl Store {
         workspace_id: i64,
         email_key: &str,
     ) -> StoreResult<Option<MemberMatch>> {
-        const SQL: &str = select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
         let row: Option<MemberRow> = on_backend!(self, pool => {
-            sqlx::query_as(SQL).bind(workspace_id).bind(email_key).fetch_optional(pool).await?
+            sqlx::query_as(MEMBER_IN_WORKSPACE).bind(workspace_id).bind(email_key).fetch_optional(pool).await?
         });
         row.map(MemberMatch::try_from).transpose()
     }
 
     /// Every membership of this address key, across workspaces (index probe on the key).
     pub async fn memberships(&self, email_key: &str) -> StoreResult<Vec<MemberMatch>> {
-        const SQL: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
         let rows: Vec<MemberRow> = on_backend!(self, pool => {
-            sqlx::query_as(SQL).bind(email_key).fetch_all(pool).await?
+            sqlx::query_as(MEMBERSHIPS).bind(email_key).fetch_all(pool).await?
         });
         rows.into_iter().map(MemberMatch::try_from).collect()
     }
@@ -107,8 +120,7 @@ impl Store {
     ) -> StoreResult<Vec<MemberCandidate>> {
         let rows = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE local_key = $1 ORDER BY email_key LIMIT $2",
+                CANDIDATES_WITH_LOCAL,
             )
             .bind(local_key)
             .bind(limit)
@@ -128,9 +140,7 @@ impl Store {
         let upper = prefix_upper_bound(local_prefix);
         let rows = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE domain_key = $1 AND local_key >= $2 AND local_key < $3 \
-                 ORDER BY local_key LIMIT $4",
+                CANDIDATES_WITH_LOCAL_PREFIX,
             )
             .bind(domain_key)
             .bind(local_prefix)
@@ -152,29 +162,10 @@ impl Store {
         let upper = prefix_upper_bound(reversed_suffix);
         let rows = on_backend!(self, pool => {
             sqlx::query_as(
-                "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE domain_key = $1 AND local_rev >= $2 AND local_rev < $3 \
-                 ORDER BY local_rev LIMIT $4",
+                CANDIDATES_WITH_LOCAL_SUFFIX,
             )
             .bind(domain_key)
             .bind(reversed_suffix)
-            .bind(&upper)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
-    }
-
-    /// Distinct member domains that start with `prefix`, for domain-typo suggestions.
-    pub async fn domains_with_prefix(&self, prefix: &str, limit: i64) -> StoreResult<Vec<String>> {
-        let upper = prefix_upper_bound(prefix);
-        let rows: Vec<String> = on_backend!(self, pool => {
-            sqlx::query_scalar(
-                "SELECT DISTINCT domain_key FROM members \
-                 WHERE domain_key >= $1 AND domain_key < $2 ORDER BY domain_key LIMIT $3",
-            )
-            .bind(prefix)
             .bind(&upper)
             .bind(limit)
             .fetch_all(pool)

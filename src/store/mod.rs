@@ -7,6 +7,7 @@
 mod deliveries;
 mod fixture_load;
 mod members;
+mod plans;
 mod workspaces;
 
 use std::str::FromStr;
@@ -19,6 +20,7 @@ use sqlx::SqlSafeStr;
 
 pub use deliveries::DomainTrouble;
 pub use members::{MemberCandidate, MemberMatch};
+pub use plans::HotQuery;
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
 /// serves both.

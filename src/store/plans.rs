@@ -1,0 +1,96 @@
+//! The queries a check runs, with the plans each database chooses for them. Tests and the benchmark
+//! use this to prove that no check scans a whole table.
+
+use chrono::{Duration, Utc};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{deliveries, members, prefix_upper_bound, Store, StoreResult};
+
+/// Every query on a check's path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HotQuery {
+    MemberInWorkspace,
+    Memberships,
+    CandidatesWithLocal,
+    CandidatesWithLocalPrefix,
+    CandidatesWithLocalSuffix,
+    LatestInvitation,
+    InvitationEvents,
+    Suppressions,
+    DomainTrouble,
+}
+
+impl HotQuery {
+    pub const ALL: [HotQuery; 9] = [
+        HotQuery::MemberInWorkspace,
+        HotQuery::Memberships,
+        HotQuery::CandidatesWithLocal,
+        HotQuery::CandidatesWithLocalPrefix,
+        HotQuery::CandidatesWithLocalSuffix,
+        HotQuery::LatestInvitation,
+        HotQuery::InvitationEvents,
+        HotQuery::Suppressions,
+        HotQuery::DomainTrouble,
+    ];
+
+    pub fn sql(self) -> &'static str {
+        match self {
+            HotQuery::MemberInWorkspace => members::MEMBER_IN_WORKSPACE,
+            HotQuery::Memberships => members::MEMBERSHIPS,
+            HotQuery::CandidatesWithLocal => members::CANDIDATES_WITH_LOCAL,
+            HotQuery::CandidatesWithLocalPrefix => members::CANDIDATES_WITH_LOCAL_PREFIX,
+            HotQuery::CandidatesWithLocalSuffix => members::CANDIDATES_WITH_LOCAL_SUFFIX,
+            HotQuery::LatestInvitation => deliveries::LATEST_INVITATION,
+            HotQuery::InvitationEvents => deliveries::INVITATION_EVENTS,
+            HotQuery::Suppressions => deliveries::SUPPRESSIONS,
+            HotQuery::DomainTrouble => deliveries::DOMAIN_TROUBLE,
+        }
+    }
+}
+
+/// Binds representative parameters for `$query` to the sqlx query `$q`.
+macro_rules! bind_samples {
+    ($q:expr, $query:expr) => {{
+        let key = "jane.doe@acme-corp.com";
+        let upper = prefix_upper_bound("jane");
+        let since = Utc::now() - Duration::days(30);
+        match $query {
+            HotQuery::MemberInWorkspace => $q.bind(1_i64).bind(key),
+            HotQuery::Memberships | HotQuery::Suppressions => $q.bind(key),
+            HotQuery::CandidatesWithLocal => $q.bind("jane.doe").bind(400_i64),
+            HotQuery::CandidatesWithLocalPrefix | HotQuery::CandidatesWithLocalSuffix => $q
+                .bind("acme-corp.com")
+                .bind("jane")
+                .bind(upper)
+                .bind(400_i64),
+            HotQuery::LatestInvitation | HotQuery::InvitationEvents => $q.bind(1_i64),
+            HotQuery::DomainTrouble => $q.bind("acme-corp.com").bind(since).bind(key),
+        }
+    }};
+}
+
+impl Store {
+    /// The plan the database picks for `query`, one line per plan node.
+    pub async fn query_plan(&self, query: HotQuery) -> StoreResult<Vec<String>> {
+        match self {
+            Store::Sqlite(pool) => {
+                let sql = AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", query.sql()));
+                let rows = bind_samples!(sqlx::query(sql), query)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| row.try_get::<String, _>("detail").map_err(Into::into))
+                    .collect()
+            }
+            Store::Postgres(pool) => {
+                let sql = AssertSqlSafe(format!("EXPLAIN {}", query.sql()));
+                let rows = bind_samples!(sqlx::query(sql), query)
+                    .fetch_all(pool)
+                    .await?;
+                rows.iter()
+                    .map(|row| row.try_get::<String, _>(0).map_err(Into::into))
+                    .collect()
+            }
+        }
+    }
+}

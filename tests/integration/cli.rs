@@ -1,0 +1,302 @@
+//! The `invite-bot` binary: output shapes and exit codes, as an operator or a script sees them.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+use crate::helpers::{fresh_database, Backend};
+
+const VERDICTS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/integration/fixtures/verdicts.toml"
+);
+
+/// Runs the binary in `dir` (so no stray config.toml is read), with no inherited configuration.
+fn invite_bot(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_invite-bot"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("INVITE_BOT_CONFIG")
+        .env_remove("INVITE_BOT_PROMPTS_DIR")
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn keys(value: &Value) -> Vec<&str> {
+    let mut keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+async fn json_shape(backend: Backend) {
+    let Some(database) = fresh_database(backend).await else {
+        return;
+    };
+    let url = database.url.clone();
+    let cwd = tempfile::tempdir().unwrap();
+    let seeded = invite_bot(cwd.path(), &["--database-url", &url, "seed", VERDICTS]);
+    assert!(seeded.status.success(), "{}", stderr(&seeded));
+    assert!(
+        stdout(&seeded).starts_with("seeded 2 workspaces, 21 members"),
+        "{}",
+        stdout(&seeded)
+    );
+
+    let output = invite_bot(
+        cwd.path(),
+        &[
+            "--database-url",
+            &url,
+            "check",
+            " <Delivered@Corp.Example> ",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let results: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    let results = results.as_array().expect("a JSON array");
+    assert_eq!(results.len(), 2);
+    let first = &results[0];
+    assert_eq!(
+        keys(first),
+        [
+            "actions",
+            "email",
+            "findings",
+            "member",
+            "suggestions",
+            "verdict",
+            "workspace"
+        ]
+    );
+    assert_eq!(first["email"], "delivered@corp.example");
+    assert_eq!(first["workspace"], "acme");
+    assert_eq!(first["verdict"], "invite_delivered");
+    assert_eq!(keys(&first["member"]), ["email", "role", "status"]);
+    assert_eq!(first["member"]["role"], "learner");
+    assert_eq!(first["member"]["status"], "invited");
+    assert_eq!(
+        first["actions"],
+        serde_json::json!(["resend_invite", "issue_activation_code", "escalate"])
+    );
+    for finding in first["findings"].as_array().unwrap() {
+        assert_eq!(keys(finding), ["check", "detail", "outcome"]);
+        assert!(["registration", "status", "delivery", "domain"]
+            .contains(&finding["check"].as_str().unwrap()));
+    }
+    assert_eq!(results[1]["workspace"], "other");
+    assert_eq!(results[1]["verdict"], "already_active");
+    assert_eq!(results[1]["actions"], serde_json::json!([]));
+
+    let output = invite_bot(
+        cwd.path(),
+        &[
+            "--database-url",
+            &url,
+            "check",
+            "nobody@corp.example",
+            "--format",
+            "json",
+        ],
+    );
+    let results: Value = serde_json::from_str(&stdout(&output)).unwrap();
+    assert_eq!(results[0]["workspace"], Value::Null);
+    assert_eq!(results[0]["member"], Value::Null);
+    assert_eq!(results[0]["verdict"], "not_registered");
+    assert_eq!(results[0]["suggestions"], serde_json::json!([]));
+
+    let text = invite_bot(
+        cwd.path(),
+        &[
+            "--database-url",
+            &url,
+            "check",
+            "bounced@corp.example",
+            "--workspace",
+            "acme",
+        ],
+    );
+    assert_eq!(text.status.code(), Some(0));
+    assert!(
+        stdout(&text).contains("Invitation bounced"),
+        "{}",
+        stdout(&text)
+    );
+    assert!(
+        stdout(&text).contains("Actions: issue_activation_code, escalate"),
+        "{}",
+        stdout(&text)
+    );
+}
+
+#[tokio::test]
+async fn json_output_has_the_documented_shape_on_sqlite() {
+    json_shape(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn json_output_has_the_documented_shape_on_postgres() {
+    json_shape(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn bad_input_exits_2_with_one_line() {
+    let Some(database) = fresh_database(Backend::Sqlite).await else {
+        return;
+    };
+    let url = database.url.clone();
+    let cwd = tempfile::tempdir().unwrap();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["check", "jane.acme.com"],
+            "error: That is not a valid email address: the address has no `@`",
+        ),
+        (
+            &["check", "jane doe@acme.com"],
+            "error: That is not a valid email address: the address contains a space",
+        ),
+        (
+            &["check", "jane@acme.com", "--workspace", "Not A Slug"],
+            "error: That is not a valid workspace",
+        ),
+        (
+            &["check", "jane@acme.com", "--workspace", "ghost"],
+            "error: There is no workspace `ghost`.",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut full = vec!["--database-url", url.as_str()];
+        full.extend_from_slice(args);
+        let output = invite_bot(cwd.path(), &full);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        let err = stderr(&output);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with(expected), "{args:?}: {err}");
+        assert!(stdout(&output).is_empty());
+    }
+}
+
+#[test]
+fn an_unreachable_database_exits_1_with_a_clear_message() {
+    let cwd = tempfile::tempdir().unwrap();
+    let output = invite_bot(
+        cwd.path(),
+        &[
+            "--database-url",
+            "postgres://postgres:hunter2@127.0.0.1:9/none",
+            "check",
+            "jane@acme.com",
+        ],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("cannot reach the database"), "{err}");
+    assert!(
+        err.contains("postgres://postgres:***@127.0.0.1:9/none"),
+        "{err}"
+    );
+    assert!(!err.contains("hunter2"), "the password leaked: {err}");
+}
+
+#[test]
+fn a_bad_fixture_exits_2_and_names_the_entry() {
+    let cwd = tempfile::tempdir().unwrap();
+    let fixture = cwd.path().join("bad.toml");
+    std::fs::write(&fixture, "[[workspace]]\nslug = \"acme\"\nname = \"Acme\"\n[[member]]\nworkspace = \"acme\"\nemail = \"x@y.example\"\nrole = \"boss\"\nstatus = \"invited\"\n").unwrap();
+    let output = invite_bot(cwd.path(), &["seed", fixture.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("[[member]] #1, field `role`"),
+        "{}",
+        stderr(&output)
+    );
+    let missing = invite_bot(cwd.path(), &["seed", "nope.toml"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("cannot read the fixture nope.toml"),
+        "{}",
+        stderr(&missing)
+    );
+}
+
+#[test]
+fn a_broken_config_exits_2_and_names_the_key() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join("config.toml"),
+        "[checks]\nresend_wait = 5\n",
+    )
+    .unwrap();
+    let output = invite_bot(cwd.path(), &["check", "jane@acme.com"]);
+    assert_eq!(output.status.code(), Some(2));
+    let err = stderr(&output);
+    assert!(
+        err.contains("config.toml") && err.contains("resend_wait"),
+        "{err}"
+    );
+
+    std::fs::write(
+        cwd.path().join("config.toml"),
+        "database_url = \"mysql://x\"\n",
+    )
+    .unwrap();
+    let output = invite_bot(cwd.path(), &["check", "jane@acme.com"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("database_url: must start with sqlite:// or postgres://"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn with_no_config_the_defaults_work_on_sqlite() {
+    let cwd = tempfile::tempdir().unwrap();
+    let demo = invite_bot(cwd.path(), &["demo", "--format", "json"]);
+    assert_eq!(demo.status.code(), Some(0), "{}", stderr(&demo));
+    assert!(
+        cwd.path().join("invite-bot.db").exists(),
+        "the default SQLite file was not created"
+    );
+    let results: Value = serde_json::from_str(&stdout(&demo)).unwrap();
+    let verdicts: std::collections::BTreeSet<&str> = results
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        verdicts.len(),
+        11,
+        "the demo shows every verdict: {verdicts:?}"
+    );
+
+    // Running the demo again is harmless, and `migrate` twice too.
+    assert_eq!(invite_bot(cwd.path(), &["demo"]).status.code(), Some(0));
+    assert_eq!(invite_bot(cwd.path(), &["migrate"]).status.code(), Some(0));
+    let again = invite_bot(cwd.path(), &["migrate"]);
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(stdout(&again).trim(), "migrations applied (sqlite)");
+}

@@ -1,0 +1,232 @@
+//! The test harness: every test gets its own fresh database on the backend it asks for.
+//!
+//! SQLite runs everywhere (a file in a temporary directory). PostgreSQL runs when
+//! `TEST_DATABASE_URL` points at a server (`.ci/run` sets it): each test creates a uniquely named
+//! database there and drops it afterwards. With `INVITE_BOT_REQUIRE_POSTGRES=1` (also set by
+//! `.ci/run`) a missing server fails the test instead of skipping it.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use invite_bot::config::Config;
+use invite_bot::diagnosis::Diagnosis;
+use invite_bot::email::EmailAddress;
+use invite_bot::engine::{CheckSettings, Engine};
+use invite_bot::error::EngineError;
+use invite_bot::fixture::{Fixture, FixtureError, SeedReport};
+use invite_bot::prompts::Prompts;
+use invite_bot::store::{ConnectOptions, Store};
+use invite_bot::workspace::WorkspaceSlug;
+use sqlx::Connection;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub engine: Engine,
+    _database: FreshDatabase,
+}
+
+/// An empty database for one test; dropping it removes it.
+pub struct FreshDatabase {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    _postgres: Option<PostgresDatabase>,
+}
+
+struct PostgresDatabase {
+    admin_url: String,
+    name: String,
+}
+
+impl Drop for PostgresDatabase {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; a fresh thread may block on its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
+                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The admin URL of the test PostgreSQL server, or `None` when tests should skip PostgreSQL.
+pub fn postgres_admin_url() -> Option<String> {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            if std::env::var("INVITE_BOT_REQUIRE_POSTGRES").as_deref() == Ok("1") {
+                panic!("INVITE_BOT_REQUIRE_POSTGRES=1 but TEST_DATABASE_URL is not set");
+            }
+            eprintln!("skipping PostgreSQL: set TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/postgres");
+            None
+        }
+    }
+}
+
+/// A fresh, empty database for `backend`; `None` when PostgreSQL is not configured for tests.
+pub async fn fresh_database(backend: Backend) -> Option<FreshDatabase> {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            Some(FreshDatabase {
+                url,
+                _dir: Some(dir),
+                _postgres: None,
+            })
+        }
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url()?;
+            let name = format!("invite_bot_test_{}", random_suffix());
+            let mut conn = sqlx::PgConnection::connect(&admin_url)
+                .await
+                .unwrap_or_else(|e| panic!("cannot reach TEST_DATABASE_URL: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            let url = replace_database(&admin_url, &name);
+            Some(FreshDatabase {
+                url,
+                _dir: None,
+                _postgres: Some(PostgresDatabase { admin_url, name }),
+            })
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let scheme_end = base.find("://").map(|i| i + 3).unwrap_or(0);
+    let base = match base[scheme_end..].find('/') {
+        Some(slash) => &base[..scheme_end + slash],
+        None => base,
+    };
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+pub fn random_suffix() -> String {
+    use rand::Rng;
+    let mut rng = rand::thread_rng();
+    (0..12)
+        .map(|_| char::from(b'a' + rng.gen_range(0..26)))
+        .collect()
+}
+
+impl TestApp {
+    /// `None` only for PostgreSQL when no server is configured (and none is required).
+    pub async fn spawn_with(
+        backend: Backend,
+        configure: impl FnOnce(&mut Config),
+    ) -> Option<TestApp> {
+        let database = fresh_database(backend).await?;
+        let mut config = Config::default();
+        config.database_url = database.url.clone();
+        configure(&mut config);
+        let store = Store::connect(&database.url, &ConnectOptions::default())
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        let engine = Engine::new(
+            store,
+            Arc::new(Prompts::builtin().unwrap()),
+            CheckSettings::from(&config),
+        );
+        Some(TestApp {
+            engine,
+            _database: database,
+        })
+    }
+
+    pub async fn try_seed(&self, toml: &str) -> Result<SeedReport, FixtureError> {
+        let fixture = Fixture::parse(toml, "test fixture", Utc::now())?;
+        self.engine.seed(&fixture).await
+    }
+
+    pub async fn seed(&self, toml: &str) -> SeedReport {
+        self.try_seed(toml)
+            .await
+            .unwrap_or_else(|e| panic!("seeding failed: {e}"))
+    }
+
+    pub async fn try_check(
+        &self,
+        email: &str,
+        workspace: Option<&str>,
+    ) -> Result<Vec<Diagnosis>, EngineError> {
+        let email = EmailAddress::parse(email).unwrap_or_else(|e| panic!("{email:?}: {e}"));
+        let workspace = workspace.map(|w| WorkspaceSlug::parse(w).unwrap());
+        self.engine.check(&email, workspace.as_ref()).await
+    }
+
+    /// The single diagnosis for `email` in `workspace`.
+    pub async fn check(&self, email: &str, workspace: &str) -> Diagnosis {
+        let mut diagnoses = self.try_check(email, Some(workspace)).await.unwrap();
+        assert_eq!(diagnoses.len(), 1);
+        diagnoses.remove(0)
+    }
+
+    /// Rows in `table`, read straight from the database.
+    pub async fn count(&self, table: &str) -> i64 {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
+        match self.engine.store() {
+            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+        }
+    }
+}
+
+/// Defines each test twice, once per backend: `mod name { fn sqlite(); fn postgres(); }`.
+macro_rules! both_backends {
+    ($(async fn $name:ident($app:ident) $(with $configure:expr;)? $body:block)*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    #[allow(unused_variables)]
+                    let configure = |_: &mut invite_bot::config::Config| {};
+                    $(let configure = $configure;)?
+                    let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, configure).await.unwrap();
+                    $body
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    #[allow(unused_variables)]
+                    let configure = |_: &mut invite_bot::config::Config| {};
+                    $(let configure = $configure;)?
+                    let Some($app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, configure).await else {
+                        return;
+                    };
+                    $body
+                }
+            }
+        )*
+    };
+}
+pub(crate) use both_backends;

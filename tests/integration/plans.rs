@@ -1,0 +1,100 @@
+//! Query plans: every query on a check's path is an index look-up, on both backends. Exact look-ups
+//! by normalized address must use their btree index (a trigram index on the whole address could
+//! otherwise win on PostgreSQL and make them ~100x slower).
+
+use invite_bot::store::{HotQuery, Store};
+
+use crate::helpers::both_backends;
+
+const POSTGRES_BULK: &str = r#"
+INSERT INTO workspaces (slug, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
+INSERT INTO members (workspace_id, email, email_key, local_key, domain_key, local_rev, role, status)
+SELECT 1 + (i % 2), 'user' || i || '@d' || (i % 500) || '.example', 'user' || i || '@d' || (i % 500) || '.example',
+       'user' || i, 'd' || (i % 500) || '.example', reverse('user' || i), 'learner', 'invited'
+FROM generate_series(1, 20000) AS i;
+INSERT INTO invitations (member_id, sent_at, expires_at, message_id)
+SELECT id, now() - interval '1 day', now() + interval '6 days', 'm' || id FROM members;
+INSERT INTO delivery_events (event_key, invitation_id, message_id, recipient_key, recipient_domain, event, at)
+SELECT 'e' || i.id, i.id, i.message_id, m.email_key, m.domain_key, 'delivered', now()
+FROM invitations i JOIN members m ON m.id = i.member_id;
+INSERT INTO suppressions (email_key, reason, at) SELECT email_key, 'manual', now() FROM members WHERE id % 2 = 0;
+ANALYZE;
+"#;
+
+const SQLITE_BULK: &str = r#"
+INSERT INTO workspaces (slug, name) VALUES ('acme', 'Acme'), ('beta', 'Beta');
+WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < 20000)
+INSERT INTO members (workspace_id, email, email_key, local_key, domain_key, local_rev, role, status)
+SELECT 1 + (i % 2), 'user' || i || '@d' || (i % 500) || '.example', 'user' || i || '@d' || (i % 500) || '.example',
+       'user' || i, 'd' || (i % 500) || '.example', i || 'resu', 'learner', 'invited' FROM seq;
+INSERT INTO invitations (member_id, sent_at, expires_at, message_id)
+SELECT id, '2026-11-01T00:00:00+00:00', '2026-11-08T00:00:00+00:00', 'm' || id FROM members;
+INSERT INTO delivery_events (event_key, invitation_id, message_id, recipient_key, recipient_domain, event, at)
+SELECT 'e' || i.id, i.id, i.message_id, m.email_key, m.domain_key, 'delivered', '2026-11-02T00:00:00+00:00'
+FROM invitations i JOIN members m ON m.id = i.member_id;
+INSERT INTO suppressions (email_key, reason, at)
+SELECT email_key, 'manual', '2026-11-02T00:00:00+00:00' FROM members WHERE id % 2 = 0;
+ANALYZE;
+"#;
+
+async fn load_bulk(store: &Store) {
+    match store {
+        Store::Sqlite(pool) => sqlx::raw_sql(SQLITE_BULK)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap(),
+        Store::Postgres(pool) => sqlx::raw_sql(POSTGRES_BULK)
+            .execute(pool)
+            .await
+            .map(|_| ())
+            .unwrap(),
+    }
+}
+
+/// The plan of `query`, with the assertion that no table that grows with members is scanned whole.
+/// (Workspaces are few; scanning them to join is the planner's right call.)
+async fn plan_without_full_scan(store: &Store, query: HotQuery) -> String {
+    let lines = store.query_plan(query).await.unwrap();
+    let plan = lines.join("\n");
+    for line in &lines {
+        let line = line.trim_start_matches([' ', '-', '>']).trim();
+        let full_scan_of = match store {
+            Store::Postgres(_) => line.split("Seq Scan on ").nth(1),
+            // SQLite says "SCAN t" for a full scan and "SEARCH t USING INDEX" for a look-up.
+            Store::Sqlite(_) => line
+                .strip_prefix("SCAN ")
+                .filter(|rest| !rest.contains("USING")),
+        };
+        if let Some(table) = full_scan_of.and_then(|rest| rest.split_whitespace().next()) {
+            assert!(
+                matches!(table, "workspaces" | "w"),
+                "{query:?} scans {table} whole:\n{plan}"
+            );
+        }
+    }
+    plan
+}
+
+both_backends! {
+    async fn no_check_query_scans_a_table(app) {
+        load_bulk(app.engine.store()).await;
+        for query in HotQuery::ALL {
+            plan_without_full_scan(app.engine.store(), query).await;
+        }
+    }
+
+    async fn exact_lookups_use_their_btree_index(app) {
+        load_bulk(app.engine.store()).await;
+        let store = app.engine.store();
+        for query in [HotQuery::MemberInWorkspace, HotQuery::Memberships] {
+            let plan = plan_without_full_scan(store, query).await;
+            assert!(plan.contains("members_email_key"), "{query:?}:\n{plan}");
+            if let Store::Postgres(_) = store {
+                assert!(plan.contains("Index Scan using members_email_key"), "{query:?}:\n{plan}");
+                assert!(plan.contains("(email_key = '"), "{query:?}:\n{plan}");
+                assert!(!plan.contains("Bitmap"), "an exact look-up needs no bitmap:\n{plan}");
+            }
+        }
+    }
+}
