@@ -84,7 +84,12 @@ impl Engine {
         self.check_at(email, workspace, Utc::now()).await
     }
 
-    #[tracing::instrument(name = "check", skip_all, fields(email = %email.masked(), workspace = workspace.map(|w| w.as_str())))]
+    // The request id ties every log line of one check together; the address is logged masked only.
+    #[tracing::instrument(
+        name = "check",
+        skip_all,
+        fields(request_id = %crate::error::new_reference(), email = %email.masked(), workspace = workspace.map(|w| w.as_str()))
+    )]
     pub async fn check_at(
         &self,
         email: &EmailAddress,
