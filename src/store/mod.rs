@@ -4,8 +4,13 @@
 //! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
+mod actions;
+mod activation;
+mod audit;
 mod deliveries;
+mod escalations;
 mod fixture_load;
+mod locking;
 mod members;
 mod plans;
 mod workspaces;
@@ -18,7 +23,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::SqlSafeStr;
 
+pub use actions::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
+pub use activation::{ActivationStart, LiveCode, NewActivationCode};
+pub use audit::{AuditEntry, AuditFilter};
 pub use deliveries::DomainTrouble;
+pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch};
 pub use plans::HotQuery;
 
@@ -192,16 +201,30 @@ impl Store {
 /// The migrations, embedded in the binary so a deployment needs no files beside it.
 fn migrator(backend: Backend) -> Migrator {
     let sources: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/postgres/0001_workspace_database.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
+            ),
+            (
+                2,
+                "actions",
+                include_str!("../../migrations/sqlite/0002_actions.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/postgres/0001_workspace_database.sql"),
+            ),
+            (
+                2,
+                "actions",
+                include_str!("../../migrations/postgres/0002_actions.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         sources
