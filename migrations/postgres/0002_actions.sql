@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS outbox (
     invitation_id      BIGINT NOT NULL REFERENCES invitations(id),
     recipient          TEXT NOT NULL,
     state              TEXT NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed')),
-    attempts           INTEGER NOT NULL DEFAULT 0,
+    attempts           BIGINT NOT NULL DEFAULT 0,
     next_attempt_at    TIMESTAMPTZ NOT NULL,
     claimed_at         TIMESTAMPTZ,
     last_error         TEXT,
@@ -46,7 +46,7 @@ CREATE TABLE IF NOT EXISTS activation_codes (
     expires_at       TIMESTAMPTZ NOT NULL,
     used_at          TIMESTAMPTZ,
     voided_at        TIMESTAMPTZ,
-    failed_attempts  INTEGER NOT NULL DEFAULT 0
+    failed_attempts  BIGINT NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS activation_codes_member ON activation_codes (member_id, created_at);
 
@@ -63,7 +63,7 @@ CREATE TABLE IF NOT EXISTS escalations (
     note                    TEXT,
     created_at              TIMESTAMPTZ NOT NULL,
     webhook_state           TEXT NOT NULL CHECK (webhook_state IN ('none', 'pending', 'delivered', 'failed')),
-    webhook_attempts        INTEGER NOT NULL DEFAULT 0,
+    webhook_attempts        BIGINT NOT NULL DEFAULT 0,
     webhook_next_attempt_at TIMESTAMPTZ,
     webhook_last_error      TEXT
 );

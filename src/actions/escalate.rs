@@ -205,11 +205,19 @@ impl Engine {
 
     /// Retries webhook deliveries of escalations that are due. Returns how many were delivered.
     pub async fn deliver_due_escalations(&self) -> Result<usize, EngineError> {
+        self.deliver_escalations_due_at(Utc::now()).await
+    }
+
+    /// [`Engine::deliver_due_escalations`] as if it were `now`.
+    pub async fn deliver_escalations_due_at(
+        &self,
+        now: chrono::DateTime<Utc>,
+    ) -> Result<usize, EngineError> {
         if self.action_settings().webhook.is_none() {
             return Ok(0);
         }
         let mut delivered = 0;
-        for row in self.store().due_escalation_webhooks(Utc::now(), 50).await? {
+        for row in self.store().due_escalation_webhooks(now, 50).await? {
             if self.deliver_escalation(&row).await?.delivered {
                 delivered += 1;
             }

@@ -345,7 +345,11 @@ impl Engine {
     /// Sends every outbox email that is due: left pending by a temporary failure, or abandoned by a
     /// crash between commit and send. Run at start-up and periodically. Returns how many were sent.
     pub async fn send_due_invitations(&self) -> Result<usize, EngineError> {
-        let now = Utc::now();
+        self.send_invitations_due_at(Utc::now()).await
+    }
+
+    /// [`Engine::send_due_invitations`] as if it were `now` (operators catching up, tests).
+    pub async fn send_invitations_due_at(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
         let stale = now - self.action_settings().outbox_claim_timeout;
         let mut sent = 0;
         for id in self.store().due_outbox(now, stale, 100).await? {

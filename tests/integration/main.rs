@@ -1,9 +1,12 @@
 //! Integration tests: the engine, the store and the CLI, against SQLite and PostgreSQL.
 
 mod helpers;
+mod smtp;
 
+mod actions;
 mod cli;
 mod domain_finding;
+mod escalations;
 mod fixtures;
 mod input;
 mod plans;
