@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::actions::{ActionOutcome, Authorizer, RedeemOutcome};
+use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
 use crate::config::Config;
 use crate::email::EmailAddress;
 use crate::engine::Engine;
@@ -224,8 +224,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 .map(WorkspaceSlug::parse)
                 .transpose()
                 .map_err(UserError::from)?;
-            let engine = startup::build_engine(&config).await?;
-            let operator = Authorizer::from_config(&config).operator();
+            let (engine, operator) = operator_engine(&config).await?;
             let diagnoses = engine
                 .check_as(&operator, &email, workspace.as_ref())
                 .await?;
@@ -278,8 +277,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let engine = startup::build_engine(&config).await?;
-            let operator = Authorizer::from_config(&config).operator();
+            let (engine, operator) = operator_engine(&config).await?;
             let outcome = engine
                 .resend_invite(&operator, &email, &workspace, None)
                 .await;
@@ -292,8 +290,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let engine = startup::build_engine(&config).await?;
-            let operator = Authorizer::from_config(&config).operator();
+            let (engine, operator) = operator_engine(&config).await?;
             let outcome = engine
                 .issue_activation_code(&operator, &email, &workspace, None)
                 .await;
@@ -307,8 +304,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let engine = startup::build_engine(&config).await?;
-            let operator = Authorizer::from_config(&config).operator();
+            let (engine, operator) = operator_engine(&config).await?;
             let outcome = engine
                 .escalate(&operator, &email, &workspace, note.as_deref())
                 .await;
@@ -322,8 +318,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let engine = startup::build_engine(&config).await?;
-            let operator = Authorizer::from_config(&config).operator();
+            let (engine, operator) = operator_engine(&config).await?;
             let outcome = engine.redeem(&operator, &email, &workspace, &code).await;
             engine.store().close().await;
             let activated = outcome? == RedeemOutcome::Activated;
@@ -419,6 +414,12 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
     }
     Ok(())
+}
+
+/// The engine and the local operator, for the action commands.
+async fn operator_engine(config: &Config) -> Result<(Engine, Actor), Failure> {
+    let engine = startup::build_engine(config).await?;
+    Ok((engine, Authorizer::from_config(config).operator()))
 }
 
 fn parse_target(email: &str, workspace: &str) -> Result<(EmailAddress, WorkspaceSlug), Failure> {

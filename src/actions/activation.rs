@@ -115,20 +115,13 @@ impl Engine {
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
         let action = Action::IssueActivationCode;
-        if let Some(refusal) = self
-            .refuse_unless_allowed(actor, action, workspace, email)
+        let diagnosis = match self
+            .open_action(actor, action, email, workspace, idempotency_key)
             .await?
         {
-            return Ok(refusal);
-        }
-        if let Some(key) = idempotency_key {
-            if let Some(prior) = self.store().prior_action(key).await? {
-                return self
-                    .refuse_duplicate(actor, action, workspace, email, &prior)
-                    .await;
-            }
-        }
-        let diagnosis = self.current_diagnosis(email, workspace).await?;
+            Ok(diagnosis) => diagnosis,
+            Err(refusal) => return Ok(refusal),
+        };
         let member = match &diagnosis.member {
             Some(member) if diagnosis.actions.contains(&action) => member.clone(),
             _ => {

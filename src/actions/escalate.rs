@@ -33,13 +33,13 @@ impl Engine {
         note: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
         let action = Action::Escalate;
-        if let Some(refusal) = self
-            .refuse_unless_allowed(actor, action, workspace, email)
+        let diagnosis = match self
+            .open_action(actor, action, email, workspace, None)
             .await?
         {
-            return Ok(refusal);
-        }
-        let diagnosis = self.current_diagnosis(email, workspace).await?;
+            Ok(diagnosis) => diagnosis,
+            Err(refusal) => return Ok(refusal),
+        };
         if !diagnosis.actions.contains(&action) {
             return self
                 .refuse_not_offered(actor, action, &diagnosis, workspace)

@@ -61,8 +61,36 @@ impl Engine {
         Ok(ActionOutcome::Refused(Refusal { reason, message }))
     }
 
+    /// What every action does first: the actor's permission, then whether this exact request (its
+    /// idempotency key) was already handled, then the verdict as it stands now. `Err` carries the
+    /// refusal to return.
+    pub(crate) async fn open_action(
+        &self,
+        actor: &Actor,
+        action: Action,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        idempotency_key: Option<&str>,
+    ) -> Result<Result<Diagnosis, ActionOutcome>, EngineError> {
+        if let Some(refusal) = self
+            .refuse_unless_allowed(actor, action, workspace, email)
+            .await?
+        {
+            return Ok(Err(refusal));
+        }
+        if let Some(key) = idempotency_key {
+            if let Some(prior) = self.store().prior_action(key).await? {
+                return self
+                    .refuse_duplicate(actor, action, workspace, email, &prior)
+                    .await
+                    .map(Err);
+            }
+        }
+        Ok(Ok(self.current_diagnosis(email, workspace).await?))
+    }
+
     /// `Some(refusal)` when the actor may not do `action` in `workspace`.
-    pub(crate) async fn refuse_unless_allowed(
+    async fn refuse_unless_allowed(
         &self,
         actor: &Actor,
         action: Action,
@@ -90,7 +118,7 @@ impl Engine {
     }
 
     /// The verdict as it stands now for `email` in `workspace`.
-    pub(crate) async fn current_diagnosis(
+    async fn current_diagnosis(
         &self,
         email: &EmailAddress,
         workspace: &WorkspaceSlug,
