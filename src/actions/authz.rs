@@ -76,6 +76,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// An actor with no permissions, for callers that need none (the activation API, whose caller is
+    /// the person being activated) but still appear in the audit log.
+    pub fn without_permissions(id: &str, name: &str) -> Self {
+        Actor {
+            id: id.to_owned(),
+            name: name.to_owned(),
+            grants: Vec::new(),
+        }
+    }
+
     /// A stable id for audit rows: `discord:<user id>` or `operator`.
     pub fn id(&self) -> &str {
         &self.id

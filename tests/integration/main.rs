@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod actions;
+mod activation_api;
 mod cli;
 mod domain_finding;
 mod escalations;
