@@ -495,6 +495,15 @@ both_backends! {
         assert_eq!(outcomes.iter().filter(|o| **o == RedeemOutcome::Activated).count(), 1, "{outcomes:?}");
     }
 
+    async fn activation_codes_are_rate_limited_per_member(app) with |c: &mut Config| c.actions.activation_codes_per_member_per_day = 2; {
+        app.seed(PEOPLE).await;
+        issue_code(&app, "blocked@learners.example").await;
+        issue_code(&app, "blocked@learners.example").await;
+        let refusal = refused(app.engine.issue_activation_code(&app.operator(), &app.email("blocked@learners.example"), &app.slug("acme"), None).await.unwrap());
+        assert_eq!(refusal.reason, RefusalReason::RateLimited);
+        assert!(refusal.message.contains("already got 2 activation codes"), "{}", refusal.message);
+    }
+
     async fn codes_are_not_offered_where_the_verdict_has_none(app) {
         app.seed(PEOPLE).await;
         for email in ["active@learners.example", "gone@learners.example", "nobody@learners.example"] {
