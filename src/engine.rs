@@ -132,6 +132,7 @@ impl Engine {
             }
         };
         for diagnosis in &diagnoses {
+            crate::metrics::record_check(diagnosis.verdict.as_str());
             tracing::info!(
                 verdict = diagnosis.verdict.as_str(),
                 workspace = diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),

@@ -8,6 +8,7 @@ mod deliveries;
 mod fixture_load;
 mod members;
 mod plans;
+mod webhook_events;
 mod workspaces;
 
 use std::str::FromStr;
@@ -21,6 +22,9 @@ use sqlx::SqlSafeStr;
 pub use deliveries::DomainTrouble;
 pub use members::{MemberCandidate, MemberMatch};
 pub use plans::HotQuery;
+pub use webhook_events::{
+    BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
+};
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
 /// serves both.
@@ -192,16 +196,30 @@ impl Store {
 /// The migrations, embedded in the binary so a deployment needs no files beside it.
 fn migrator(backend: Backend) -> Migrator {
     let sources: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/postgres/0001_workspace_database.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
+            ),
+            (
+                3,
+                "provider webhooks",
+                include_str!("../../migrations/sqlite/0003_provider_webhooks.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/postgres/0001_workspace_database.sql"),
+            ),
+            (
+                3,
+                "provider webhooks",
+                include_str!("../../migrations/postgres/0003_provider_webhooks.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         sources
