@@ -15,3 +15,4 @@ mod verdicts;
 mod webhooks_mailgun;
 mod webhooks_postmark;
 mod webhooks_sendgrid;
+mod webhooks_ses;
