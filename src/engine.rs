@@ -51,6 +51,8 @@ pub struct Engine {
     store: Store,
     prompts: Arc<Prompts>,
     settings: Arc<CheckSettings>,
+    /// Providers asked at check time whether the address is suppressed (optional).
+    lookups: Option<crate::providers::LiveLookups>,
 }
 
 impl Engine {
@@ -59,7 +61,14 @@ impl Engine {
             store,
             prompts,
             settings: Arc::new(settings),
+            lookups: None,
         }
+    }
+
+    /// Also asks these providers, at every check, whether the address is suppressed right now.
+    pub fn with_lookups(mut self, lookups: crate::providers::LiveLookups) -> Self {
+        self.lookups = Some(lookups);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -197,20 +206,34 @@ impl Engine {
 
         let since = now - Duration::days(i64::from(self.settings.domain_window_days));
         let check_domain = !suggestions::is_mailbox_provider(email.domain());
-        let (invitation, suppressions, trouble) = tokio::try_join!(
-            self.store.latest_invitation(found.member.id),
-            self.store.suppressions(email.key()),
+        // Providers are asked while the store is read; the look-ups bound their own time.
+        let live = async {
+            match &self.lookups {
+                Some(lookups) => lookups.check(email).await,
+                None => Vec::new(),
+            }
+        };
+        let (stored, live) = tokio::join!(
             async {
-                if check_domain {
-                    self.store
-                        .domain_trouble(email.domain(), email.key(), since)
-                        .await
-                        .map(Some)
-                } else {
-                    Ok(None)
-                }
+                tokio::try_join!(
+                    self.store.latest_invitation(found.member.id),
+                    self.store.suppressions(email.key()),
+                    async {
+                        if check_domain {
+                            self.store
+                                .domain_trouble(email.domain(), email.key(), since)
+                                .await
+                                .map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    },
+                )
             },
-        )?;
+            live
+        );
+        let (invitation, mut suppressions, trouble) = stored?;
+        let live_findings = crate::providers::apply(&live, &mut suppressions, now);
         let events = match &invitation {
             Some(invitation) => self.store.invitation_events(invitation.id).await?,
             None => Vec::new(),
@@ -223,6 +246,7 @@ impl Engine {
             resend_wait: self.settings.resend_wait,
         });
         drafts.extend(assessment.findings);
+        drafts.extend(live_findings);
 
         let mut suggestions = Vec::new();
         if assessment.verdict == Verdict::InviteBounced {

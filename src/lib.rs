@@ -16,6 +16,7 @@ pub mod humanize;
 pub mod member;
 pub mod metrics;
 pub mod prompts;
+pub mod providers;
 pub mod reply;
 pub mod serve;
 pub mod startup;

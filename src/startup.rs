@@ -31,11 +31,13 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
             url: redact_url(&config.database_url),
             source,
         })?;
-    Ok(Engine::new(
-        store,
-        Arc::new(prompts),
-        CheckSettings::from(config),
-    ))
+    let engine = Engine::new(store, Arc::new(prompts), CheckSettings::from(config));
+    Ok(
+        match crate::providers::LiveLookups::from_config(&config.providers) {
+            Some(lookups) => engine.with_lookups(lookups),
+            None => engine,
+        },
+    )
 }
 
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {

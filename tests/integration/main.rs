@@ -8,6 +8,7 @@ mod fixtures;
 mod http_app;
 mod http_health;
 mod input;
+mod lookups;
 mod plans;
 mod serve;
 mod suggestions;
