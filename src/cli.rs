@@ -54,6 +54,13 @@ pub enum Command {
     Seed { file: PathBuf },
     /// Apply database migrations (also done at every start).
     Migrate,
+    /// Run the bot: the HTTP listener (health, readiness, metrics, provider webhooks) until
+    /// SIGINT/SIGTERM.
+    Serve {
+        /// Run the HTTP listener alone, even when Discord is configured.
+        #[arg(long)]
+        no_discord: bool,
+    },
     /// Load the bundled demo data and check one address per verdict.
     Demo {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -120,9 +127,12 @@ pub enum Format {
 }
 
 impl Cli {
-    /// Quiet for one-shot commands, whose output is the point.
+    /// Quiet for one-shot commands, whose output is the point; `serve` logs what it does.
     pub fn default_log_level(&self) -> &'static str {
-        "warn"
+        match self.command {
+            Command::Serve { .. } => "info",
+            _ => "warn",
+        }
     }
 }
 
@@ -251,6 +261,23 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             })?;
             println!("migrations applied ({})", store.backend().as_str());
             store.close().await;
+        }
+        Command::Serve { no_discord } => {
+            let engine = startup::build_engine(&config).await?;
+            let options = crate::serve::ServeOptions { no_discord };
+            crate::serve::run(
+                &config,
+                engine.clone(),
+                options,
+                crate::serve::shutdown_signal(),
+                |addr| eprintln!("listening on http://{addr}"),
+            )
+            .await
+            .map_err(|e| match e {
+                crate::serve::ServeError::Config(_) => Failure::bad_input(e.to_string()),
+                other => Failure::operational(error_chain(&other)),
+            })?;
+            engine.store().close().await;
         }
         Command::Demo { format } => {
             let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;

@@ -36,6 +36,10 @@ pub struct Config {
     pub smtp: SmtpConfig,
     pub escalation: EscalationConfig,
     pub permissions: PermissionsConfig,
+    /// The HTTP listener of `invite-bot serve`: health, readiness, metrics, provider webhooks.
+    pub http: HttpConfig,
+    /// Delivery data from email providers: one section per provider, each off unless configured.
+    pub providers: ProvidersConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -219,6 +223,8 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             escalation: EscalationConfig::default(),
             permissions: PermissionsConfig::default(),
+            http: HttpConfig::default(),
+            providers: ProvidersConfig::default(),
         }
     }
 }
@@ -287,6 +293,7 @@ impl Config {
         set(&mut self.database_url, "DATABASE_URL");
         set(&mut self.product.login_url, "INVITE_BOT_LOGIN_URL");
         set(&mut self.product.sender, "INVITE_BOT_SENDER");
+        set(&mut self.http.listen, "INVITE_BOT_HTTP_LISTEN");
         if let Some(dir) = env("INVITE_BOT_PROMPTS_DIR").filter(|v| !v.trim().is_empty()) {
             self.prompts_dir = Some(dir.into());
         }
@@ -384,6 +391,173 @@ impl Config {
                 "escalation.webhook_secret",
                 "is required when escalation.webhook_url is set",
             );
+        }
+        self.validate_http()?;
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address the listener binds to; port 0 picks a free port. Env: `INVITE_BOT_HTTP_LISTEN`.
+    pub listen: String,
+    /// Largest request body accepted, in bytes; larger requests get 413 before they are read.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvidersConfig {
+    /// How long a live suppression look-up may take before the check uses stored data instead.
+    /// Kept below the chat's reply deadline.
+    pub lookup_timeout_ms: Option<u64>,
+    pub postmark: Option<PostmarkConfig>,
+    pub sendgrid: Option<SendgridConfig>,
+    pub mailgun: Option<MailgunConfig>,
+    pub ses: Option<SesConfig>,
+}
+
+impl ProvidersConfig {
+    pub const DEFAULT_LOOKUP_TIMEOUT_MS: u64 = 1500;
+
+    pub fn lookup_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.lookup_timeout_ms
+                .unwrap_or(Self::DEFAULT_LOOKUP_TIMEOUT_MS),
+        )
+    }
+}
+
+/// Postmark signs nothing: the webhook URL carries HTTP Basic credentials that only Postmark knows.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PostmarkConfig {
+    pub webhook_username: String,
+    pub webhook_password: secrecy::SecretString,
+    /// Server API token, for live look-ups of the address's bounces and suppressions (optional).
+    pub api_token: Option<secrecy::SecretString>,
+    #[serde(default = "PostmarkConfig::default_api_base")]
+    pub api_base: String,
+}
+
+impl PostmarkConfig {
+    fn default_api_base() -> String {
+        "https://api.postmarkapp.com".into()
+    }
+}
+
+/// SendGrid signs each batch with ECDSA P-256; the verification key is shown in its settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendgridConfig {
+    /// The "Verification Key": base64 DER (as SendGrid shows it) or PEM.
+    pub public_key: String,
+    /// Requests whose signed timestamp is further than this from now are refused (replays).
+    #[serde(default = "default_max_age_seconds")]
+    pub max_age_seconds: u64,
+    /// API key with suppression read access, for live look-ups (optional).
+    pub api_key: Option<secrecy::SecretString>,
+    #[serde(default = "SendgridConfig::default_api_base")]
+    pub api_base: String,
+}
+
+impl SendgridConfig {
+    fn default_api_base() -> String {
+        "https://api.sendgrid.com".into()
+    }
+}
+
+/// Mailgun puts an HMAC-SHA256 of timestamp + token, made with the webhook signing key, in the body.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MailgunConfig {
+    pub signing_key: secrecy::SecretString,
+    #[serde(default = "default_max_age_seconds")]
+    pub max_age_seconds: u64,
+    /// Private API key, for live look-ups of the domain's bounces, complaints and unsubscribes.
+    pub api_key: Option<secrecy::SecretString>,
+    /// The sending domain whose suppression lists are looked up (needed with `api_key`).
+    pub domain: Option<String>,
+    #[serde(default = "MailgunConfig::default_api_base")]
+    pub api_base: String,
+}
+
+impl MailgunConfig {
+    fn default_api_base() -> String {
+        "https://api.mailgun.net".into()
+    }
+}
+
+/// Amazon SES publishes events to an SNS topic, which posts signed notifications.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesConfig {
+    /// Only notifications from this topic are accepted.
+    pub topic_arn: String,
+    /// Regular expression the signing certificate's host must match in full.
+    #[serde(default = "SesConfig::default_cert_host_pattern")]
+    pub cert_host_pattern: String,
+    /// Notifications older than this (SNS `Timestamp`) are refused; SNS retries for up to an hour.
+    #[serde(default = "SesConfig::default_max_age_seconds")]
+    pub max_age_seconds: u64,
+    /// Confirm subscriptions to `topic_arn` by visiting their SubscribeURL.
+    #[serde(default = "SesConfig::default_confirm")]
+    pub confirm_subscriptions: bool,
+    /// For live look-ups with SES `GetSuppressedDestination` (optional; all three needed).
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<secrecy::SecretString>,
+    /// Default `https://email.{region}.amazonaws.com`.
+    pub api_base: Option<String>,
+}
+
+impl SesConfig {
+    fn default_cert_host_pattern() -> String {
+        r"sns\.[a-z0-9-]+\.amazonaws\.com".into()
+    }
+    fn default_max_age_seconds() -> u64 {
+        3600
+    }
+    fn default_confirm() -> bool {
+        true
+    }
+}
+
+fn default_max_age_seconds() -> u64 {
+    300
+}
+
+impl Config {
+    fn validate_http(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            return invalid("http.listen", "must be IP:PORT, e.g. 127.0.0.1:8080".into());
+        }
+        if self.http.max_body_bytes < 1024 {
+            return invalid("http.max_body_bytes", "must be at least 1024".into());
+        }
+        if let Some(ses) = &self.providers.ses {
+            if let Err(e) = regex::Regex::new(&ses.cert_host_pattern) {
+                return invalid("providers.ses.cert_host_pattern", e.to_string());
+            }
+        }
+        if let Some(mailgun) = &self.providers.mailgun {
+            if mailgun.api_key.is_some() && mailgun.domain.is_none() {
+                return invalid(
+                    "providers.mailgun.domain",
+                    "is needed for live look-ups with api_key".into(),
+                );
+            }
         }
         Ok(())
     }

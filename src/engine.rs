@@ -56,6 +56,8 @@ pub struct Engine {
     actions: Arc<ActionSettings>,
     mailer: Mailer,
     http: reqwest::Client,
+    /// Providers asked at check time whether the address is suppressed (optional).
+    lookups: Option<crate::providers::LiveLookups>,
 }
 
 impl Engine {
@@ -67,6 +69,7 @@ impl Engine {
             actions: Arc::new(ActionSettings::from(&Config::default())),
             mailer: Mailer::Disabled,
             http: reqwest::Client::new(),
+            lookups: None,
         }
     }
 
@@ -87,6 +90,12 @@ impl Engine {
 
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.http
+    }
+
+    /// Also asks these providers, at every check, whether the address is suppressed right now.
+    pub fn with_lookups(mut self, lookups: crate::providers::LiveLookups) -> Self {
+        self.lookups = Some(lookups);
+        self
     }
 
     pub fn store(&self) -> &Store {
@@ -159,6 +168,7 @@ impl Engine {
             }
         };
         for diagnosis in &diagnoses {
+            crate::metrics::record_check(diagnosis.verdict.as_str());
             tracing::info!(
                 verdict = diagnosis.verdict.as_str(),
                 workspace = diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),
@@ -223,20 +233,34 @@ impl Engine {
 
         let since = now - Duration::days(i64::from(self.settings.domain_window_days));
         let check_domain = !suggestions::is_mailbox_provider(email.domain());
-        let (invitation, suppressions, trouble) = tokio::try_join!(
-            self.store.latest_invitation(found.member.id),
-            self.store.suppressions(email.key()),
+        // Providers are asked while the store is read; the look-ups bound their own time.
+        let live = async {
+            match &self.lookups {
+                Some(lookups) => lookups.check(email).await,
+                None => Vec::new(),
+            }
+        };
+        let (stored, live) = tokio::join!(
             async {
-                if check_domain {
-                    self.store
-                        .domain_trouble(email.domain(), email.key(), since)
-                        .await
-                        .map(Some)
-                } else {
-                    Ok(None)
-                }
+                tokio::try_join!(
+                    self.store.latest_invitation(found.member.id),
+                    self.store.suppressions(email.key()),
+                    async {
+                        if check_domain {
+                            self.store
+                                .domain_trouble(email.domain(), email.key(), since)
+                                .await
+                                .map(Some)
+                        } else {
+                            Ok(None)
+                        }
+                    },
+                )
             },
-        )?;
+            live
+        );
+        let (invitation, mut suppressions, trouble) = stored?;
+        let live_findings = crate::providers::apply(&live, &mut suppressions, now);
         let events = match &invitation {
             Some(invitation) => self.store.invitation_events(invitation.id).await?,
             None => Vec::new(),
@@ -249,6 +273,7 @@ impl Engine {
             resend_wait: self.settings.resend_wait,
         });
         drafts.extend(assessment.findings);
+        drafts.extend(live_findings);
 
         let mut suggestions = Vec::new();
         if assessment.verdict == Verdict::InviteBounced {

@@ -13,14 +13,19 @@ pub mod email;
 pub mod engine;
 pub mod error;
 pub mod fixture;
+pub mod http;
 pub mod humanize;
 pub mod mail;
 pub mod member;
+pub mod metrics;
 pub mod prompts;
+pub mod providers;
 pub mod reply;
+pub mod serve;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 pub mod workspace;
 
 /// The demo fixture that ships with the binary, so a fresh clone has data to check.

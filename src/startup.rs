@@ -36,9 +36,13 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
             source,
         })?;
     let mailer = Mailer::from_config(config)?;
+    let engine = Engine::new(store, Arc::new(prompts), CheckSettings::from(config))
+        .with_actions(ActionSettings::from(config), mailer);
     Ok(
-        Engine::new(store, Arc::new(prompts), CheckSettings::from(config))
-            .with_actions(ActionSettings::from(config), mailer),
+        match crate::providers::LiveLookups::from_config(&config.providers) {
+            Some(lookups) => engine.with_lookups(lookups),
+            None => engine,
+        },
     )
 }
 

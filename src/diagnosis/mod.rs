@@ -173,10 +173,16 @@ pub enum Outcome {
     NoOutcome,
     AddressTypo,
     DomainBlocking,
+    /// A provider, asked at check time, has the address on its suppression list.
+    LiveSuppressed,
+    /// A provider, asked at check time, does not have the address on its suppression list.
+    LiveClear,
+    /// A provider did not answer in time (or answered an error); stored data was used.
+    LiveUnanswered,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 18] = [
+    pub const ALL: [Outcome; 21] = [
         Outcome::Found,
         Outcome::NotFound,
         Outcome::MemberElsewhere,
@@ -195,6 +201,9 @@ impl Outcome {
         Outcome::NoOutcome,
         Outcome::AddressTypo,
         Outcome::DomainBlocking,
+        Outcome::LiveSuppressed,
+        Outcome::LiveClear,
+        Outcome::LiveUnanswered,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -217,6 +226,9 @@ impl Outcome {
             Outcome::NoOutcome => "no_outcome",
             Outcome::AddressTypo => "address_typo",
             Outcome::DomainBlocking => "domain_blocking",
+            Outcome::LiveSuppressed => "live_suppressed",
+            Outcome::LiveClear => "live_clear",
+            Outcome::LiveUnanswered => "live_unanswered",
         }
     }
 }

@@ -13,6 +13,7 @@ mod fixture_load;
 mod locking;
 mod members;
 mod plans;
+mod webhook_events;
 mod workspaces;
 
 use std::str::FromStr;
@@ -30,6 +31,9 @@ pub use deliveries::DomainTrouble;
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch};
 pub use plans::HotQuery;
+pub use webhook_events::{
+    BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
+};
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
 /// serves both.
@@ -212,6 +216,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "actions",
                 include_str!("../../migrations/sqlite/0002_actions.sql"),
             ),
+            (
+                3,
+                "provider webhooks",
+                include_str!("../../migrations/sqlite/0003_provider_webhooks.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -223,6 +232,11 @@ fn migrator(backend: Backend) -> Migrator {
                 2,
                 "actions",
                 include_str!("../../migrations/postgres/0002_actions.sql"),
+            ),
+            (
+                3,
+                "provider webhooks",
+                include_str!("../../migrations/postgres/0003_provider_webhooks.sql"),
             ),
         ],
     };

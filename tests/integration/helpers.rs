@@ -220,6 +220,11 @@ impl TestApp {
         rows.join("\n")
     }
 
+    /// The URL of this test's database, for the binary or a second connection.
+    pub fn database_url(&self) -> &str {
+        &self._database.url
+    }
+
     pub async fn try_seed(&self, toml: &str) -> Result<SeedReport, FixtureError> {
         let fixture = Fixture::parse(toml, "test fixture", Utc::now())?;
         self.engine.seed(&fixture).await

@@ -1,0 +1,52 @@
+//! `/healthz` (the process answers), `/readyz` (the database answers and is migrated), `/metrics`.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+
+use super::HttpState;
+
+/// A probe that hangs is as bad as one that fails: the database gets this long to answer.
+const READY_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    let store = state.engine.store();
+    let probe = async {
+        store.ping().await?;
+        store.is_migrated().await
+    };
+    match tokio::time::timeout(READY_TIMEOUT, probe).await {
+        Ok(Ok(true)) => (StatusCode::OK, "ready\n".into()),
+        Ok(Ok(false)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: database migrations are not applied\n".into(),
+        ),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %error, "readiness probe: database unavailable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "not ready: the database is not reachable\n".into(),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the database did not answer in time\n".into(),
+        ),
+    }
+}
+
+pub async fn metrics() -> impl IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::render(),
+    )
+}

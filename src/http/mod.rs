@@ -1,0 +1,72 @@
+//! The HTTP edge: health, readiness, Prometheus metrics and the providers' delivery webhooks.
+//!
+//! [`router`] builds the whole listener from one shared [`HttpState`]; a new endpoint is a new
+//! `.route(...)` line there and, when it needs more than the engine, a new field in the state.
+
+mod health;
+mod webhooks;
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::engine::Engine;
+use crate::webhooks::Webhooks;
+
+/// What every handler can reach. Cheap to clone (handles and `Arc`s).
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    pub engine: Engine,
+    pub webhooks: Webhooks,
+    /// Largest request body accepted; larger ones get 413 before they are read.
+    pub max_body_bytes: usize,
+}
+
+impl HttpState {
+    pub fn new(engine: Engine, webhooks: Webhooks, max_body_bytes: usize) -> Self {
+        Self {
+            engine,
+            webhooks,
+            max_body_bytes,
+        }
+    }
+}
+
+impl axum::extract::FromRef<HttpState> for Engine {
+    fn from_ref(state: &HttpState) -> Engine {
+        state.engine.clone()
+    }
+}
+
+pub fn router(state: HttpState) -> Router {
+    let max_body_bytes = state.max_body_bytes;
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/webhooks/postmark", post(webhooks::postmark))
+        .route("/webhooks/sendgrid", post(webhooks::sendgrid))
+        .route("/webhooks/mailgun", post(webhooks::mailgun))
+        .route("/webhooks/ses", post(webhooks::ses))
+        .merge(crate::activation_api::router::<HttpState>())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(observe_latency))
+        .with_state(state)
+}
+
+/// Records each request's latency under its route pattern (never the raw path, which is unbounded).
+async fn observe_latency(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::observe_request(&route, started.elapsed().as_secs_f64());
+    response
+}

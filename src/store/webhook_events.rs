@@ -1,0 +1,154 @@
+//! Delivery data arriving from providers' webhooks: delivery events and suppressions, written
+//! idempotently, one batch per transaction.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::{on_backend, Store, StoreResult};
+use crate::delivery::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::email::EmailAddress;
+
+/// One delivery event as a provider reported it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDeliveryEvent {
+    /// The provider's identity of the event (`postmark:<MessageID>:Bounce:<ID>`): a retry or replay of
+    /// the same event has the same key and stores nothing new.
+    pub event_key: String,
+    /// The provider's message id (stored with the event), then other ids the same message may be
+    /// known by (the Message-ID header); the event attaches to the invitation with any of them.
+    pub message_ids: Vec<String>,
+    pub recipient: EmailAddress,
+    pub kind: DeliveryEventKind,
+    pub bounce: Option<BounceKind>,
+    pub at: DateTime<Utc>,
+    pub detail: Option<String>,
+}
+
+/// An address the provider will no longer send to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSuppression {
+    pub recipient: EmailAddress,
+    pub reason: SuppressionReason,
+    pub at: DateTime<Utc>,
+}
+
+/// A single-use token that came with a signature (Mailgun): seen once, refused afterwards.
+#[derive(Debug, Clone)]
+pub struct ReplayToken {
+    pub provider: &'static str,
+    pub token: String,
+    /// Tokens older than this can no longer pass the signature's age check and are forgotten.
+    pub keep_for: Duration,
+}
+
+/// What one webhook request carries, written all or nothing.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookBatch {
+    pub replay_token: Option<ReplayToken>,
+    pub events: Vec<NewDeliveryEvent>,
+    pub suppressions: Vec<NewSuppression>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct WebhookBatchReport {
+    /// Events stored for the first time.
+    pub stored: usize,
+    /// Of those, events whose message matched no invitation (kept by recipient and time).
+    pub unknown_message: usize,
+    /// Events already stored before (provider retries, replays).
+    pub duplicates: usize,
+    /// Suppressions added (an address already suppressed for the same reason is left as it is).
+    pub suppressions_added: usize,
+}
+
+/// The outcome of writing a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    Written(WebhookBatchReport),
+    /// The batch's single-use token was seen before: nothing was written.
+    TokenReused,
+}
+
+const FORGET_TOKENS: &str = "DELETE FROM webhook_tokens WHERE provider = $1 AND seen_at < $2";
+const REMEMBER_TOKEN: &str =
+    "INSERT INTO webhook_tokens (provider, token, seen_at) VALUES ($1, $2, $3) \
+     ON CONFLICT (provider, token) DO NOTHING";
+// The sub-select attaches the event to its invitation when the message is known; otherwise the event
+// is still kept, by recipient and time, with no invitation.
+const INSERT_EVENT: &str = "INSERT INTO delivery_events \
+     (event_key, invitation_id, message_id, recipient_key, recipient_domain, event, bounce_kind, at, detail) \
+     VALUES ($1, (SELECT id FROM invitations WHERE message_id = $2 OR message_id = $3 LIMIT 1), \
+             $2, $4, $5, $6, $7, $8, $9) \
+     ON CONFLICT (event_key) DO NOTHING \
+     RETURNING invitation_id";
+const INSERT_SUPPRESSION: &str =
+    "INSERT INTO suppressions (email_key, reason, at) VALUES ($1, $2, $3) \
+     ON CONFLICT (email_key, reason) DO NOTHING";
+
+impl Store {
+    /// Writes one webhook request's events and suppressions in one transaction.
+    pub async fn record_webhook_batch(
+        &self,
+        batch: &WebhookBatch,
+        now: DateTime<Utc>,
+    ) -> StoreResult<BatchOutcome> {
+        let outcome = on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            if let Some(token) = &batch.replay_token {
+                sqlx::query(FORGET_TOKENS)
+                    .bind(token.provider)
+                    .bind(now - token.keep_for)
+                    .execute(&mut *tx)
+                    .await?;
+                let remembered = sqlx::query(REMEMBER_TOKEN)
+                    .bind(token.provider)
+                    .bind(&token.token)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if remembered == 0 {
+                    tx.rollback().await?;
+                    return Ok(BatchOutcome::TokenReused);
+                }
+            }
+            let mut report = WebhookBatchReport::default();
+            for event in &batch.events {
+                let primary = event.message_ids.first();
+                let alternate = event.message_ids.get(1).or(primary);
+                let inserted: Option<(Option<i64>,)> = sqlx::query_as(INSERT_EVENT)
+                    .bind(&event.event_key)
+                    .bind(primary)
+                    .bind(alternate)
+                    .bind(event.recipient.key())
+                    .bind(event.recipient.domain())
+                    .bind(event.kind.as_str())
+                    .bind(event.bounce.map(BounceKind::as_str))
+                    .bind(event.at)
+                    .bind(&event.detail)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match inserted {
+                    None => report.duplicates += 1,
+                    Some((invitation,)) => {
+                        report.stored += 1;
+                        if invitation.is_none() {
+                            report.unknown_message += 1;
+                        }
+                    }
+                }
+            }
+            for suppression in &batch.suppressions {
+                report.suppressions_added += sqlx::query(INSERT_SUPPRESSION)
+                    .bind(suppression.recipient.key())
+                    .bind(suppression.reason.as_str())
+                    .bind(suppression.at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected() as usize;
+            }
+            tx.commit().await?;
+            BatchOutcome::Written(report)
+        });
+        Ok(outcome)
+    }
+}

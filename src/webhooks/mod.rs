@@ -1,0 +1,270 @@
+//! Provider webhooks: each provider's way of proving a request is genuine, and the mapping of its
+//! events to the engine's delivery events and suppressions.
+//!
+//! A provider module turns (headers, raw body) into a [`WebhookBatch`] or refuses it: a bad, missing or
+//! stale signature is [`WebhookError::Unauthorized`] (401, nothing stored), a body that cannot be
+//! read is [`WebhookError::Malformed`] (400 with the reason). Authentication always happens on the
+//! raw bytes, before the body is parsed. Event types that say nothing about delivery (opens, clicks)
+//! are accepted and ignored, so the provider does not retry them.
+
+pub mod mailgun;
+pub mod postmark;
+pub mod sendgrid;
+pub mod ses;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::config::ProvidersConfig;
+use crate::delivery::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::email::EmailAddress;
+use crate::store::{NewDeliveryEvent, NewSuppression, WebhookBatch};
+
+pub use ses::CertificateCache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    /// 401: the request does not prove it comes from the provider.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 400: the request is authentic (or unauthenticated-by-design) but cannot be read.
+    #[error("{0}")]
+    Malformed(String),
+    /// 404: no config section for this provider.
+    #[error("{0} webhooks are not enabled")]
+    NotEnabled(&'static str),
+    /// 502: a step that needs the provider (fetching a certificate, confirming a subscription) failed.
+    #[error("{0}")]
+    Upstream(String),
+}
+
+impl WebhookError {
+    pub(crate) fn unauthorized(reason: impl Into<String>) -> Self {
+        WebhookError::Unauthorized(reason.into())
+    }
+
+    pub(crate) fn malformed(reason: impl Into<String>) -> Self {
+        WebhookError::Malformed(reason.into())
+    }
+}
+
+/// A provider's configuration could not be turned into a verifier.
+#[derive(Debug, thiserror::Error)]
+#[error("{key}: {message}")]
+pub struct WebhookConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+/// The verifiers of every configured provider; `None` where a provider is not configured.
+#[derive(Debug, Clone, Default)]
+pub struct Webhooks {
+    pub postmark: Option<Arc<postmark::Postmark>>,
+    pub sendgrid: Option<Arc<sendgrid::Sendgrid>>,
+    pub mailgun: Option<Arc<mailgun::Mailgun>>,
+    pub ses: Option<Arc<ses::Ses>>,
+}
+
+impl Webhooks {
+    /// Checks every configured provider's keys and patterns once, at start-up.
+    pub fn from_config(config: &ProvidersConfig) -> Result<Self, WebhookConfigError> {
+        Ok(Webhooks {
+            postmark: config
+                .postmark
+                .as_ref()
+                .map(|c| Arc::new(postmark::Postmark::new(c))),
+            sendgrid: config
+                .sendgrid
+                .as_ref()
+                .map(sendgrid::Sendgrid::new)
+                .transpose()?
+                .map(Arc::new),
+            mailgun: config
+                .mailgun
+                .as_ref()
+                .map(|c| Arc::new(mailgun::Mailgun::new(c))),
+            ses: config
+                .ses
+                .as_ref()
+                .map(ses::Ses::new)
+                .transpose()?
+                .map(Arc::new),
+        })
+    }
+}
+
+/// Compares secrets without leaking through timing how much of a guess was right.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use sha2::{Digest, Sha256};
+    // Hashing first makes the comparison length-independent too.
+    let (a, b) = (Sha256::digest(a), Sha256::digest(b));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Longest diagnostic text kept per event: enough for an SMTP reply, bounded for the database.
+const MAX_DETAIL_CHARS: usize = 500;
+
+pub(crate) fn detail(text: Option<&str>) -> Option<String> {
+    let text = text?.trim();
+    if text.is_empty() {
+        return None;
+    }
+    Some(text.chars().take(MAX_DETAIL_CHARS).collect())
+}
+
+pub(crate) fn recipient(value: Option<&str>, what: &str) -> Result<EmailAddress, WebhookError> {
+    let value = value.ok_or_else(|| WebhookError::malformed(format!("{what}: no recipient")))?;
+    EmailAddress::parse(value).map_err(|e| {
+        WebhookError::malformed(format!(
+            "{what}: the recipient is not an email address ({e})"
+        ))
+    })
+}
+
+pub(crate) fn rfc3339(value: Option<&str>, what: &str) -> Result<DateTime<Utc>, WebhookError> {
+    let value = value.ok_or_else(|| WebhookError::malformed(format!("{what}: no time")))?;
+    DateTime::parse_from_rfc3339(value)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| WebhookError::malformed(format!("{what}: `{value}` is not an RFC 3339 time")))
+}
+
+pub(crate) fn unix_time(seconds: f64, what: &str) -> Result<DateTime<Utc>, WebhookError> {
+    if !seconds.is_finite() {
+        return Err(WebhookError::malformed(format!("{what}: bad timestamp")));
+    }
+    DateTime::from_timestamp_millis((seconds * 1000.0) as i64)
+        .ok_or_else(|| WebhookError::malformed(format!("{what}: timestamp out of range")))
+}
+
+/// Refuses a signed timestamp further than `max_age_seconds` from now, either way.
+pub(crate) fn check_fresh(
+    signed_at: i64,
+    now: DateTime<Utc>,
+    max_age_seconds: u64,
+) -> Result<(), WebhookError> {
+    let age = now.timestamp().saturating_sub(signed_at).unsigned_abs();
+    if age > max_age_seconds {
+        return Err(WebhookError::unauthorized(format!(
+            "the signed timestamp is {age} seconds away from now (at most {max_age_seconds} allowed)"
+        )));
+    }
+    Ok(())
+}
+
+/// A message id as a header carries it (`<id@host>`) or bare: stored bare.
+pub(crate) fn bare_message_id(id: &str) -> String {
+    id.trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_owned()
+}
+
+/// Builds a batch while mapping a provider's events.
+#[derive(Default)]
+pub(crate) struct BatchBuilder {
+    batch: WebhookBatch,
+}
+
+pub(crate) struct EventParts {
+    pub event_key: String,
+    pub message_ids: Vec<String>,
+    pub recipient: EmailAddress,
+    pub at: DateTime<Utc>,
+    pub detail: Option<String>,
+}
+
+impl BatchBuilder {
+    pub fn delivered(&mut self, parts: EventParts) {
+        self.push(parts, DeliveryEventKind::Delivered, None);
+    }
+
+    pub fn deferred(&mut self, parts: EventParts) {
+        self.push(parts, DeliveryEventKind::Deferred, None);
+    }
+
+    /// A hard bounce also puts the address on the suppression list, as the provider itself does.
+    pub fn bounced(&mut self, parts: EventParts, kind: BounceKind) {
+        if kind == BounceKind::Hard {
+            self.suppress(&parts.recipient, SuppressionReason::HardBounce, parts.at);
+        }
+        self.push(parts, DeliveryEventKind::Bounced, Some(kind));
+    }
+
+    /// A message the provider refused to send; whether the address is suppressed is decided apart.
+    pub fn bounced_without_suppression(&mut self, parts: EventParts, kind: BounceKind) {
+        self.push(parts, DeliveryEventKind::Bounced, Some(kind));
+    }
+
+    /// A complaint also suppresses the address: providers stop sending to people who complained.
+    pub fn complained(&mut self, parts: EventParts) {
+        self.suppress(&parts.recipient, SuppressionReason::SpamComplaint, parts.at);
+        self.push(parts, DeliveryEventKind::SpamComplaint, None);
+    }
+
+    pub fn suppress(
+        &mut self,
+        recipient: &EmailAddress,
+        reason: SuppressionReason,
+        at: DateTime<Utc>,
+    ) {
+        self.batch.suppressions.push(NewSuppression {
+            recipient: recipient.clone(),
+            reason,
+            at,
+        });
+    }
+
+    fn push(&mut self, parts: EventParts, kind: DeliveryEventKind, bounce: Option<BounceKind>) {
+        let mut message_ids = parts.message_ids;
+        message_ids.retain(|id| !id.is_empty());
+        message_ids.dedup();
+        self.batch.events.push(NewDeliveryEvent {
+            event_key: parts.event_key,
+            message_ids,
+            recipient: parts.recipient,
+            kind,
+            bounce,
+            at: parts.at,
+            detail: parts.detail,
+        });
+    }
+
+    pub fn finish(self) -> WebhookBatch {
+        self.batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn constant_time_eq_compares_contents() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+
+    #[test]
+    fn freshness_is_checked_both_ways() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        assert!(check_fresh(1_800_000_000 - 299, now, 300).is_ok());
+        assert!(check_fresh(1_800_000_000 - 301, now, 300).is_err());
+        assert!(check_fresh(1_800_000_000 + 301, now, 300).is_err());
+        assert!(check_fresh(i64::MIN, now, 300).is_err());
+    }
+
+    #[test]
+    fn details_are_trimmed_and_bounded() {
+        assert_eq!(detail(Some("  ")), None);
+        assert_eq!(
+            detail(Some(&"x".repeat(2000))).unwrap().len(),
+            MAX_DETAIL_CHARS
+        );
+        assert_eq!(bare_message_id("<a@b>"), "a@b");
+    }
+}

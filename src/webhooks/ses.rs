@@ -1,0 +1,482 @@
+//! Amazon SES events through SNS. SNS signs every message with RSA (SignatureVersion 1: SHA1withRSA,
+//! 2: SHA256withRSA) over a canonical string of its fields, with the key of the certificate at
+//! `SigningCertURL`. Only certificates from hosts matching the configured pattern (by default
+//! `sns.<region>.amazonaws.com`, over https) and messages from the configured topic are accepted.
+//! Certificates are cached; tests pre-load theirs with [`CertificateCache::preload`].
+//!
+//! `SubscriptionConfirmation` for the configured topic is confirmed by visiting its SubscribeURL
+//! (same host rule). Notifications carry an SES event: Delivery, Bounce (Permanent / Transient),
+//! Complaint, DeliveryDelay.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use regex::Regex;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
+use serde::Deserialize;
+use sha1::Sha1;
+use sha2::{Digest, Sha256};
+use x509_cert::der::{DecodePem, Encode};
+
+use super::{
+    bare_message_id, detail, recipient, rfc3339, BatchBuilder, EventParts, WebhookConfigError,
+    WebhookError,
+};
+use crate::config::SesConfig;
+use crate::delivery::BounceKind;
+use crate::store::WebhookBatch;
+
+/// Signing certificates by URL: fetched once, then read from memory.
+#[derive(Debug, Default)]
+pub struct CertificateCache {
+    keys: RwLock<HashMap<String, CachedKey>>,
+}
+
+#[derive(Debug, Clone)]
+struct CachedKey {
+    key: RsaPublicKey,
+    not_after: DateTime<Utc>,
+}
+
+impl CertificateCache {
+    /// Adds a PEM certificate under `url`, as if it had been fetched from there.
+    pub fn preload(&self, url: &str, pem: &str) -> Result<(), String> {
+        let key = parse_certificate(pem)?;
+        self.keys
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(url.to_owned(), key);
+        Ok(())
+    }
+
+    fn get(&self, url: &str) -> Option<CachedKey> {
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(url)
+            .cloned()
+    }
+}
+
+fn parse_certificate(pem: &str) -> Result<CachedKey, String> {
+    let certificate = x509_cert::Certificate::from_pem(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let spki = certificate
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| format!("unreadable public key: {e}"))?;
+    let key = RsaPublicKey::from_public_key_der(&spki)
+        .map_err(|e| format!("not an RSA public key: {e}"))?;
+    let not_after = certificate
+        .tbs_certificate
+        .validity
+        .not_after
+        .to_unix_duration();
+    let not_after = DateTime::from_timestamp(not_after.as_secs() as i64, 0)
+        .ok_or("certificate expiry out of range")?;
+    Ok(CachedKey { key, not_after })
+}
+
+#[derive(Debug)]
+pub struct Ses {
+    topic_arn: String,
+    host_pattern: Regex,
+    max_age_seconds: u64,
+    confirm_subscriptions: bool,
+    pub certificates: CertificateCache,
+    client: reqwest::Client,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct SnsMessage {
+    #[serde(rename = "Type")]
+    kind: String,
+    message_id: String,
+    topic_arn: String,
+    subject: Option<String>,
+    message: String,
+    timestamp: String,
+    signature_version: String,
+    signature: String,
+    #[serde(rename = "SigningCertURL")]
+    signing_cert_url: String,
+    #[serde(rename = "SubscribeURL")]
+    subscribe_url: Option<String>,
+    token: Option<String>,
+}
+
+impl SnsMessage {
+    /// The string SNS signs: selected fields as `name\nvalue\n`, in a fixed order per type.
+    fn canonical(&self) -> Result<String, WebhookError> {
+        let mut text = String::new();
+        let mut add = |name: &str, value: &str| {
+            text.push_str(name);
+            text.push('\n');
+            text.push_str(value);
+            text.push('\n');
+        };
+        match self.kind.as_str() {
+            "Notification" => {
+                add("Message", &self.message);
+                add("MessageId", &self.message_id);
+                if let Some(subject) = &self.subject {
+                    add("Subject", subject);
+                }
+                add("Timestamp", &self.timestamp);
+                add("TopicArn", &self.topic_arn);
+                add("Type", &self.kind);
+            }
+            "SubscriptionConfirmation" | "UnsubscribeConfirmation" => {
+                let missing = |field| WebhookError::malformed(format!("{}: no {field}", self.kind));
+                add("Message", &self.message);
+                add("MessageId", &self.message_id);
+                add(
+                    "SubscribeURL",
+                    self.subscribe_url
+                        .as_deref()
+                        .ok_or_else(|| missing("SubscribeURL"))?,
+                );
+                add("Timestamp", &self.timestamp);
+                add(
+                    "Token",
+                    self.token.as_deref().ok_or_else(|| missing("Token"))?,
+                );
+                add("TopicArn", &self.topic_arn);
+                add("Type", &self.kind);
+            }
+            other => {
+                return Err(WebhookError::malformed(format!(
+                    "unknown SNS message type `{other}`"
+                )))
+            }
+        }
+        Ok(text)
+    }
+}
+
+impl Ses {
+    pub fn new(config: &SesConfig) -> Result<Self, WebhookConfigError> {
+        let host_pattern =
+            Regex::new(&format!("^(?:{})$", config.cert_host_pattern)).map_err(|e| {
+                WebhookConfigError {
+                    key: "providers.ses.cert_host_pattern",
+                    message: e.to_string(),
+                }
+            })?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| WebhookConfigError {
+                key: "providers.ses",
+                message: format!("cannot build an HTTP client: {e}"),
+            })?;
+        Ok(Ses {
+            topic_arn: config.topic_arn.clone(),
+            host_pattern,
+            max_age_seconds: config.max_age_seconds,
+            confirm_subscriptions: config.confirm_subscriptions,
+            certificates: CertificateCache::default(),
+            client,
+        })
+    }
+
+    /// Only https URLs on an allowed host; plain http only to this machine's loopback, where nothing
+    /// between us and the server could change the answer (and where tests run their servers).
+    fn check_url(&self, url: &str, what: &str) -> Result<reqwest::Url, WebhookError> {
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|_| WebhookError::unauthorized(format!("{what} is not a URL")))?;
+        let host = parsed.host_str().unwrap_or("");
+        let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
+        let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
+        if !scheme_ok || !self.host_pattern.is_match(host) {
+            return Err(WebhookError::unauthorized(format!(
+                "{what} is not on an allowed host"
+            )));
+        }
+        Ok(parsed)
+    }
+
+    async fn signing_key(
+        &self,
+        url: &str,
+        now: DateTime<Utc>,
+    ) -> Result<RsaPublicKey, WebhookError> {
+        let parsed = self.check_url(url, "SigningCertURL")?;
+        if !parsed.path().ends_with(".pem") {
+            return Err(WebhookError::unauthorized(
+                "SigningCertURL is not a .pem file",
+            ));
+        }
+        let cached = match self.certificates.get(url) {
+            Some(cached) => cached,
+            None => {
+                let response = self
+                    .client
+                    .get(parsed)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .map_err(|e| {
+                        WebhookError::Upstream(format!("cannot fetch the signing certificate: {e}"))
+                    })?;
+                let pem = response.text().await.map_err(|e| {
+                    WebhookError::Upstream(format!("cannot read the signing certificate: {e}"))
+                })?;
+                let key = parse_certificate(&pem).map_err(WebhookError::Unauthorized)?;
+                self.certificates
+                    .keys
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(url.to_owned(), key.clone());
+                key
+            }
+        };
+        if cached.not_after < now {
+            return Err(WebhookError::unauthorized(
+                "the signing certificate has expired",
+            ));
+        }
+        Ok(cached.key)
+    }
+
+    /// Authenticates an SNS message and returns the delivery data of its SES event (an empty batch
+    /// for subscription messages, which are confirmed here).
+    pub async fn batch(
+        &self,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<WebhookBatch, WebhookError> {
+        let message: SnsMessage = serde_json::from_slice(body)
+            .map_err(|e| WebhookError::malformed(format!("not an SNS message: {e}")))?;
+        // The topic first: a message for someone else's topic never makes us fetch a certificate.
+        if message.topic_arn != self.topic_arn {
+            return Err(WebhookError::unauthorized("not the configured topic"));
+        }
+        let canonical = message.canonical()?;
+        let signature = base64::engine::general_purpose::STANDARD
+            .decode(message.signature.trim())
+            .map_err(|_| WebhookError::unauthorized("the signature is not base64"))?;
+        let key = self.signing_key(&message.signing_cert_url, now).await?;
+        let verified = match message.signature_version.as_str() {
+            "1" => key.verify(
+                Pkcs1v15Sign::new::<Sha1>(),
+                &Sha1::digest(canonical.as_bytes()),
+                &signature,
+            ),
+            "2" => key.verify(
+                Pkcs1v15Sign::new::<Sha256>(),
+                &Sha256::digest(canonical.as_bytes()),
+                &signature,
+            ),
+            other => {
+                return Err(WebhookError::unauthorized(format!(
+                    "unsupported SignatureVersion `{other}`"
+                )))
+            }
+        };
+        verified.map_err(|_| WebhookError::unauthorized("the signature does not match"))?;
+        let sent_at = rfc3339(Some(&message.timestamp), "SNS message")
+            .map_err(|_| WebhookError::unauthorized("the signed Timestamp is not a time"))?;
+        super::check_fresh(sent_at.timestamp(), now, self.max_age_seconds)?;
+
+        match message.kind.as_str() {
+            "SubscriptionConfirmation" => {
+                if self.confirm_subscriptions {
+                    self.confirm(message.subscribe_url.as_deref().unwrap_or(""))
+                        .await?;
+                }
+                Ok(WebhookBatch::default())
+            }
+            "Notification" => ses_event(&message.message),
+            _ => Ok(WebhookBatch::default()),
+        }
+    }
+
+    async fn confirm(&self, url: &str) -> Result<(), WebhookError> {
+        let url = self.check_url(url, "SubscribeURL")?;
+        self.client
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| WebhookError::Upstream(format!("cannot confirm the subscription: {e}")))?;
+        tracing::info!(topic = %self.topic_arn, "SNS subscription confirmed");
+        Ok(())
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SesEvent {
+    event_type: Option<String>,
+    notification_type: Option<String>,
+    mail: Mail,
+    bounce: Option<Bounce>,
+    complaint: Option<Complaint>,
+    delivery: Option<Delivery>,
+    delivery_delay: Option<DeliveryDelay>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Mail {
+    message_id: String,
+    common_headers: Option<CommonHeaders>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct CommonHeaders {
+    message_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Recipient {
+    email_address: Option<String>,
+    diagnostic_code: Option<String>,
+    status: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Bounce {
+    bounce_type: String,
+    #[serde(default)]
+    bounced_recipients: Vec<Recipient>,
+    timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Complaint {
+    #[serde(default)]
+    complained_recipients: Vec<Recipient>,
+    timestamp: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Delivery {
+    #[serde(default)]
+    recipients: Vec<String>,
+    timestamp: String,
+    smtp_response: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeliveryDelay {
+    #[serde(default)]
+    delayed_recipients: Vec<Recipient>,
+    timestamp: String,
+    delay_type: Option<String>,
+}
+
+/// Maps one SES event (event publishing `eventType`, or classic `notificationType`).
+fn ses_event(text: &str) -> Result<WebhookBatch, WebhookError> {
+    let event: SesEvent = serde_json::from_str(text).map_err(|e| {
+        WebhookError::malformed(format!("the SNS Message is not an SES event: {e}"))
+    })?;
+    let kind = event
+        .event_type
+        .as_deref()
+        .or(event.notification_type.as_deref())
+        .unwrap_or("")
+        .to_owned();
+    let mut message_ids = vec![event.mail.message_id.clone()];
+    if let Some(id) = event
+        .mail
+        .common_headers
+        .as_ref()
+        .and_then(|h| h.message_id.as_deref())
+    {
+        message_ids.push(bare_message_id(id));
+    }
+    let what = format!("SES {kind} event");
+    let missing = |part: &str| WebhookError::malformed(format!("{what}: no `{part}` object"));
+    let parts = |address: Option<&str>, timestamp: &str, diagnostic: Option<&str>| {
+        let to = recipient(address, &what)?;
+        Ok::<_, WebhookError>(EventParts {
+            event_key: format!(
+                "ses:{}:{kind}:{}:{timestamp}",
+                event.mail.message_id,
+                to.key()
+            ),
+            message_ids: message_ids.clone(),
+            recipient: to,
+            at: rfc3339(Some(timestamp), &what)?,
+            detail: detail(diagnostic),
+        })
+    };
+    let mut batch = BatchBuilder::default();
+    match kind.as_str() {
+        "Delivery" => {
+            let delivery = event.delivery.as_ref().ok_or_else(|| missing("delivery"))?;
+            for address in &delivery.recipients {
+                batch.delivered(parts(
+                    Some(address),
+                    &delivery.timestamp,
+                    delivery.smtp_response.as_deref(),
+                )?);
+            }
+        }
+        "Bounce" => {
+            let bounce = event.bounce.as_ref().ok_or_else(|| missing("bounce"))?;
+            // Permanent: the address is bad. Transient and Undetermined: SES may try again.
+            let kind = if bounce.bounce_type == "Permanent" {
+                BounceKind::Hard
+            } else {
+                BounceKind::Soft
+            };
+            for r in &bounce.bounced_recipients {
+                let diagnostic = r.diagnostic_code.as_deref().or(r.status.as_deref());
+                batch.bounced(
+                    parts(r.email_address.as_deref(), &bounce.timestamp, diagnostic)?,
+                    kind,
+                );
+            }
+        }
+        "Complaint" => {
+            let complaint = event
+                .complaint
+                .as_ref()
+                .ok_or_else(|| missing("complaint"))?;
+            for r in &complaint.complained_recipients {
+                batch.complained(parts(
+                    r.email_address.as_deref(),
+                    &complaint.timestamp,
+                    None,
+                )?);
+            }
+        }
+        "DeliveryDelay" => {
+            let delay = event
+                .delivery_delay
+                .as_ref()
+                .ok_or_else(|| missing("deliveryDelay"))?;
+            for r in &delay.delayed_recipients {
+                let diagnostic = r
+                    .diagnostic_code
+                    .as_deref()
+                    .or(r.status.as_deref())
+                    .or(delay.delay_type.as_deref());
+                batch.deferred(parts(
+                    r.email_address.as_deref(),
+                    &delay.timestamp,
+                    diagnostic,
+                )?);
+            }
+        }
+        // Send, Reject, Open, Click, Rendering Failure, Subscription: not delivery outcomes here.
+        _ => {}
+    }
+    Ok(batch.finish())
+}
