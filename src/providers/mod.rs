@@ -9,8 +9,8 @@ mod postmark;
 mod sendgrid;
 mod ses;
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::json;
@@ -75,6 +75,19 @@ pub struct LiveLookups {
     providers: Arc<Vec<Provider>>,
     client: reqwest::Client,
     timeout: Duration,
+    recent: Arc<Mutex<Vec<Recent>>>,
+}
+
+/// One check of an address in several workspaces asks the providers once, and so does a person
+/// pressing a button twice: answers are reused for a few seconds.
+const REUSE_FOR: Duration = Duration::from_secs(10);
+const REMEMBER_AT_MOST: usize = 256;
+
+#[derive(Debug)]
+struct Recent {
+    email_key: String,
+    at: Instant,
+    answers: Vec<LiveAnswer>,
 }
 
 impl LiveLookups {
@@ -107,12 +120,39 @@ impl LiveLookups {
             providers: Arc::new(providers),
             client,
             timeout,
+            recent: Arc::default(),
         })
     }
 
     /// Asks every provider at once; returns within the timeout whatever happens.
     #[tracing::instrument(name = "live_lookup", skip_all, fields(email = %email.masked()))]
     pub async fn check(&self, email: &EmailAddress) -> Vec<LiveAnswer> {
+        if let Some(answers) = self.reuse(email) {
+            return answers;
+        }
+        let answers = self.ask(email).await;
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent.retain(|r| r.at.elapsed() < REUSE_FOR && r.email_key != email.key());
+        if recent.len() >= REMEMBER_AT_MOST {
+            recent.remove(0);
+        }
+        recent.push(Recent {
+            email_key: email.key().to_owned(),
+            at: Instant::now(),
+            answers: answers.clone(),
+        });
+        answers
+    }
+
+    fn reuse(&self, email: &EmailAddress) -> Option<Vec<LiveAnswer>> {
+        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        recent
+            .iter()
+            .find(|r| r.email_key == email.key() && r.at.elapsed() < REUSE_FOR)
+            .map(|r| r.answers.clone())
+    }
+
+    async fn ask(&self, email: &EmailAddress) -> Vec<LiveAnswer> {
         let mut tasks = tokio::task::JoinSet::new();
         for index in 0..self.providers.len() {
             let (providers, client, email, timeout) = (

@@ -56,13 +56,23 @@ impl Ses {
 
     /// The SigV4 `Authorization` header for a body-less GET of `path` on `host`.
     fn authorization(&self, host: &str, path: &str, now: DateTime<Utc>) -> (String, String) {
+        self.authorization_for("ses", host, path, now)
+    }
+
+    fn authorization_for(
+        &self,
+        service: &str,
+        host: &str,
+        path: &str,
+        now: DateTime<Utc>,
+    ) -> (String, String) {
         let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
         let date = now.format("%Y%m%d").to_string();
         let payload_hash = hex::encode(Sha256::digest(b""));
         let canonical_request = format!(
             "GET\n{path}\n\nhost:{host}\nx-amz-date:{amz_date}\n\nhost;x-amz-date\n{payload_hash}"
         );
-        let scope = format!("{date}/{}/ses/aws4_request", self.region);
+        let scope = format!("{date}/{}/{service}/aws4_request", self.region);
         let string_to_sign = format!(
             "AWS4-HMAC-SHA256\n{amz_date}\n{scope}\n{}",
             hex::encode(Sha256::digest(canonical_request.as_bytes()))
@@ -70,7 +80,7 @@ impl Ses {
         let secret = format!("AWS4{}", self.secret_access_key.expose_secret());
         let key = hmac(secret.as_bytes(), &date);
         let key = hmac(&key, &self.region);
-        let key = hmac(&key, "ses");
+        let key = hmac(&key, service);
         let key = hmac(&key, "aws4_request");
         let signature = hex::encode(hmac(&key, &string_to_sign));
         (
@@ -131,5 +141,38 @@ impl Ses {
                     .map(|t| t.with_timezone(&Utc))
             });
         Ok(Some((reason, since)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `get-vanilla` from AWS's Signature Version 4 test suite.
+    #[test]
+    fn signs_like_the_aws_test_suite() {
+        let ses = Ses {
+            region: "us-east-1".into(),
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY".into(),
+            base: String::new(),
+        };
+        let now = DateTime::parse_from_rfc3339("2015-08-30T12:36:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let (authorization, date) =
+            ses.authorization_for("service", "example.amazonaws.com", "/", now);
+        assert_eq!(date, "20150830T123600Z");
+        assert_eq!(
+            authorization,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/service/aws4_request, \
+             SignedHeaders=host;x-amz-date, \
+             Signature=5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
+        );
+    }
+
+    #[test]
+    fn addresses_are_uri_encoded_for_signing() {
+        assert_eq!(uri_encode("a.b+c@d.example"), "a.b%2Bc%40d.example");
     }
 }

@@ -84,7 +84,28 @@ const INSERT_SUPPRESSION: &str =
     "INSERT INTO suppressions (email_key, reason, at) VALUES ($1, $2, $3) \
      ON CONFLICT (email_key, reason) DO NOTHING";
 
+const ATTACH_EARLY_EVENTS: &str = "UPDATE delivery_events SET invitation_id = $1 \
+     WHERE invitation_id IS NULL AND message_id = $2";
+
 impl Store {
+    /// Attaches events that arrived before their invitation was recorded: a provider's webhook can
+    /// beat our own write of the message id. Call after storing an invitation's `message_id`.
+    pub async fn attach_early_events(
+        &self,
+        invitation_id: i64,
+        message_id: &str,
+    ) -> StoreResult<u64> {
+        let attached = on_backend!(self, pool => {
+            sqlx::query(ATTACH_EARLY_EVENTS)
+                .bind(invitation_id)
+                .bind(message_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(attached)
+    }
+
     /// Writes one webhook request's events and suppressions in one transaction.
     pub async fn record_webhook_batch(
         &self,

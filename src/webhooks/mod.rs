@@ -258,6 +258,29 @@ mod tests {
         assert!(check_fresh(i64::MIN, now, 300).is_err());
     }
 
+    /// The commented-out provider sections of `config.toml.example`, uncommented, are valid config.
+    #[test]
+    fn the_documented_provider_sections_parse() {
+        let example = include_str!("../../config.toml.example");
+        let key_or_section = regex::Regex::new(r"^(\[providers\.[a-z]+\]|[a-z_]+ = .+)$").unwrap();
+        let uncommented: String = example
+            .lines()
+            .map(|line| match line.strip_prefix("# ") {
+                Some(rest) if key_or_section.is_match(rest) => rest,
+                _ => line,
+            })
+            .map(|line| format!("{line}\n"))
+            .collect();
+        assert!(uncommented.contains("\n[providers.ses]\n"));
+        let config =
+            crate::config::Config::from_toml(&uncommented, std::path::Path::new("example"))
+                .unwrap();
+        let providers = &config.providers;
+        assert!(providers.postmark.is_some() && providers.sendgrid.is_some());
+        assert!(providers.mailgun.is_some() && providers.ses.is_some());
+        assert_eq!(providers.lookup_timeout().as_millis(), 1500);
+    }
+
     #[test]
     fn details_are_trimmed_and_bounded() {
         assert_eq!(detail(Some("  ")), None);

@@ -89,11 +89,20 @@ both_backends! {
         // Wrong key.
         let reply = http.post("/webhooks/mailgun", &[], signed(&bounce, "key-someone-else", now)).await;
         assert_eq!(reply.status, 401, "{}", reply.body);
-        // Tampered body: signed, then the recipient changed.
-        let body = signed(&bounce, SIGNING_KEY, now).replace("ada@school.example", "bob@school.example");
-        let mut tampered: Value = serde_json::from_str(&body).unwrap();
-        tampered["signature"]["signature"] = json!(sign(SIGNING_KEY, "1", "x"));
-        assert_eq!(http.post("/webhooks/mailgun", &[], tampered.to_string()).await.status, 401);
+        // Tampered: Mailgun signs timestamp + token (not the event), so those are what can be
+        // tampered with; a changed token or timestamp no longer matches the signature.
+        let body: Value = serde_json::from_str(&signed(&bounce, SIGNING_KEY, now)).unwrap();
+        let mut new_token = body.clone();
+        new_token["signature"]["token"] = json!("a-token-of-my-choosing-0123456789abcdef");
+        let reply = http.post("/webhooks/mailgun", &[], new_token.to_string()).await;
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        assert!(reply.body.contains("does not match"), "{}", reply.body);
+        let mut new_time = body.clone();
+        new_time["signature"]["timestamp"] = json!((now + 1).to_string());
+        assert_eq!(http.post("/webhooks/mailgun", &[], new_time.to_string()).await.status, 401);
+        let mut garbage = body;
+        garbage["signature"]["signature"] = json!("zz-not-hex");
+        assert_eq!(http.post("/webhooks/mailgun", &[], garbage.to_string()).await.status, 401);
         // Stale: signed six minutes ago.
         let reply = http.post("/webhooks/mailgun", &[], signed(&bounce, SIGNING_KEY, now - 360)).await;
         assert_eq!(reply.status, 401, "{}", reply.body);

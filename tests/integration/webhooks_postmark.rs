@@ -114,6 +114,32 @@ both_backends! {
         http.stop().await;
     }
 
+    async fn an_early_event_attaches_once_the_invitation_is_recorded(app) {
+        app.seed(MEMBERS).await;
+        let http = HttpApp::start(app, configure).await;
+        let delivery = json!({
+            "RecordType": "Delivery", "MessageID": "msg-ada-2", "Recipient": "ada@school.example",
+            "DeliveredAt": "2026-11-26T04:01:00Z",
+        });
+        let reply = http.post("/webhooks/postmark", &[("authorization", &good_auth())], delivery.to_string()).await;
+        assert!(reply.body.contains("\"unknown_message\":1"), "{}", reply.body);
+        // The resend's invitation is written after its delivery report arrived.
+        http.app.seed(r#"
+            [[invitation]]
+            workspace = "acme"
+            email = "ada@school.example"
+            sent_at = "1 hour ago"
+            message_id = "msg-ada-2"
+        "#).await;
+        assert_eq!(verdict(&http.app, "ada@school.example").await, "invite_sent");
+        let store = http.app.engine.store();
+        let invitation = store.latest_invitation(http.app.check("ada@school.example", "acme").await.member.unwrap().id).await.unwrap().unwrap();
+        assert_eq!(store.attach_early_events(invitation.id, "msg-ada-2").await.unwrap(), 1);
+        assert_eq!(verdict(&http.app, "ada@school.example").await, "invite_delivered");
+        assert_eq!(store.attach_early_events(invitation.id, "msg-ada-2").await.unwrap(), 0);
+        http.stop().await;
+    }
+
     async fn wrong_or_missing_credentials_store_nothing(app) {
         app.seed(MEMBERS).await;
         let http = HttpApp::start(app, configure).await;
