@@ -51,6 +51,17 @@ pub enum Command {
     Seed { file: PathBuf },
     /// Apply database migrations (also done at every start).
     Migrate,
+    /// Talk to the bot in the terminal: `/invite-check ADDRESS`, a message naming addresses, `press N`.
+    Chat {
+        /// Who you are to the bot (the id its permissions are looked up by).
+        #[arg(long, default_value = "console")]
+        user: String,
+        /// A role you hold (repeatable), e.g. the support role id.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Load the bundled demo data and check one address per verdict.
     Demo {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -188,6 +199,32 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             })?;
             println!("migrations applied ({})", store.backend().as_str());
             store.close().await;
+        }
+        Command::Chat {
+            user,
+            roles,
+            format,
+        } => {
+            use std::io::IsTerminal;
+            let engine = startup::build_engine(&config).await?;
+            let chat = crate::chat::Chat::new(engine.clone(), &config);
+            let user = crate::chat::ChatUser {
+                name: user.clone(),
+                id: user,
+                roles,
+            };
+            let interactive = std::io::stdin().is_terminal();
+            if interactive && format == Format::Text {
+                println!(
+                    "invite-bot chat on {}. Try: /invite-check jane.doe@acme-corp.com  (quit to leave)",
+                    startup::redact_url(&config.database_url)
+                );
+            }
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            crate::console::run(&chat, &user, format, input, &mut std::io::stdout(), interactive)
+                .await
+                .map_err(|e| Failure::operational(format!("chat: {e}")))?;
+            engine.store().close().await;
         }
         Command::Demo { format } => {
             let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;

@@ -3,10 +3,13 @@
 //! The [`engine`] runs the help article's checklist against the workspace database and returns a
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
+pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod diagnosis;
+pub mod discord;
 pub mod email;
 pub mod engine;
 pub mod error;

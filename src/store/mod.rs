@@ -4,6 +4,7 @@
 //! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
+mod buttons;
 mod deliveries;
 mod fixture_load;
 mod members;
@@ -18,6 +19,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::SqlSafeStr;
 
+pub use buttons::ButtonRecord;
 pub use deliveries::DomainTrouble;
 pub use members::{MemberCandidate, MemberMatch};
 pub use plans::HotQuery;
@@ -196,11 +198,19 @@ fn migrator(backend: Backend) -> Migrator {
             1,
             "workspace database",
             include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
+        ), (
+            4,
+            "chat buttons",
+            include_str!("../../migrations/sqlite/0004_chat_buttons.sql"),
         )],
         Backend::Postgres => &[(
             1,
             "workspace database",
             include_str!("../../migrations/postgres/0001_workspace_database.sql"),
+        ), (
+            4,
+            "chat buttons",
+            include_str!("../../migrations/postgres/0004_chat_buttons.sql"),
         )],
     };
     Migrator::with_migrations(

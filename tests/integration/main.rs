@@ -9,3 +9,6 @@ mod input;
 mod plans;
 mod suggestions;
 mod verdicts;
+mod discord;
+mod fake_discord;
+mod console_chat;
