@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
 use crate::config::Config;
 use crate::email::EmailAddress;
 use crate::engine::Engine;
@@ -16,7 +17,9 @@ use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
 use crate::reply::render_text;
 use crate::startup::{self, StartupError};
+use crate::store::AuditFilter;
 use crate::workspace::WorkspaceSlug;
+use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -53,9 +56,10 @@ pub enum Command {
     Migrate,
     /// Talk to the bot in the terminal: `/invite-check ADDRESS`, a message naming addresses, `press N`.
     Chat {
-        /// Who you are to the bot (the id its permissions are looked up by).
-        #[arg(long, default_value = "console")]
-        user: String,
+        /// Talk as this chat user id (permissions from the [permissions] grants); without it, as the
+        /// local operator.
+        #[arg(long)]
+        user: Option<String>,
         /// A role you hold (repeatable), e.g. the support role id.
         #[arg(long = "role")]
         roles: Vec<String>,
@@ -67,6 +71,58 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Resend the invitation by email (as the local operator).
+    Resend {
+        email: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Issue a one-time activation code to hand to the person yourself.
+    ActivationCode {
+        email: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Hand the case to human support, with everything already checked.
+    Escalate {
+        email: String,
+        #[arg(long)]
+        workspace: String,
+        /// A note for the support team.
+        #[arg(long)]
+        note: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Redeem an activation code (or an invitation token): marks the member active.
+    Activate {
+        email: String,
+        code: String,
+        #[arg(long)]
+        workspace: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Read the audit log.
+    Audit {
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        workspace: Option<String>,
+        /// RFC 3339, or relative: "2 days ago", "-3h".
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 200)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Send invitation emails left waiting (after a mail outage or a crash) and retry escalation webhooks.
+    RetryPending,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -115,6 +171,7 @@ impl From<EngineError> for Failure {
     fn from(error: EngineError) -> Self {
         match error {
             EngineError::User(user) => user.into(),
+            EngineError::Action(failure) => Failure::operational(failure.to_string()),
             EngineError::Unavailable(source) => Failure::operational(format!(
                 "cannot reach the database: {}",
                 error_chain(&source)
@@ -127,7 +184,9 @@ impl From<EngineError> for Failure {
 impl From<StartupError> for Failure {
     fn from(error: StartupError) -> Self {
         match error {
-            StartupError::Prompts(_) => Failure::operational(error_chain(&error)),
+            StartupError::Prompts(_) | StartupError::Mailer(_) => {
+                Failure::operational(error_chain(&error))
+            }
             StartupError::Store { .. } => Failure::operational(error_chain(&error)),
         }
     }
@@ -149,7 +208,10 @@ pub async fn run(cli: Cli) -> ExitCode {
     match execute(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("error: {}", failure.message);
+            // A refusal was already printed as the command's output.
+            if !failure.message.is_empty() {
+                eprintln!("error: {}", failure.message);
+            }
             ExitCode::from(failure.code)
         }
     }
@@ -174,8 +236,10 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 .map(WorkspaceSlug::parse)
                 .transpose()
                 .map_err(UserError::from)?;
-            let engine = startup::build_engine(&config).await?;
-            let diagnoses = engine.check(&email, workspace.as_ref()).await?;
+            let (engine, operator) = operator_engine(&config).await?;
+            let diagnoses = engine
+                .check_as(&operator, &email, workspace.as_ref())
+                .await?;
             print_diagnoses(&engine, &diagnoses, format)?;
             engine.store().close().await;
         }
@@ -208,10 +272,13 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             use std::io::IsTerminal;
             let engine = startup::build_engine(&config).await?;
             let chat = crate::chat::Chat::new(engine.clone(), &config);
-            let user = crate::chat::ChatUser {
-                name: user.clone(),
-                id: user,
-                roles,
+            let actor = match user {
+                Some(id) => chat.actor(&crate::chat::ChatUser {
+                    name: id.clone(),
+                    id,
+                    roles,
+                }),
+                None => chat.operator(),
             };
             let interactive = std::io::stdin().is_terminal();
             if interactive && format == Format::Text {
@@ -221,9 +288,16 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 );
             }
             let input = tokio::io::BufReader::new(tokio::io::stdin());
-            crate::console::run(&chat, &user, format, input, &mut std::io::stdout(), interactive)
-                .await
-                .map_err(|e| Failure::operational(format!("chat: {e}")))?;
+            crate::console::run(
+                &chat,
+                &actor,
+                format,
+                input,
+                &mut std::io::stdout(),
+                interactive,
+            )
+            .await
+            .map_err(|e| Failure::operational(format!("chat: {e}")))?;
             engine.store().close().await;
         }
         Command::Demo { format } => {
@@ -245,6 +319,202 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             print_diagnoses(&engine, &all, format)?;
             engine.store().close().await;
         }
+        Command::Resend {
+            email,
+            workspace,
+            format,
+        } => {
+            let (email, workspace) = parse_target(&email, &workspace)?;
+            let (engine, operator) = operator_engine(&config).await?;
+            let outcome = engine
+                .resend_invite(&operator, &email, &workspace, None)
+                .await;
+            engine.store().close().await;
+            return report_action(outcome?, format);
+        }
+        Command::ActivationCode {
+            email,
+            workspace,
+            format,
+        } => {
+            let (email, workspace) = parse_target(&email, &workspace)?;
+            let (engine, operator) = operator_engine(&config).await?;
+            let outcome = engine
+                .issue_activation_code(&operator, &email, &workspace, None)
+                .await;
+            engine.store().close().await;
+            return report_action(outcome?, format);
+        }
+        Command::Escalate {
+            email,
+            workspace,
+            note,
+            format,
+        } => {
+            let (email, workspace) = parse_target(&email, &workspace)?;
+            let (engine, operator) = operator_engine(&config).await?;
+            let outcome = engine
+                .escalate(&operator, &email, &workspace, note.as_deref())
+                .await;
+            engine.store().close().await;
+            return report_action(outcome?, format);
+        }
+        Command::Activate {
+            email,
+            code,
+            workspace,
+            format,
+        } => {
+            let (email, workspace) = parse_target(&email, &workspace)?;
+            let (engine, operator) = operator_engine(&config).await?;
+            let outcome = engine.redeem(&operator, &email, &workspace, &code).await;
+            engine.store().close().await;
+            let activated = outcome? == RedeemOutcome::Activated;
+            let message = if activated {
+                format!("{} is now active and can log in.", email.key())
+            } else {
+                "That code is not valid for this address: it may be mistyped, expired, already used or \
+                 for someone else. Issue a new one if needed."
+                    .to_owned()
+            };
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({ "outcome": if activated { "activated" } else { "rejected" }, "message": message })
+                ),
+                Format::Text => println!("{message}"),
+            }
+            if !activated {
+                return Err(Failure {
+                    code: 3,
+                    message: String::new(),
+                });
+            }
+        }
+        Command::Audit {
+            email,
+            workspace,
+            since,
+            limit,
+            format,
+        } => {
+            let email = email
+                .as_deref()
+                .map(EmailAddress::parse)
+                .transpose()
+                .map_err(UserError::from)?;
+            let workspace = workspace
+                .as_deref()
+                .map(WorkspaceSlug::parse)
+                .transpose()
+                .map_err(UserError::from)?;
+            let since = since
+                .map(|s| crate::fixture::parse_when(&toml::Value::String(s), Utc::now()))
+                .transpose()
+                .map_err(|e| Failure::bad_input(format!("--since: {e}")))?;
+            let engine = startup::build_engine(&config).await?;
+            let entries = engine
+                .read_audit(&AuditFilter {
+                    email_key: email.map(|e| e.key().to_owned()),
+                    workspace: workspace.map(|w| w.as_str().to_owned()),
+                    since,
+                    limit: limit.max(1),
+                })
+                .await?;
+            engine.store().close().await;
+            match format {
+                Format::Json => {
+                    let text = serde_json::to_string_pretty(&entries)
+                        .map_err(|e| Failure::operational(format!("cannot encode JSON: {e}")))?;
+                    println!("{text}");
+                }
+                Format::Text => {
+                    for entry in &entries {
+                        println!(
+                            "{}  {:<24} {:<22} {:<16} {:<30} {}{}{}",
+                            entry.at.format("%Y-%m-%d %H:%M:%S"),
+                            entry.actor_name,
+                            entry.action,
+                            entry.workspace.as_deref().unwrap_or("-"),
+                            entry.email.as_deref().unwrap_or("-"),
+                            entry.outcome,
+                            entry
+                                .reason
+                                .as_deref()
+                                .map(|r| format!(" ({r})"))
+                                .unwrap_or_default(),
+                            entry
+                                .reference
+                                .as_deref()
+                                .map(|r| format!(" {r}"))
+                                .unwrap_or_default(),
+                        );
+                    }
+                }
+            }
+        }
+        Command::RetryPending => {
+            let engine = startup::build_engine(&config).await?;
+            let sent = engine.send_due_invitations().await?;
+            let delivered = engine.deliver_due_escalations().await?;
+            engine.store().close().await;
+            println!("sent {sent} waiting invitations, delivered {delivered} escalations");
+        }
+    }
+    Ok(())
+}
+
+/// The engine and the local operator, for the action commands.
+async fn operator_engine(config: &Config) -> Result<(Engine, Actor), Failure> {
+    let engine = startup::build_engine(config).await?;
+    Ok((engine, Authorizer::from_config(config).operator()))
+}
+
+fn parse_target(email: &str, workspace: &str) -> Result<(EmailAddress, WorkspaceSlug), Failure> {
+    let email = EmailAddress::parse(email).map_err(UserError::from)?;
+    let workspace = WorkspaceSlug::parse(workspace).map_err(UserError::from)?;
+    Ok((email, workspace))
+}
+
+/// Prints an action's outcome; a refusal exits 3.
+fn report_action(outcome: ActionOutcome, format: Format) -> Result<(), Failure> {
+    let (json, text, refused) = match &outcome {
+        ActionOutcome::Done(done) => {
+            let mut json = serde_json::json!({
+                "outcome": "done",
+                "action": done.action.as_str(),
+                "reason": null,
+                "message": done.summary,
+                "reference": done.reference,
+            });
+            let mut text = done.summary.clone();
+            if let Some(code) = &done.activation_code {
+                // The operator asked for the code; this is the one place it is printed.
+                json["code"] = code.code.expose_secret().into();
+                json["expires_at"] = code.expires_at.to_rfc3339().into();
+                text = format!("Activation code: {}\n{text}", code.code.expose_secret());
+            }
+            (json, text, false)
+        }
+        ActionOutcome::Refused(refusal) => (
+            serde_json::json!({
+                "outcome": "refused",
+                "reason": refusal.reason.as_str(),
+                "message": refusal.message,
+            }),
+            format!("Refused ({}): {}", refusal.reason.as_str(), refusal.message),
+            true,
+        ),
+    };
+    match format {
+        Format::Json => println!("{json}"),
+        Format::Text => println!("{text}"),
+    }
+    if refused {
+        return Err(Failure {
+            code: 3,
+            message: String::new(),
+        });
     }
     Ok(())
 }

@@ -33,6 +33,154 @@ pub struct Config {
     pub product: ProductConfig,
     pub checks: ChecksConfig,
     pub discord: DiscordConfig,
+    pub actions: ActionsConfig,
+    pub smtp: SmtpConfig,
+    pub escalation: EscalationConfig,
+    pub permissions: PermissionsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ActionsConfig {
+    /// The page the invitation email links to; the token is appended as `?token=...`. Never taken
+    /// from request data.
+    pub activation_url: String,
+    /// At most one resend per member per this many minutes.
+    pub resend_min_interval_minutes: u32,
+    /// At most this many resends per member per day.
+    pub resends_per_member_per_day: u32,
+    /// At most this many resends by one admin per hour.
+    pub resends_per_actor_per_hour: u32,
+    /// How long an activation code stays valid.
+    pub activation_code_ttl_hours: u32,
+    /// At most this many activation codes per member per day.
+    pub activation_codes_per_member_per_day: u32,
+    /// Wrong attempts after which an activation code is void.
+    pub activation_code_max_attempts: u32,
+    /// An escalation of the same member within this many minutes links to the open one.
+    pub escalation_dedupe_minutes: u32,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        Self {
+            activation_url: "https://app.example.com/activate".into(),
+            resend_min_interval_minutes: 15,
+            resends_per_member_per_day: 5,
+            resends_per_actor_per_hour: 50,
+            activation_code_ttl_hours: 24,
+            activation_codes_per_member_per_day: 10,
+            activation_code_max_attempts: 5,
+            escalation_dedupe_minutes: 60,
+        }
+    }
+}
+
+/// Outgoing mail. With no host (and no `SMTP_URL`), invitations are written as files to `outbox_dir`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    /// `none`, `starttls` or `tls`.
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    /// Env: `SMTP_PASSWORD`.
+    pub password: Option<secrecy::SecretString>,
+    pub timeout_seconds: u64,
+    /// Attempts for a temporary (4xx) failure before the email is left to the background retry.
+    pub max_attempts: u32,
+    /// Where emails go when no SMTP server is configured (lettre's file transport).
+    pub outbox_dir: PathBuf,
+    /// lettre's URL form, e.g. `smtp://127.0.0.1:2525`; overrides host/port/security. Env: `SMTP_URL`.
+    pub url: Option<secrecy::SecretString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SmtpSecurity {
+    None,
+    #[default]
+    Starttls,
+    Tls,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        Self {
+            host: None,
+            port: None,
+            security: SmtpSecurity::default(),
+            username: None,
+            password: None,
+            timeout_seconds: 10,
+            max_attempts: 3,
+            outbox_dir: PathBuf::from("outbox"),
+            url: None,
+        }
+    }
+}
+
+/// Where escalations go besides the chat channel.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EscalationConfig {
+    /// An HTTP endpoint that receives each escalation as JSON. Env: `ESCALATION_WEBHOOK_URL`.
+    pub webhook_url: Option<String>,
+    /// Shared secret for the `X-Invite-Bot-Signature` HMAC-SHA256 header. Env: `ESCALATION_WEBHOOK_SECRET`.
+    pub webhook_secret: Option<secrecy::SecretString>,
+    pub webhook_timeout_seconds: u64,
+    /// Tries per delivery round before the escalation is left marked undelivered for a later retry.
+    pub webhook_max_attempts: u32,
+}
+
+impl Default for EscalationConfig {
+    fn default() -> Self {
+        Self {
+            webhook_url: None,
+            webhook_secret: None,
+            webhook_timeout_seconds: 5,
+            webhook_max_attempts: 3,
+        }
+    }
+}
+
+/// Who may do what. Chat users get the union of every grant that names them or one of their roles.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PermissionsConfig {
+    /// What the local operator (the CLI and the local chat without --user) may do.
+    pub operator: Vec<String>,
+    pub grant: Vec<GrantConfig>,
+}
+
+impl Default for PermissionsConfig {
+    fn default() -> Self {
+        Self {
+            operator: vec![
+                "check".into(),
+                "resend_invite".into(),
+                "issue_activation_code".into(),
+                "escalate".into(),
+            ],
+            grant: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct GrantConfig {
+    /// Chat role ids.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Chat user ids.
+    #[serde(default)]
+    pub users: Vec<String>,
+    /// Permissions: check, resend_invite, issue_activation_code, escalate.
+    pub allow: Vec<String>,
+    /// Workspace slugs the grant is limited to; omitted means every workspace.
+    pub workspaces: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -69,6 +217,10 @@ impl Default for Config {
             product: ProductConfig::default(),
             checks: ChecksConfig::default(),
             discord: DiscordConfig::default(),
+            actions: ActionsConfig::default(),
+            smtp: SmtpConfig::default(),
+            escalation: EscalationConfig::default(),
+            permissions: PermissionsConfig::default(),
         }
     }
 }
@@ -180,9 +332,26 @@ impl Config {
         if let Some(dir) = env("INVITE_BOT_PROMPTS_DIR").filter(|v| !v.trim().is_empty()) {
             self.prompts_dir = Some(dir.into());
         }
+        let secret = |key: &str| {
+            env(key)
+                .filter(|v| !v.trim().is_empty())
+                .map(secrecy::SecretString::from)
+        };
+        if let Some(url) = secret("SMTP_URL") {
+            self.smtp.url = Some(url);
+        }
+        if let Some(password) = secret("SMTP_PASSWORD") {
+            self.smtp.password = Some(password);
+        }
+        if let Some(url) = env("ESCALATION_WEBHOOK_URL").filter(|v| !v.trim().is_empty()) {
+            self.escalation.webhook_url = Some(url);
+        }
+        if let Some(key) = secret("ESCALATION_WEBHOOK_SECRET") {
+            self.escalation.webhook_secret = Some(key);
+        }
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key, message: &str| {
             Err(ConfigError::Invalid {
                 key,
@@ -223,8 +392,54 @@ impl Config {
                 return invalid("discord.default_workspaces", "keys must be guild ids");
             }
             if crate::workspace::WorkspaceSlug::parse(workspace).is_err() {
-                return invalid("discord.default_workspaces", "values must be workspace slugs");
+                return invalid(
+                    "discord.default_workspaces",
+                    "values must be workspace slugs",
+                );
             }
+        }
+        if !(self.actions.activation_url.starts_with("https://")
+            || self.actions.activation_url.starts_with("http://"))
+        {
+            return invalid("actions.activation_url", "must be an http(s) URL");
+        }
+        if self.actions.activation_code_max_attempts == 0
+            || self.smtp.max_attempts == 0
+            || self.escalation.webhook_max_attempts == 0
+        {
+            return invalid("actions", "attempt limits must be at least 1");
+        }
+        for name in &self.permissions.operator {
+            if crate::actions::Permission::parse(name).is_none() {
+                return invalid(
+                    "permissions.operator",
+                    &format!("unknown permission `{name}`"),
+                );
+            }
+        }
+        for grant in &self.permissions.grant {
+            for name in &grant.allow {
+                if crate::actions::Permission::parse(name).is_none() {
+                    return invalid(
+                        "permissions.grant.allow",
+                        &format!("unknown permission `{name}`"),
+                    );
+                }
+            }
+            for slug in grant.workspaces.iter().flatten() {
+                if crate::workspace::WorkspaceSlug::parse(slug).is_err() {
+                    return invalid(
+                        "permissions.grant.workspaces",
+                        &format!("`{slug}` is not a workspace slug"),
+                    );
+                }
+            }
+        }
+        if self.escalation.webhook_url.is_some() && self.escalation.webhook_secret.is_none() {
+            return invalid(
+                "escalation.webhook_secret",
+                "is required when escalation.webhook_url is set",
+            );
         }
         Ok(())
     }

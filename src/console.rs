@@ -10,7 +10,8 @@ use std::io::Write;
 use serde::Serialize;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
-use crate::chat::{Chat, ChatReply, ChatRequest, ChatUser, BUTTON_PREFIX};
+use crate::actions::Actor;
+use crate::chat::{Chat, ChatReply, ChatRequest, BUTTON_PREFIX};
 use crate::cli::Format;
 
 /// One bot reply as a JSON line.
@@ -38,7 +39,7 @@ pub struct ButtonLine<'a> {
 /// Reads requests from `input` until it ends (or `quit`), writing replies to `output`.
 pub async fn run(
     chat: &Chat,
-    user: &ChatUser,
+    actor: &Actor,
     format: Format,
     input: impl AsyncBufRead + Unpin,
     output: &mut (impl Write + Send),
@@ -64,12 +65,12 @@ pub async fn run(
         }
         let (reply, finished, escalation) = match ChatRequest::parse(line) {
             ChatRequest::InviteCheck { email, workspace } => (
-                chat.invite_check(user, &email, workspace.as_deref()).await,
+                chat.invite_check(actor, &email, workspace.as_deref()).await,
                 None,
                 None,
             ),
             ChatRequest::Message(text) => (
-                chat.on_message(user, &text).await.unwrap_or_else(|| {
+                chat.on_message(actor, &text).await.unwrap_or_else(|| {
                     ChatReply::notice(
                         "No address in that message. Try /invite-check ADDRESS, or `quit`.",
                     )
@@ -81,7 +82,7 @@ pub async fn run(
             ChatRequest::Press(n) => match buttons.get(&n) {
                 Some(reference) => {
                     let outcome = chat
-                        .press(user, &format!("{BUTTON_PREFIX}{reference}"))
+                        .press(actor, &format!("{BUTTON_PREFIX}{reference}"))
                         .await;
                     if outcome.finished.is_some() {
                         // The message those buttons were on is finished: they are disabled.
@@ -119,7 +120,7 @@ pub async fn run(
                 })
                 .collect(),
             finished: finished.as_deref(),
-            escalation: escalation.map(|e| format!("{}\n{}", e.title, e.text)),
+            escalation: escalation.map(|e| format!("{}\n{}\n{}", e.title, e.text, e.diagnosis)),
         };
         match format {
             Format::Json => {
@@ -144,7 +145,10 @@ fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<
         writeln!(output, "  {text_line}")?;
     }
     if let Some(finished) = line.finished {
-        writeln!(output, "  [the original message now says: {finished}; its buttons are disabled]")?;
+        writeln!(
+            output,
+            "  [the original message now says: {finished}; its buttons are disabled]"
+        )?;
     }
     if let Some(escalation) = &line.escalation {
         writeln!(output, "  [posted to the support channel:]")?;

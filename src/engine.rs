@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
+use crate::actions::ActionSettings;
 use crate::config::Config;
 use crate::diagnosis::delivery::DeliveryFacts;
 use crate::diagnosis::{
@@ -15,6 +16,7 @@ use crate::diagnosis::{
 use crate::email::EmailAddress;
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
+use crate::mail::Mailer;
 use crate::prompts::Prompts;
 use crate::store::{MemberMatch, Store};
 use crate::workspace::{Workspace, WorkspaceSlug};
@@ -45,12 +47,15 @@ impl From<&Config> for CheckSettings {
     }
 }
 
-/// Cheap to clone: a pool handle and shared templates.
+/// Cheap to clone: a pool handle, shared templates and settings, a mail transport.
 #[derive(Clone, Debug)]
 pub struct Engine {
     store: Store,
     prompts: Arc<Prompts>,
     settings: Arc<CheckSettings>,
+    actions: Arc<ActionSettings>,
+    mailer: Mailer,
+    http: reqwest::Client,
 }
 
 impl Engine {
@@ -59,7 +64,29 @@ impl Engine {
             store,
             prompts,
             settings: Arc::new(settings),
+            actions: Arc::new(ActionSettings::from(&Config::default())),
+            mailer: Mailer::Disabled,
+            http: reqwest::Client::new(),
         }
+    }
+
+    /// Sets how actions behave and how email leaves (the default sends none).
+    pub fn with_actions(mut self, settings: ActionSettings, mailer: Mailer) -> Self {
+        self.actions = Arc::new(settings);
+        self.mailer = mailer;
+        self
+    }
+
+    pub fn action_settings(&self) -> &ActionSettings {
+        &self.actions
+    }
+
+    pub(crate) fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn store(&self) -> &Store {

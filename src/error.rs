@@ -18,12 +18,30 @@ pub enum UserError {
     InvalidWorkspace(#[from] SlugError),
     #[error("There is no workspace `{0}`.")]
     UnknownWorkspace(WorkspaceSlug),
+    #[error("You do not have the `{permission}` permission{}; nothing was done.", .workspace.as_ref().map(|w| format!(" in {w}")).unwrap_or_default())]
+    Forbidden {
+        permission: &'static str,
+        workspace: Option<WorkspaceSlug>,
+    },
+}
+
+/// An action that ran but could not finish, told to the person who started it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ActionFailure {
+    #[error("The mail server refused the invitation ({detail}); nothing was sent. Check the address, or issue an activation code instead (ref {reference}).")]
+    MailRejected { reference: String, detail: String },
+    #[error("The mail server is not accepting mail right now ({detail}). The invitation is queued and will be retried; it has not been sent yet (ref {reference}).")]
+    MailQueued { reference: String, detail: String },
+    #[error("Email sending is not configured, so nothing was sent (ref {reference}).")]
+    MailNotConfigured { reference: String },
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
     User(#[from] UserError),
+    #[error(transparent)]
+    Action(#[from] ActionFailure),
     #[error("the database is unavailable")]
     Unavailable(#[source] StoreError),
     #[error("internal error")]
@@ -51,6 +69,10 @@ impl EngineError {
     pub fn public_message(&self) -> String {
         match self {
             EngineError::User(error) => error.to_string(),
+            EngineError::Action(failure) => {
+                tracing::warn!(failure = %failure, "action failed");
+                failure.to_string()
+            }
             EngineError::Unavailable(source) => {
                 let reference = new_reference();
                 tracing::error!(reference, error = %source, "database unavailable");

@@ -3,6 +3,8 @@
 //! The [`engine`] runs the help article's checklist against the workspace database and returns a
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
+pub mod actions;
+pub mod activation_api;
 pub mod chat;
 pub mod cli;
 pub mod config;
@@ -15,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod fixture;
 pub mod humanize;
+pub mod mail;
 pub mod member;
 pub mod prompts;
 pub mod reply;

@@ -15,6 +15,11 @@ use crate::diagnosis::{Outcome, Verdict};
 const BUILTIN: &[(&str, &str)] = &[
     ("findings.j2", include_str!("../prompts/findings.j2")),
     ("reply.txt.j2", include_str!("../prompts/reply.txt.j2")),
+    ("actions.j2", include_str!("../prompts/actions.j2")),
+    (
+        "email/invitation.j2",
+        include_str!("../prompts/email/invitation.j2"),
+    ),
     (
         "partials/spam_folder.j2",
         include_str!("../prompts/partials/spam_folder.j2"),
@@ -67,6 +72,20 @@ const BUILTIN: &[(&str, &str)] = &[
         "verdicts/invite_sent.j2",
         include_str!("../prompts/verdicts/invite_sent.j2"),
     ),
+];
+
+/// The macros `actions.j2` must define.
+const ACTION_MACROS: &[&str] = &[
+    "forbidden",
+    "not_offered",
+    "too_soon",
+    "member_daily_limit",
+    "actor_hourly_limit",
+    "already_done",
+    "resend_done",
+    "activation_done",
+    "escalation_done",
+    "escalation_exists",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +179,27 @@ impl Prompts {
                 });
             }
         }
+        let actions = self.env.get_template("actions.j2")?.render_captured(())?;
+        for name in ACTION_MACROS {
+            if actions.state().lookup(name).is_none() {
+                return Err(PromptError::Incomplete {
+                    file: "actions.j2".into(),
+                    message: format!("no macro `{name}`"),
+                });
+            }
+        }
+        let mut email = self
+            .env
+            .get_template("email/invitation.j2")?
+            .render_captured(())?;
+        for block in ["subject", "body"] {
+            email
+                .with_state_mut(|state| state.render_block(block))
+                .map_err(|e| PromptError::Incomplete {
+                    file: "email/invitation.j2".into(),
+                    message: format!("block `{block}`: {e}"),
+                })?;
+        }
         for verdict in Verdict::ALL {
             let file = verdict_file(verdict);
             let mut captured = self.env.get_template(&file)?.render_captured(())?;
@@ -181,11 +221,43 @@ impl Prompts {
         outcome: Outcome,
         facts: &serde_json::Value,
     ) -> Result<String, PromptError> {
-        let findings = self.env.get_template("findings.j2")?.render_captured(())?;
-        let text = findings
+        self.macro_text("findings.j2", outcome.as_str(), facts)
+    }
+
+    /// The words for an action outcome (a macro of `actions.j2`).
+    pub fn action_text(
+        &self,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
+        self.macro_text("actions.j2", name, facts)
+    }
+
+    fn macro_text(
+        &self,
+        file: &str,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
+        let captured = self.env.get_template(file)?.render_captured(())?;
+        let text = captured
             .state()
-            .call_macro(outcome.as_str(), &[Value::from_serialize(facts)])?;
+            .call_macro(name, &[Value::from_serialize(facts)])?;
         Ok(collapse_whitespace(&text))
+    }
+
+    /// The invitation email: (subject, body).
+    pub fn invitation_email(
+        &self,
+        context: &serde_json::Value,
+    ) -> Result<(String, String), PromptError> {
+        let mut captured = self
+            .env
+            .get_template("email/invitation.j2")?
+            .render_captured(Value::from_serialize(context))?;
+        let subject = captured.with_state_mut(|state| state.render_block("subject"))?;
+        let body = captured.with_state_mut(|state| state.render_block("body"))?;
+        Ok((collapse_whitespace(&subject), body.trim().to_owned() + "\n"))
     }
 
     /// The verdict in words, for a title.

@@ -2,8 +2,10 @@
 
 use std::sync::Arc;
 
+use crate::actions::ActionSettings;
 use crate::config::Config;
 use crate::engine::{CheckSettings, Engine};
+use crate::mail::{Mailer, MailerConfigError};
 use crate::prompts::{PromptError, Prompts};
 use crate::store::{ConnectOptions, Store, StoreError};
 
@@ -11,6 +13,8 @@ use crate::store::{ConnectOptions, Store, StoreError};
 pub enum StartupError {
     #[error(transparent)]
     Prompts(#[from] PromptError),
+    #[error(transparent)]
+    Mailer(#[from] MailerConfigError),
     #[error("{source} (database: {url})")]
     Store {
         url: String,
@@ -31,11 +35,11 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
             url: redact_url(&config.database_url),
             source,
         })?;
-    Ok(Engine::new(
-        store,
-        Arc::new(prompts),
-        CheckSettings::from(config),
-    ))
+    let mailer = Mailer::from_config(config)?;
+    Ok(
+        Engine::new(store, Arc::new(prompts), CheckSettings::from(config))
+            .with_actions(ActionSettings::from(config), mailer),
+    )
 }
 
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {

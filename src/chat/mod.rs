@@ -2,7 +2,6 @@
 //! become a [`ChatReply`] with buttons. Discord and the local console both drive this module, so
 //! the rules (who may check, how old a button may be, a button acts once) are written once.
 
-pub mod gate;
 pub mod reply;
 pub mod request;
 
@@ -11,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
+use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason};
 use crate::config::Config;
 use crate::diagnosis::Diagnosis;
 use crate::email::EmailAddress;
@@ -20,7 +20,6 @@ use crate::reply::Reply;
 use crate::store::ButtonRecord;
 use crate::workspace::WorkspaceSlug;
 
-pub use gate::CheckGate;
 pub use reply::{ButtonAction, Card, ChatButton, ChatReply, EscalationPost, PressOutcome};
 pub use request::{addresses_in, ChatRequest};
 
@@ -30,7 +29,8 @@ pub const BUTTON_PREFIX: &str = "ib:";
 /// At most this many "Check ..." buttons under a support-channel message.
 pub const MAX_LISTENER_BUTTONS: usize = 5;
 
-/// Who is talking to the bot, as the chat platform reports it.
+/// Who is talking to the bot, as the chat platform reports it. Turned into an [`Actor`] (with its
+/// permissions from config) on every request and every press, never remembered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatUser {
     pub id: String,
@@ -58,7 +58,7 @@ impl ChatSettings {
 pub struct Chat {
     engine: Engine,
     settings: Arc<ChatSettings>,
-    gate: Arc<CheckGate>,
+    authorizer: Arc<Authorizer>,
 }
 
 impl Chat {
@@ -66,7 +66,7 @@ impl Chat {
         Chat {
             engine,
             settings: Arc::new(ChatSettings::from_config(config)),
-            gate: Arc::new(CheckGate::from_config(config)),
+            authorizer: Arc::new(Authorizer::from_config(config)),
         }
     }
 
@@ -78,18 +78,25 @@ impl Chat {
         &self.settings
     }
 
+    /// The actor for a chat user: permissions from the `[permissions]` grants of their id and roles.
+    pub fn actor(&self, user: &ChatUser) -> Actor {
+        self.authorizer
+            .chat_actor(&user.id, &user.name, &user.roles)
+    }
+
+    /// The person at the terminal (the local chat without `--user`).
+    pub fn operator(&self) -> Actor {
+        self.authorizer.operator()
+    }
+
     /// `/invite-check`: the diagnosis, one card per workspace, with suggestion and action buttons.
-    #[tracing::instrument(name = "invite_check", skip_all, fields(user = %user.id))]
+    #[tracing::instrument(name = "invite_check", skip_all, fields(actor = %actor.id()))]
     pub async fn invite_check(
         &self,
-        user: &ChatUser,
+        actor: &Actor,
         email: &str,
         workspace: Option<&str>,
     ) -> ChatReply {
-        if !self.gate.may_check(user) {
-            tracing::info!("check refused: missing permission");
-            return ChatReply::notice(gate::CHECK_REFUSAL);
-        }
         let email = match EmailAddress::parse(email) {
             Ok(email) => email,
             Err(error) => return ChatReply::notice(UserError::from(error).to_string()),
@@ -101,7 +108,7 @@ impl Chat {
             },
             None => None,
         };
-        match self.check_reply(user, &email, workspace.as_ref()).await {
+        match self.check_reply(actor, &email, workspace.as_ref()).await {
             Ok(reply) => reply,
             Err(error) => ChatReply::notice(error.public_message()),
         }
@@ -109,23 +116,27 @@ impl Chat {
 
     async fn check_reply(
         &self,
-        user: &ChatUser,
+        actor: &Actor,
         email: &EmailAddress,
         workspace: Option<&WorkspaceSlug>,
     ) -> Result<ChatReply, EngineError> {
-        let diagnoses = self.engine.check(email, workspace).await?;
+        // Authorized (and audited) by the engine: a refusal comes back as a user error.
+        let diagnoses = self.engine.check_as(actor, email, workspace).await?;
         let now = Utc::now();
         let mut cards = Vec::with_capacity(diagnoses.len());
         let mut buttons = Vec::new();
         let mut records = Vec::new();
         for (index, diagnosis) in diagnoses.iter().enumerate() {
             cards.push(self.card(diagnosis)?);
-            let slug = diagnosis.workspace.as_ref().map(|w| w.slug.as_str().to_owned());
+            let slug = diagnosis
+                .workspace
+                .as_ref()
+                .map(|w| w.slug.as_str().to_owned());
             // Actions need a workspace to act in; a result that is nowhere offers none.
             if slug.is_some() {
                 for action in &diagnosis.actions {
                     let action = ButtonAction::from(*action);
-                    let record = new_record(action, diagnosis, diagnosis.email.key(), user, now);
+                    let record = new_record(action, diagnosis, diagnosis.email.key(), actor, now);
                     buttons.push(ChatButton {
                         label: action.label().to_owned(),
                         action,
@@ -136,7 +147,7 @@ impl Chat {
                 }
             }
             for suggestion in &diagnosis.suggestions {
-                let record = new_record(ButtonAction::Check, diagnosis, suggestion, user, now);
+                let record = new_record(ButtonAction::Check, diagnosis, suggestion, actor, now);
                 buttons.push(ChatButton {
                     label: truncate(&format!("Did you mean {suggestion}?"), 80),
                     action: ButtonAction::Check,
@@ -177,8 +188,8 @@ impl Chat {
 
     /// A message in a support channel: "Check ..." buttons for the addresses it names, and no
     /// diagnosis: nobody gets a public verdict about someone who did not ask.
-    #[tracing::instrument(name = "support_message", skip_all, fields(user = %user.id))]
-    pub async fn on_message(&self, user: &ChatUser, text: &str) -> Option<ChatReply> {
+    #[tracing::instrument(name = "support_message", skip_all, fields(actor = %actor.id()))]
+    pub async fn on_message(&self, actor: &Actor, text: &str) -> Option<ChatReply> {
         let addresses = addresses_in(text, MAX_LISTENER_BUTTONS);
         if addresses.is_empty() {
             return None;
@@ -192,7 +203,7 @@ impl Chat {
                 email: email.key().to_owned(),
                 workspace: None,
                 member_id: None,
-                offered_to: user.id.clone(),
+                offered_to: actor.id().to_owned(),
                 offered_at: now,
                 used_at: None,
                 used_by: None,
@@ -217,9 +228,10 @@ impl Chat {
             .collect();
         Some(ChatReply {
             ephemeral: false,
-            text: "Support can check why an invitation did not arrive; the result is shown only to \
+            text:
+                "Support can check why an invitation did not arrive; the result is shown only to \
                    the person who presses."
-                .to_owned(),
+                    .to_owned(),
             cards: Vec::new(),
             buttons,
         })
@@ -227,14 +239,15 @@ impl Chat {
 
     /// A button press, identified only by its `custom_id`. Nothing in it is trusted: it names a
     /// record, and the record says what the button does.
-    #[tracing::instrument(name = "press", skip_all, fields(user = %user.id))]
-    pub async fn press(&self, user: &ChatUser, custom_id: &str) -> PressOutcome {
-        self.press_at(user, custom_id, Utc::now()).await
+    /// `actor` is whoever pressed, never whoever ran the check: every press is authorized anew.
+    #[tracing::instrument(name = "press", skip_all, fields(actor = %actor.id()))]
+    pub async fn press(&self, actor: &Actor, custom_id: &str) -> PressOutcome {
+        self.press_at(actor, custom_id, Utc::now()).await
     }
 
     pub async fn press_at(
         &self,
-        user: &ChatUser,
+        actor: &Actor,
         custom_id: &str,
         now: DateTime<Utc>,
     ) -> PressOutcome {
@@ -270,7 +283,7 @@ impl Chat {
         match action {
             ButtonAction::Check => {
                 let reply = self
-                    .invite_check(user, &record.email, record.workspace.as_deref())
+                    .invite_check(actor, &record.email, record.workspace.as_deref())
                     .await;
                 // A check asked for by a press is always private, whatever the channel.
                 PressOutcome::answer(ChatReply {
@@ -278,34 +291,130 @@ impl Chat {
                     ..reply
                 })
             }
-            _ => self.perform(user, &record, action, now).await,
+            _ => self.perform(actor, &record, action, now).await,
         }
     }
 
     async fn perform(
         &self,
-        user: &ChatUser,
+        actor: &Actor,
         record: &ButtonRecord,
         action: ButtonAction,
-        _now: DateTime<Utc>,
+        now: DateTime<Utc>,
     ) -> PressOutcome {
-        if let Some(used_at) = record.used_at {
+        let notice = |text: String| PressOutcome::answer(ChatReply::notice(text));
+        if record.used_at.is_some() {
             tracing::info!(action = action.as_str(), "replayed button");
-            return PressOutcome::answer(ChatReply::notice(format!(
-                "This was already done at {} UTC{}; nothing was repeated.",
-                used_at.format("%Y-%m-%d %H:%M"),
-                record
-                    .outcome
-                    .as_deref()
-                    .map(|o| format!(": {o}"))
-                    .unwrap_or_default()
-            )));
+            return notice(replayed(record));
         }
-        // The actions API (resend, activation code, escalation) is wired here once it lands.
-        let _ = user;
-        PressOutcome::answer(ChatReply::notice(
-            "This action is not available in this version yet; nothing was done.",
-        ))
+        let (Ok(email), Some(Ok(workspace))) = (
+            EmailAddress::parse(&record.email),
+            record.workspace.as_deref().map(WorkspaceSlug::parse),
+        ) else {
+            return notice(FORGED.to_owned());
+        };
+        let store = self.engine.store();
+        // Claimed before acting, so two presses at once cannot both act; given back below when
+        // nothing was done.
+        match store.claim_button(&record.reference, actor.id(), now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                let latest = store.find_button(&record.reference).await.ok().flatten();
+                return notice(replayed(latest.as_ref().unwrap_or(record)));
+            }
+            Err(error) => return notice(EngineError::from(error).public_message()),
+        }
+        // The button's reference is the idempotency key: the same button can never act twice,
+        // even through another bot instance.
+        let key = Some(record.reference.as_str());
+        let result = match action {
+            ButtonAction::ResendInvite => {
+                self.engine
+                    .resend_invite(actor, &email, &workspace, key)
+                    .await
+            }
+            ButtonAction::IssueActivationCode => {
+                self.engine
+                    .issue_activation_code(actor, &email, &workspace, key)
+                    .await
+            }
+            ButtonAction::Escalate => self.engine.escalate(actor, &email, &workspace, None).await,
+            ButtonAction::Check => unreachable!("check buttons are not actions"),
+        };
+        match result {
+            Ok(ActionOutcome::Done(done)) => {
+                let finished = format!(
+                    "{}: done by {} ({}).",
+                    action.label(),
+                    actor.name(),
+                    done.reference
+                );
+                if let Err(error) = store.finish_button(&record.reference, &finished).await {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "outcome not recorded on the button");
+                }
+                self.done_reply(done, finished)
+            }
+            Ok(ActionOutcome::Refused(refusal)) => {
+                if refusal.reason != RefusalReason::AlreadyDone {
+                    let _ = store.release_button(&record.reference).await;
+                }
+                tracing::info!(
+                    action = action.as_str(),
+                    reason = refusal.reason.as_str(),
+                    "action refused"
+                );
+                notice(refusal.message)
+            }
+            Err(error) => {
+                let _ = store.release_button(&record.reference).await;
+                notice(error.public_message())
+            }
+        }
+    }
+
+    fn done_reply(&self, done: ActionDone, finished: String) -> PressOutcome {
+        let mut text = done.summary.clone();
+        if let Some(code) = &done.activation_code {
+            use secrecy::ExposeSecret;
+            text.push_str(&format!(
+                "\n\nActivation code: {}  (valid until {} UTC)\nGive it to the person yourself, \
+                 privately. Do not open the activation link yourself: that would use up their invitation.",
+                code.code.expose_secret(),
+                code.expires_at.format("%Y-%m-%d %H:%M")
+            ));
+        }
+        let escalation = done.escalation.as_ref().map(|escalation| {
+            let diagnosis = serde_json::to_string_pretty(&escalation.diagnosis)
+                .unwrap_or_else(|_| escalation.diagnosis.to_string());
+            let taken = if escalation.actions_taken.is_empty() {
+                "none".to_owned()
+            } else {
+                escalation.actions_taken.join("; ")
+            };
+            EscalationPost {
+                title: format!(
+                    "Escalation {}: {} in {}",
+                    escalation.reference, escalation.email, escalation.workspace
+                ),
+                diagnosis,
+                text: format!(
+                    "Requested by {} at {} UTC.\nActions already taken: {taken}.{}",
+                    escalation.requested_by,
+                    escalation.created_at.format("%Y-%m-%d %H:%M"),
+                    escalation
+                        .note
+                        .as_deref()
+                        .map(|n| format!("\nNote: {n}"))
+                        .unwrap_or_default(),
+                ),
+            }
+        });
+        PressOutcome {
+            // Always private: it may hold an activation code, and is meant for the presser only.
+            reply: ChatReply::notice(text),
+            finished: Some(finished),
+            escalation,
+        }
     }
 
     /// Workspaces whose slug or name starts with `prefix`, as (label, slug), for autocompletion.
@@ -328,6 +437,16 @@ impl Chat {
     }
 }
 
+fn replayed(record: &ButtonRecord) -> String {
+    match (&record.outcome, record.used_at) {
+        (Some(outcome), _) => format!("This was already done; nothing was repeated. {outcome}"),
+        (None, Some(_)) => {
+            "This button is being handled right now; nothing was repeated.".to_owned()
+        }
+        (None, None) => "Nothing was repeated; run the check again.".to_owned(),
+    }
+}
+
 const FORGED: &str =
     "This button is not one the bot offered (or its record is gone); run the check again.";
 
@@ -335,7 +454,7 @@ fn new_record(
     action: ButtonAction,
     diagnosis: &Diagnosis,
     email: &str,
-    user: &ChatUser,
+    actor: &Actor,
     now: DateTime<Utc>,
 ) -> ButtonRecord {
     ButtonRecord {
@@ -351,7 +470,7 @@ fn new_record(
         } else {
             diagnosis.member.as_ref().map(|m| m.id)
         },
-        offered_to: user.id.clone(),
+        offered_to: actor.id().to_owned(),
         offered_at: now,
         used_at: None,
         used_by: None,

@@ -160,5 +160,8 @@ impl PressOutcome {
 #[derive(Debug, Clone, Serialize)]
 pub struct EscalationPost {
     pub title: String,
+    /// Who asked, when, and what was already tried.
     pub text: String,
+    /// The check's full diagnosis, as pretty JSON.
+    pub diagnosis: String,
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use secrecy::ExposeSecret;
 use serenity::all::{
-    ChannelId, Client, ComponentInteraction, Context, CreateActionRow, CreateAllowedMentions,
+    ChannelId, ComponentInteraction, Context, CreateActionRow, CreateAllowedMentions,
     CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateEmbed,
     CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
     CreateMessage, CreateThread, EditInteractionResponse, EventHandler, GatewayIntents, GuildId,
@@ -108,7 +108,8 @@ impl DiscordBot {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DiscordError> {
-        let mut http = HttpBuilder::new(&self.token).default_allowed_mentions(render::no_mentions());
+        let mut http =
+            HttpBuilder::new(&self.token).default_allowed_mentions(render::no_mentions());
         if let Some(base) = &self.api_base {
             http = http.proxy(base.clone()).ratelimiter_disabled(true);
         }
@@ -204,7 +205,11 @@ where
         Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response)))
             if response.status_code.as_u16() == 429 =>
         {
-            tracing::warn!(what, wait_ms = wait.as_millis() as u64, "rate limited by Discord; retrying once");
+            tracing::warn!(
+                what,
+                wait_ms = wait.as_millis() as u64,
+                "rate limited by Discord; retrying once"
+            );
             tokio::time::sleep(wait).await;
             request().await
         }
@@ -281,9 +286,14 @@ impl Handler {
                 .guild_id
                 .and_then(|g| self.discord.default_workspaces.get(&g.to_string()).cloned())
         });
-        let user = chat_user(&command.user, command.member.as_deref());
+        let actor = self
+            .chat
+            .actor(&chat_user(&command.user, command.member.as_deref()));
         let chat = self.chat.clone();
-        let work = async move { chat.invite_check(&user, &email, workspace.as_deref()).await };
+        let work = async move {
+            chat.invite_check(&actor, &email, workspace.as_deref())
+                .await
+        };
         self.answer(ctx, &command, work).await;
     }
 
@@ -352,7 +362,10 @@ impl Handler {
 
     async fn on_button(&self, ctx: &Context, press: ComponentInteraction) {
         let wait = self.options.rate_limit_wait;
-        let user = chat_user(&press.user, press.member.as_ref());
+        // The presser's own permissions, looked up now: never those of whoever ran the check.
+        let actor = self
+            .chat
+            .actor(&chat_user(&press.user, press.member.as_ref()));
         // Acknowledge first (type 6): an action may send mail, which can take longer than Discord's
         // three seconds. The original message is then edited, and the answer sent as a follow-up.
         let acknowledged = with_retry(wait, "acknowledge", || {
@@ -363,7 +376,7 @@ impl Handler {
             tracing::error!(%error, "cannot acknowledge a button press");
             return;
         }
-        let outcome = self.chat.press(&user, &press.data.custom_id).await;
+        let outcome = self.chat.press(&actor, &press.data.custom_id).await;
         if let Some(finished) = &outcome.finished {
             let edit = finished_message(&press.message, finished);
             let result = with_retry(wait, "update original", || {
@@ -401,7 +414,7 @@ impl Handler {
             .embed(
                 CreateEmbed::new()
                     .title(crate::chat::truncate(&render::escape(&post.title), 256))
-                    .description(crate::chat::truncate(&render::escape(&post.text), 4096))
+                    .description(render::escalation_description(post))
                     .colour(render::colour(Some(crate::diagnosis::Severity::Bad))),
             )
             .allowed_mentions(mentions);
@@ -434,12 +447,16 @@ impl Handler {
         {
             return;
         }
-        let user = ChatUser {
+        let actor = self.chat.actor(&ChatUser {
             id: message.author.id.to_string(),
             name: message.author.name.clone(),
-            roles: Vec::new(),
-        };
-        let Some(reply) = self.chat.on_message(&user, &message.content).await else {
+            roles: message
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+        });
+        let Some(reply) = self.chat.on_message(&actor, &message.content).await else {
             return;
         };
         let create = CreateMessage::new()
@@ -474,7 +491,12 @@ fn finished_message(original: &Message, finished: &str) -> EditInteractionRespon
             )
         })
         .collect();
-    let embeds: Vec<CreateEmbed> = original.embeds.iter().cloned().map(CreateEmbed::from).collect();
+    let embeds: Vec<CreateEmbed> = original
+        .embeds
+        .iter()
+        .cloned()
+        .map(CreateEmbed::from)
+        .collect();
     EditInteractionResponse::new()
         .content(render::escape(finished))
         .embeds(embeds)

@@ -6,7 +6,7 @@ use serenity::all::{
     CreateEmbedFooter,
 };
 
-use crate::chat::{truncate, ButtonAction, ChatButton, ChatReply, BUTTON_PREFIX};
+use crate::chat::{truncate, ButtonAction, ChatButton, ChatReply, EscalationPost, BUTTON_PREFIX};
 use crate::diagnosis::Severity;
 
 /// Discord's limits: embeds per message, rows per message, buttons per row, text lengths.
@@ -62,6 +62,15 @@ fn escaped(text: &str, max: usize) -> String {
         text.push('…');
     }
     text
+}
+
+/// The escalation's words escaped, then the diagnosis in a code block, where nothing renders.
+pub fn escalation_description(post: &EscalationPost) -> String {
+    let text = escape(&post.text);
+    // A backtick could close the block early; the JSON needs none.
+    let diagnosis = post.diagnosis.replace('`', "'");
+    let room = MAX_DESCRIPTION.saturating_sub(text.chars().count() + 16);
+    format!("{text}\n```json\n{}\n```", truncate(&diagnosis, room))
 }
 
 pub fn content(reply: &ChatReply) -> String {

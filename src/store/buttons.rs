@@ -162,7 +162,11 @@ impl Store {
     }
 
     /// Ties the buttons of one reply to the message they were posted on.
-    pub async fn set_button_message(&self, references: &[String], message: &str) -> StoreResult<()> {
+    pub async fn set_button_message(
+        &self,
+        references: &[String],
+        message: &str,
+    ) -> StoreResult<()> {
         on_backend!(self, pool => {
             for reference in references {
                 sqlx::query("UPDATE chat_buttons SET message = $1 WHERE reference = $2")

@@ -54,7 +54,7 @@ pub struct DomainTrouble {
 
 pub(super) const LATEST_INVITATION: &str =
     "SELECT id, member_id, sent_at, expires_at, message_id FROM invitations \
-                 WHERE member_id = $1 ORDER BY sent_at DESC, id DESC LIMIT 1";
+                 WHERE member_id = $1 AND send_state = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1";
 pub(super) const INVITATION_EVENTS: &str =
     "SELECT event, bounce_kind, at, detail FROM delivery_events \
                  WHERE invitation_id = $1 ORDER BY at, id";

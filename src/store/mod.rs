@@ -4,9 +4,14 @@
 //! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
+mod actions;
+mod activation;
+mod audit;
 mod buttons;
 mod deliveries;
+mod escalations;
 mod fixture_load;
+mod locking;
 mod members;
 mod plans;
 mod workspaces;
@@ -19,8 +24,12 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::SqlSafeStr;
 
+pub use actions::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
+pub use activation::{ActivationStart, LiveCode, NewActivationCode};
+pub use audit::{AuditEntry, AuditFilter};
 pub use buttons::ButtonRecord;
 pub use deliveries::DomainTrouble;
+pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch};
 pub use plans::HotQuery;
 
@@ -194,24 +203,40 @@ impl Store {
 /// The migrations, embedded in the binary so a deployment needs no files beside it.
 fn migrator(backend: Backend) -> Migrator {
     let sources: &[(i64, &str, &'static str)] = match backend {
-        Backend::Sqlite => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
-        ), (
-            4,
-            "chat buttons",
-            include_str!("../../migrations/sqlite/0004_chat_buttons.sql"),
-        )],
-        Backend::Postgres => &[(
-            1,
-            "workspace database",
-            include_str!("../../migrations/postgres/0001_workspace_database.sql"),
-        ), (
-            4,
-            "chat buttons",
-            include_str!("../../migrations/postgres/0004_chat_buttons.sql"),
-        )],
+        Backend::Sqlite => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/sqlite/0001_workspace_database.sql"),
+            ),
+            (
+                2,
+                "actions",
+                include_str!("../../migrations/sqlite/0002_actions.sql"),
+            ),
+            (
+                4,
+                "chat buttons",
+                include_str!("../../migrations/sqlite/0004_chat_buttons.sql"),
+            ),
+        ],
+        Backend::Postgres => &[
+            (
+                1,
+                "workspace database",
+                include_str!("../../migrations/postgres/0001_workspace_database.sql"),
+            ),
+            (
+                2,
+                "actions",
+                include_str!("../../migrations/postgres/0002_actions.sql"),
+            ),
+            (
+                4,
+                "chat buttons",
+                include_str!("../../migrations/postgres/0004_chat_buttons.sql"),
+            ),
+        ],
     };
     Migrator::with_migrations(
         sources

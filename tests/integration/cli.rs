@@ -300,3 +300,210 @@ fn with_no_config_the_defaults_work_on_sqlite() {
     assert_eq!(again.status.code(), Some(0));
     assert_eq!(stdout(&again).trim(), "migrations applied (sqlite)");
 }
+
+fn invite_bot_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invite-bot"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("INVITE_BOT_CONFIG")
+        .env_remove("SMTP_URL")
+        .env("RUST_LOG", "off");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+#[test]
+fn operator_actions_report_json_and_exit_codes() {
+    let smtp = crate::smtp::SmtpServer::start();
+    let cwd = tempfile::tempdir().unwrap();
+    let fixture = cwd.path().join("people.toml");
+    std::fs::write(
+        &fixture,
+        "[[workspace]]\nslug = \"acme\"\nname = \"Acme\"\n\
+         [[member]]\nworkspace = \"acme\"\nemail = \"jo@learners.example\"\nrole = \"learner\"\nstatus = \"invited\"\n\
+         [[member]]\nworkspace = \"acme\"\nemail = \"al@learners.example\"\nrole = \"learner\"\nstatus = \"active\"\n",
+    )
+    .unwrap();
+    let env = [("SMTP_URL", smtp.url.as_str())];
+    let run = |args: &[&str]| invite_bot_with(cwd.path(), &env, args);
+    let json = |output: &Output| -> Value {
+        serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
+    };
+    assert_eq!(
+        run(&["seed", fixture.to_str().unwrap()]).status.code(),
+        Some(0)
+    );
+
+    let sent = run(&[
+        "resend",
+        "jo@learners.example",
+        "--workspace",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(sent.status.code(), Some(0), "{}", stderr(&sent));
+    let body = json(&sent);
+    assert_eq!(body["outcome"], "done");
+    assert!(body["reference"].as_str().unwrap().starts_with("RSD-"));
+    assert_eq!(smtp.received().len(), 1);
+
+    let again = run(&[
+        "resend",
+        "jo@learners.example",
+        "--workspace",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(again.status.code(), Some(3));
+    let body = json(&again);
+    assert_eq!(body["outcome"], "refused");
+    assert_eq!(body["reason"], "rate_limited");
+    assert!(body["message"].as_str().unwrap().contains("already sent"));
+
+    let active = run(&[
+        "resend",
+        "al@learners.example",
+        "--workspace",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(active.status.code(), Some(3));
+    assert_eq!(json(&active)["reason"], "not_offered");
+
+    let code = run(&[
+        "activation-code",
+        "jo@learners.example",
+        "--workspace",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(code.status.code(), Some(0), "{}", stderr(&code));
+    let body = json(&code);
+    let secret = body["code"].as_str().unwrap().to_owned();
+    assert!(body["expires_at"].as_str().is_some());
+
+    let activated = run(&[
+        "activate",
+        "jo@learners.example",
+        &secret,
+        "--workspace",
+        "acme",
+    ]);
+    assert_eq!(activated.status.code(), Some(0), "{}", stdout(&activated));
+    let reused = run(&[
+        "activate",
+        "jo@learners.example",
+        &secret,
+        "--workspace",
+        "acme",
+    ]);
+    assert_eq!(reused.status.code(), Some(3));
+
+    let escalated = run(&[
+        "escalate",
+        "jo@learners.example",
+        "--workspace",
+        "acme",
+        "--note",
+        "vip",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(
+        escalated.status.code(),
+        Some(3),
+        "an active member offers no escalation: {}",
+        stdout(&escalated)
+    );
+    let escalated = run(&[
+        "escalate",
+        "nobody@learners.example",
+        "--workspace",
+        "acme",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(escalated.status.code(), Some(0), "{}", stderr(&escalated));
+    assert!(json(&escalated)["reference"]
+        .as_str()
+        .unwrap()
+        .starts_with("ESC-"));
+
+    let bad = run(&["resend", "jo@@learners.example", "--workspace", "acme"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let ghost = run(&["resend", "jo@learners.example", "--workspace", "ghost"]);
+    assert_eq!(ghost.status.code(), Some(2));
+    assert!(stderr(&ghost).contains("There is no workspace `ghost`"));
+
+    let audit = run(&[
+        "audit",
+        "--email",
+        "jo@learners.example",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(audit.status.code(), Some(0));
+    let entries = json(&audit);
+    let actions: Vec<(&str, &str)> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap(),
+                e["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("resend_invite", "done"),
+            ("resend_invite", "refused"),
+            ("issue_activation_code", "done"),
+            ("redeem", "activated"),
+            ("redeem", "rejected"),
+            ("escalate", "refused"),
+        ]
+    );
+    assert!(!stdout(&audit).contains(&secret));
+}
+
+#[test]
+fn a_mail_server_that_is_down_exits_1() {
+    let cwd = tempfile::tempdir().unwrap();
+    let fixture = cwd.path().join("people.toml");
+    std::fs::write(
+        &fixture,
+        "[[workspace]]\nslug = \"acme\"\nname = \"Acme\"\n\
+         [[member]]\nworkspace = \"acme\"\nemail = \"jo@learners.example\"\nrole = \"learner\"\nstatus = \"invited\"\n",
+    )
+    .unwrap();
+    let closed = crate::smtp::closed_smtp_url();
+    let env = [("SMTP_URL", closed.as_str())];
+    assert_eq!(
+        invite_bot_with(cwd.path(), &env, &["seed", fixture.to_str().unwrap()])
+            .status
+            .code(),
+        Some(0)
+    );
+    let output = invite_bot_with(
+        cwd.path(),
+        &env,
+        &["resend", "jo@learners.example", "--workspace", "acme"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("has not been sent yet"),
+        "{}",
+        stderr(&output)
+    );
+}

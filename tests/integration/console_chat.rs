@@ -54,7 +54,11 @@ async fn seeded(backend: Backend) -> Option<(crate::helpers::FreshDatabase, temp
         .env("RUST_LOG", "off")
         .output()
         .unwrap();
-    assert!(seed.status.success(), "{}", String::from_utf8_lossy(&seed.stderr));
+    assert!(
+        seed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seed.stderr)
+    );
     Some((database, dir))
 }
 
@@ -105,7 +109,10 @@ async fn a_piped_conversation(backend: Backend) {
     );
     // press 1: the suggestion's own check.
     assert_eq!(lines[2]["verdict"], "invite_bounced");
-    assert!(lines[2]["text"].as_str().unwrap().contains("jane.doe@corp.example"));
+    assert!(lines[2]["text"]
+        .as_str()
+        .unwrap()
+        .contains("jane.doe@corp.example"));
     // A plain message: check buttons, no diagnosis.
     assert_eq!(lines[3]["verdict"], Value::Null);
     assert_eq!(
@@ -116,7 +123,10 @@ async fn a_piped_conversation(backend: Backend) {
         ]
     );
     assert!(lines[4]["text"].as_str().unwrap().contains("no button 9"));
-    assert!(lines[5]["text"].as_str().unwrap().contains("not a valid email address"));
+    assert!(lines[5]["text"]
+        .as_str()
+        .unwrap()
+        .contains("not a valid email address"));
     assert!(lines[6]["text"].as_str().unwrap().contains("Usage"));
 }
 
@@ -137,26 +147,72 @@ async fn text_mode_numbers_the_buttons(backend: Backend) {
             .stdin
             .take()
             .unwrap()
-            .write_all(b"/invite-check never@corp.example\nquit\n/invite-check active@corp.example\n")
+            .write_all(
+                b"/invite-check never@corp.example\nquit\n/invite-check active@corp.example\n",
+            )
             .unwrap();
         child.wait_with_output().unwrap()
     };
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success());
-    assert!(text.contains("[1] Resend invite  [2] Issue activation code  [3] Escalate to support"), "{text}");
-    assert!(!text.contains("active@corp.example"), "nothing is read after quit: {text}");
+    assert!(
+        text.contains("[1] Resend invite  [2] Issue activation code  [3] Escalate to support"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("active@corp.example"),
+        "nothing is read after quit: {text}"
+    );
 }
 
-async fn the_support_role_gates_checks(backend: Backend) {
+async fn permissions_come_from_the_grants(backend: Backend) {
     let Some((database, dir)) = seeded(backend).await else {
         return;
     };
-    std::fs::write(dir.path().join("config.toml"), "[discord]\nsupport_role_id = 7000\n").unwrap();
-    let (lines, _, _) = chat(dir.path(), &database.url, &[], "/invite-check never@corp.example\n");
-    assert!(lines[0]["text"].as_str().unwrap().contains("permission"), "{lines:#?}");
+    std::fs::write(
+        dir.path().join("config.toml"),
+        "[[permissions.grant]]\nroles = [\"7000\"]\nallow = [\"check\"]\n",
+    )
+    .unwrap();
+    let check = "/invite-check never@corp.example\npress 1\n";
+    let (lines, _, _) = chat(dir.path(), &database.url, &["--user", "42"], check);
+    assert!(
+        lines[0]["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("permission"),
+        "{lines:#?}"
+    );
     assert_eq!(lines[0]["verdict"], Value::Null);
-    let (lines, _, _) = chat(dir.path(), &database.url, &["--role", "7000"], "/invite-check never@corp.example\n");
+    // A support agent may check but not resend.
+    let (lines, _, _) = chat(
+        dir.path(),
+        &database.url,
+        &["--user", "42", "--role", "7000"],
+        check,
+    );
     assert_eq!(lines[0]["verdict"], "invite_never_sent");
+    assert!(
+        lines[1]["text"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("permission"),
+        "{lines:#?}"
+    );
+    // The local operator may do everything; the email goes to the file outbox.
+    let (lines, _, _) = chat(dir.path(), &database.url, &[], check);
+    assert_eq!(lines[0]["verdict"], "invite_never_sent");
+    assert_eq!(lines[1]["ephemeral"], true);
+    assert!(
+        lines[1]["finished"].as_str().unwrap().contains("done by"),
+        "{lines:#?}"
+    );
+    let outbox: Vec<_> = std::fs::read_dir(dir.path().join("outbox"))
+        .unwrap()
+        .collect();
+    assert_eq!(outbox.len(), 1);
 }
 
 macro_rules! on_both {
@@ -176,4 +232,8 @@ macro_rules! on_both {
     };
 }
 
-on_both!(a_piped_conversation, text_mode_numbers_the_buttons, the_support_role_gates_checks);
+on_both!(
+    a_piped_conversation,
+    text_mode_numbers_the_buttons,
+    permissions_come_from_the_grants
+);

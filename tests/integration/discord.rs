@@ -3,14 +3,16 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use invite_bot::config::Config;
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::discord::{DiscordBot, DiscordOptions};
 use invite_bot::store::Store;
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::fake_discord::{custom_ids, message_from_callback, FakeDiscord, FakeUser, Recorded, CHANNEL_ID, GUILD_ID};
+use crate::fake_discord::{
+    custom_ids, message_from_callback, FakeDiscord, FakeUser, Recorded, CHANNEL_ID, GUILD_ID,
+};
 use crate::helpers::{Backend, TestApp};
 
 pub const FIXTURE: &str = r#"
@@ -53,10 +55,15 @@ detail = "550 5.1.1 user unknown"
 "#;
 
 pub const SUPPORT_ROLE: &str = "7000";
+pub const ADMIN_ROLE: &str = "8000";
 pub const ESCALATION_CHANNEL: u64 = 6000;
 
 pub fn agent() -> FakeUser {
     FakeUser::new("111", "agent", &[SUPPORT_ROLE])
+}
+
+pub fn admin() -> FakeUser {
+    FakeUser::new("333", "admin", &[ADMIN_ROLE])
 }
 
 pub fn outsider() -> FakeUser {
@@ -83,10 +90,6 @@ pub struct DiscordApp {
 }
 
 impl DiscordApp {
-    pub async fn spawn(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<Self> {
-        Self::spawn_with_options(backend, configure, DiscordOptions::default()).await
-    }
-
     pub async fn spawn_with_options(
         backend: Backend,
         configure: impl FnOnce(&mut Config),
@@ -101,6 +104,23 @@ impl DiscordApp {
             config.discord.support_channel_ids = vec![CHANNEL_ID];
             config.discord.escalation_channel_id = Some(ESCALATION_CHANNEL);
             config.discord.support_role_id = Some(SUPPORT_ROLE.parse().unwrap());
+            // Support agents check and escalate; admins also resend and issue codes.
+            config.permissions.grant = vec![
+                GrantConfig {
+                    roles: vec![SUPPORT_ROLE.into()],
+                    allow: vec!["check".into(), "escalate".into()],
+                    ..GrantConfig::default()
+                },
+                GrantConfig {
+                    roles: vec![ADMIN_ROLE.into()],
+                    allow: vec![
+                        "check".into(),
+                        "resend_invite".into(),
+                        "issue_activation_code".into(),
+                    ],
+                    ..GrantConfig::default()
+                },
+            ];
             configure(config);
             *keep.lock().unwrap() = Some(config.clone());
         })
@@ -149,14 +169,19 @@ impl DiscordApp {
             .into_iter()
             .find(|(l, _, _)| l == label)
             .unwrap_or_else(|| panic!("no button {label:?} in {:#}", callback.body));
-        self.fake.press(user, &custom_id, message_from_callback(callback))
+        self.fake
+            .press(user, &custom_id, message_from_callback(callback))
     }
 
     /// The follow-up message sent for an interaction `token`.
     pub async fn followup(&self, token: &str) -> Recorded {
         let fragment = format!("/webhooks/{}/{token}", crate::fake_discord::APPLICATION_ID);
         self.fake
-            .wait_for("follow-up", |r| r.method == "POST" && r.path.ends_with(&fragment), 1)
+            .wait_for(
+                "follow-up",
+                |r| r.method == "POST" && r.path.ends_with(&fragment),
+                1,
+            )
             .await
             .remove(0)
     }
@@ -189,23 +214,38 @@ pub async fn age_buttons(store: &Store, hours: i64) {
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     match store {
         Store::Sqlite(pool) => {
-            sqlx::query("UPDATE chat_buttons SET offered_at = $1").bind(at).execute(pool).await.unwrap();
+            sqlx::query("UPDATE chat_buttons SET offered_at = $1")
+                .bind(at)
+                .execute(pool)
+                .await
+                .unwrap();
         }
         Store::Postgres(pool) => {
-            sqlx::query("UPDATE chat_buttons SET offered_at = $1").bind(at).execute(pool).await.unwrap();
+            sqlx::query("UPDATE chat_buttons SET offered_at = $1")
+                .bind(at)
+                .execute(pool)
+                .await
+                .unwrap();
         }
     }
 }
 
 pub fn assert_no_mentions(body: &Value) {
     let mentions = &body["allowed_mentions"];
-    assert_eq!(mentions["parse"], serde_json::json!([]), "allowed_mentions: {body:#}");
+    assert_eq!(
+        mentions["parse"],
+        serde_json::json!([]),
+        "allowed_mentions: {body:#}"
+    );
     assert_eq!(mentions["users"], serde_json::json!([]), "{body:#}");
     assert_eq!(mentions["roles"], serde_json::json!([]), "{body:#}");
 }
 
 fn labels(data: &Value) -> Vec<String> {
-    custom_ids(data).into_iter().map(|(label, _, _)| label).collect()
+    custom_ids(data)
+        .into_iter()
+        .map(|(label, _, _)| label)
+        .collect()
 }
 
 fn all_text(data: &Value) -> String {
@@ -225,9 +265,9 @@ macro_rules! discord_tests {
                     #[allow(unused_variables)]
                     let configure = |_: &mut Config| {};
                     $(let configure = $configure;)?
-                    #[allow(unused_mut)]
-                    let mut options = DiscordOptions::default();
-                    $(options = $options;)?
+                    #[allow(unused_variables)]
+                    let options = DiscordOptions::default();
+                    $(let options = $options;)?
                     let Some($app) = DiscordApp::spawn_with_options(backend, configure, options).await else {
                         return;
                     };
@@ -314,7 +354,7 @@ discord_tests! {
         let callback = app.invite_check(&outsider(), &[("email", "active@corp.example")]).await;
         let data = &callback.body["data"];
         assert_eq!(data["flags"], 64);
-        assert!(data["content"].as_str().unwrap().contains("permission"), "{data:#}");
+        assert!(data["content"].as_str().unwrap().to_lowercase().contains("permission"), "{data:#}");
         assert!(data["embeds"].as_array().map_or(true, |e| e.is_empty()));
     }
 
@@ -442,5 +482,97 @@ discord_tests! {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let attempts = app.fake.requests().iter().filter(|r| r.path.contains(&token)).count();
         assert_eq!(attempts, 2);
+    }
+
+    async fn an_admin_resends_and_the_message_is_finished(app) {
+        let callback = app.invite_check(&admin(), &[("email", "never@corp.example")]).await;
+        let token = app.press(&admin(), &callback, "Resend invite");
+        assert_eq!(app.callback(&token).await.body["type"], 6, "deferred: sending mail may be slow");
+        let answer = app.followup(&token).await;
+        assert_eq!(answer.body["flags"], 64);
+        assert_no_mentions(&answer.body);
+        let mail = app.app.smtp.received();
+        assert_eq!(mail.len(), 1, "one invitation sent");
+        assert_eq!(mail[0].to, ["never@corp.example"]);
+
+        // The original message now shows the outcome, every button disabled.
+        let edit = app.fake
+            .wait_for("original updated", |r| r.method == "PATCH" && r.path.ends_with("/messages/@original"), 1)
+            .await
+            .remove(0);
+        assert!(edit.body["content"].as_str().unwrap().contains("done by admin"), "{:#}", edit.body);
+        assert_no_mentions(&edit.body);
+        let buttons = custom_ids(&edit.body);
+        assert_eq!(buttons.len(), 3);
+        assert!(buttons.iter().all(|(_, _, disabled)| *disabled), "{buttons:?}");
+
+        // The same button again (a replay): refused, nothing sent.
+        let again = app.press(&admin(), &callback, "Resend invite");
+        let answer = app.followup(&again).await;
+        assert!(answer.body["content"].as_str().unwrap().contains("already done"), "{:#}", answer.body);
+        assert_eq!(app.app.smtp.received().len(), 1);
+    }
+
+    async fn a_non_admin_press_is_refused_and_audited(app) {
+        let callback = app.invite_check(&agent(), &[("email", "never@corp.example")]).await;
+        let audit_before = app.app.count("audit_log").await;
+        let token = app.press(&agent(), &callback, "Resend invite");
+        let answer = app.followup(&token).await;
+        assert_eq!(answer.body["flags"], 64);
+        assert!(answer.body["content"].as_str().unwrap().to_lowercase().contains("permission"), "{:#}", answer.body);
+        assert!(app.app.smtp.received().is_empty(), "nothing sent");
+        assert!(app.fake.requests_to("/messages/@original").is_empty(), "the message is unchanged");
+        assert_eq!(app.app.count("audit_log").await, audit_before + 1, "the refusal is audited");
+        assert!(app.app.dump("audit_log").await.contains("forbidden"));
+
+        // Someone without any permission gets the same refusal.
+        let token = app.press(&outsider(), &callback, "Issue activation code");
+        assert!(app.followup(&token).await.body["content"].as_str().unwrap().to_lowercase().contains("permission"));
+
+        // The refusal did not use the button up: an admin can still press it.
+        let token = app.press(&admin(), &callback, "Resend invite");
+        app.followup(&token).await;
+        assert_eq!(app.app.smtp.received().len(), 1);
+    }
+
+    async fn activation_codes_are_shown_only_to_the_admin(app) {
+        let callback = app.invite_check(&admin(), &[("email", "jane.doe@corp.example")]).await;
+        let token = app.press(&admin(), &callback, "Issue activation code");
+        let answer = app.followup(&token).await;
+        assert_eq!(answer.body["flags"], 64, "always ephemeral");
+        let text = answer.body["content"].as_str().unwrap().to_owned();
+        assert!(text.contains("Activation code"), "{text}");
+        assert!(text.contains("Do not open the activation link"), "{text}");
+        let edit = app.fake
+            .wait_for("original updated", |r| r.method == "PATCH" && r.path.ends_with("/messages/@original"), 1)
+            .await
+            .remove(0);
+        let code_line = text.lines().find(|l| l.starts_with("Activation code:")).unwrap();
+        let code = code_line.split_whitespace().nth(2).unwrap().trim_matches('\\');
+        assert!(code.len() >= 6, "{code_line}");
+        assert!(!edit.body.to_string().contains(code), "the code never reaches the shared message");
+    }
+
+    async fn escalation_is_posted_to_the_support_channel(app) {
+        let callback = app.invite_check(&agent(), &[("email", "never@corp.example")]).await;
+        let token = app.press(&agent(), &callback, "Escalate to support");
+        let answer = app.followup(&token).await;
+        assert_eq!(answer.body["flags"], 64);
+        let posted = app.fake
+            .wait_for("escalation", |r| r.method == "POST" && r.path == format!("/api/v10/channels/{ESCALATION_CHANNEL}/messages"), 1)
+            .await
+            .remove(0);
+        let content = posted.body["content"].as_str().unwrap();
+        assert!(content.starts_with(&format!("<@&{SUPPORT_ROLE}>")), "{content}");
+        // Only the support role may be pinged.
+        assert_eq!(posted.body["allowed_mentions"]["parse"], serde_json::json!([]));
+        assert_eq!(posted.body["allowed_mentions"]["roles"], serde_json::json!([SUPPORT_ROLE]));
+        assert_eq!(posted.body["allowed_mentions"]["users"], serde_json::json!([]));
+        let embed = all_text(&posted.body["embeds"][0]);
+        assert!(embed.contains("ESC-") && embed.contains("never") && embed.contains("agent"), "{embed}");
+        assert!(embed.contains("```json") && embed.contains("invite_never_sent"), "the full diagnosis: {embed}");
+        app.fake
+            .wait_for("thread", |r| r.method == "POST" && r.path.ends_with("/threads"), 1)
+            .await;
     }
 }

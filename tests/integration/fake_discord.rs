@@ -197,7 +197,10 @@ impl FakeDiscord {
             .map(|(name, value)| json!({"name": name, "type": 3, "value": value}))
             .collect();
         let data = json!({"id": "3000", "name": "invite-check", "type": 1, "options": options});
-        self.dispatch("INTERACTION_CREATE", self.interaction(2, &token, user, data, None));
+        self.dispatch(
+            "INTERACTION_CREATE",
+            self.interaction(2, &token, user, data, None),
+        );
         token
     }
 
@@ -247,7 +250,13 @@ impl FakeDiscord {
 }
 
 /// A message as Discord returns it, with every field serenity requires.
-pub fn message_json(id: &str, channel: u64, content: &str, embeds: Value, components: Value) -> Value {
+pub fn message_json(
+    id: &str,
+    channel: u64,
+    content: &str,
+    embeds: Value,
+    components: Value,
+) -> Value {
     json!({
         "id": id, "channel_id": channel.to_string(), "content": content,
         "author": {"id": BOT_USER_ID, "username": "invite-bot", "discriminator": "0", "bot": true, "avatar": null},
@@ -284,13 +293,21 @@ pub fn custom_ids(data: &Value) -> Vec<(String, String, bool)> {
     found
 }
 
-async fn rest(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, body: Bytes) -> Response {
+async fn rest(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
     let path = uri.path().to_owned();
     let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     tracing::debug!(%method, %path, "fake discord request");
     {
         let mut limited = shared.rate_limited.lock().unwrap();
-        if let Some((_, left)) = limited.iter_mut().find(|(k, left)| path.contains(k.as_str()) && **left > 0) {
+        if let Some((_, left)) = limited
+            .iter_mut()
+            .find(|(k, left)| path.contains(k.as_str()) && **left > 0)
+        {
             *left -= 1;
             drop(limited);
             shared.requests.lock().unwrap().push(Recorded {

@@ -8,7 +8,11 @@
 use std::sync::Arc;
 
 use chrono::Utc;
+use invite_bot::actions::{ActionSettings, Actor, Authorizer};
 use invite_bot::config::Config;
+use invite_bot::mail::Mailer;
+
+use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
 use invite_bot::email::EmailAddress;
 use invite_bot::engine::{CheckSettings, Engine};
@@ -27,6 +31,9 @@ pub enum Backend {
 
 pub struct TestApp {
     pub engine: Engine,
+    pub config: Config,
+    /// The real SMTP server this app's invitations go to.
+    pub smtp: SmtpServer,
     _database: FreshDatabase,
 }
 
@@ -145,19 +152,72 @@ impl TestApp {
         let mut config = Config::default();
         config.database_url = database.url.clone();
         configure(&mut config);
-        let store = Store::connect(&database.url, &ConnectOptions::default())
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
-        let engine = Engine::new(
-            store,
-            Arc::new(Prompts::builtin().unwrap()),
-            CheckSettings::from(&config),
-        );
+        let smtp = SmtpServer::start();
+        let engine = build_engine(&config, &database.url, &smtp.url).await;
         Some(TestApp {
             engine,
+            config,
+            smtp,
             _database: database,
         })
+    }
+
+    /// Another engine with its own connection pool on the same database: a second bot instance.
+    pub async fn second_instance(&self) -> Engine {
+        build_engine(&self.config, &self.config.database_url, &self.smtp.url).await
+    }
+
+    /// An engine like this one whose mail goes to `smtp_url`.
+    pub async fn with_smtp(&self, smtp_url: &str) -> Engine {
+        build_engine(&self.config, &self.config.database_url, smtp_url).await
+    }
+
+    pub fn operator(&self) -> Actor {
+        Authorizer::from_config(&self.config).operator()
+    }
+
+    pub fn chat_user(&self, user_id: &str, roles: &[&str]) -> Actor {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        Authorizer::from_config(&self.config).chat_actor(
+            user_id,
+            &format!("user {user_id}"),
+            &roles,
+        )
+    }
+
+    pub fn email(&self, email: &str) -> EmailAddress {
+        EmailAddress::parse(email).unwrap()
+    }
+
+    pub fn slug(&self, slug: &str) -> WorkspaceSlug {
+        WorkspaceSlug::parse(slug).unwrap()
+    }
+
+    /// The verdict of `email` in `workspace` right now.
+    pub async fn verdict(&self, email: &str, workspace: &str) -> invite_bot::diagnosis::Verdict {
+        self.check(email, workspace).await.verdict
+    }
+
+    /// One column of every row of `table`, as text, for asserting what is (not) stored.
+    pub async fn dump(&self, table: &str) -> String {
+        let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"));
+        let rows = match self.engine.store() {
+            Store::Sqlite(pool) => sqlx::query(sql)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(row_text_sqlite)
+                .collect::<Vec<_>>(),
+            Store::Postgres(pool) => sqlx::query(sql)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(row_text_pg)
+                .collect::<Vec<_>>(),
+        };
+        rows.join("\n")
     }
 
     pub async fn try_seed(&self, toml: &str) -> Result<SeedReport, FixtureError> {
@@ -196,6 +256,44 @@ impl TestApp {
             Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
+}
+
+async fn build_engine(config: &Config, database_url: &str, smtp_url: &str) -> Engine {
+    let store = Store::connect(database_url, &ConnectOptions::default())
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let mut actions = ActionSettings::from(config);
+    // Real backoff, shortened so the suite stays quick.
+    actions.smtp_retry_base = std::time::Duration::from_millis(10);
+    if let Some(webhook) = actions.webhook.as_mut() {
+        webhook.retry_base = std::time::Duration::from_millis(10);
+    }
+    let mailer = Mailer::smtp_url(smtp_url, std::time::Duration::from_secs(5)).unwrap();
+    Engine::new(
+        store,
+        Arc::new(Prompts::builtin().unwrap()),
+        CheckSettings::from(config),
+    )
+    .with_actions(actions, mailer)
+}
+
+fn row_text_sqlite(row: &sqlx::sqlite::SqliteRow) -> String {
+    use sqlx::{Column, Row};
+    row.columns()
+        .iter()
+        .map(|c| row.try_get::<String, _>(c.ordinal()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("|")
+}
+
+fn row_text_pg(row: &sqlx::postgres::PgRow) -> String {
+    use sqlx::{Column, Row};
+    row.columns()
+        .iter()
+        .map(|c| row.try_get::<String, _>(c.ordinal()).unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("|")
 }
 
 /// Defines each test twice, once per backend: `mod name { fn sqlite(); fn postgres(); }`.

@@ -1,0 +1,362 @@
+//! Activation codes: the help article's "Get activation link" without its trap. An admin gets a
+//! one-time code to hand to the person; the bot never shows a clickable activation link, which
+//! opening would use up.
+
+use std::sync::OnceLock;
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+use chrono::Utc;
+use rand::Rng;
+use secrecy::SecretString;
+use serde_json::json;
+
+use super::audit::AuditEvent;
+use super::resend::{minute, sha256_hex};
+use super::{new_reference, ActionDone, ActionOutcome, Actor, IssuedCode, RefusalReason};
+use crate::diagnosis::Action;
+use crate::email::EmailAddress;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::humanize::wait_words;
+use crate::store::{ActivationStart, NewActivationCode};
+use crate::workspace::WorkspaceSlug;
+
+/// Easy to read aloud: no 0/O, no 1/I.
+const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+/// 10 symbols of 5 bits: 50 bits of entropy, shown as `XXXX-XXXX-XX`.
+const CODE_LENGTH: usize = 10;
+
+/// A code as typed by a person, normalized: upper case, no separators.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ActivationCode(String);
+
+impl ActivationCode {
+    fn generate() -> Self {
+        let mut rng = rand::rngs::OsRng;
+        ActivationCode(
+            (0..CODE_LENGTH)
+                .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
+                .collect(),
+        )
+    }
+
+    /// Accepts `k7qf-9mzx-2h`, `K7QF 9MZX 2H`...; `None` when it cannot be a code.
+    pub fn parse(input: &str) -> Option<Self> {
+        let normalized: String = input
+            .chars()
+            .filter(|c| !matches!(c, '-' | ' ' | '\t'))
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        (normalized.len() == CODE_LENGTH && normalized.bytes().all(|b| CODE_ALPHABET.contains(&b)))
+            .then_some(ActivationCode(normalized))
+    }
+
+    /// `K7QF-9MZX-2H`.
+    fn display(&self) -> String {
+        format!("{}-{}-{}", &self.0[..4], &self.0[4..8], &self.0[8..])
+    }
+
+    fn hash(&self) -> Result<String, argon2::password_hash::Error> {
+        let salt = SaltString::generate(&mut OsRng);
+        Ok(Argon2::default()
+            .hash_password(self.0.as_bytes(), &salt)?
+            .to_string())
+    }
+
+    fn matches(&self, stored_hash: &str) -> bool {
+        PasswordHash::new(stored_hash)
+            .map(|hash| {
+                Argon2::default()
+                    .verify_password(self.0.as_bytes(), &hash)
+                    .is_ok()
+            })
+            .unwrap_or(false)
+    }
+}
+
+impl std::fmt::Debug for ActivationCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ActivationCode(***)")
+    }
+}
+
+/// A hash to verify against when there is nothing real to verify, so that "no such member" and
+/// "no live code" take as long as "wrong code".
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| {
+        ActivationCode::generate()
+            .hash()
+            .unwrap_or_else(|_| String::from("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaA"))
+    })
+}
+
+/// The answer to a redemption. Deliberately says nothing about why it failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    Activated,
+    Rejected,
+}
+
+impl Engine {
+    #[tracing::instrument(
+        name = "issue_activation_code",
+        skip_all,
+        fields(request_id = %crate::error::new_reference(), actor = actor.id(), email = %email.masked(), workspace = %workspace)
+    )]
+    pub async fn issue_activation_code(
+        &self,
+        actor: &Actor,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        idempotency_key: Option<&str>,
+    ) -> Result<ActionOutcome, EngineError> {
+        let action = Action::IssueActivationCode;
+        let diagnosis = match self
+            .open_action(actor, action, email, workspace, idempotency_key)
+            .await?
+        {
+            Ok(diagnosis) => diagnosis,
+            Err(refusal) => return Ok(refusal),
+        };
+        let member = match &diagnosis.member {
+            Some(member) if diagnosis.actions.contains(&action) => member.clone(),
+            _ => {
+                return self
+                    .refuse_not_offered(actor, action, &diagnosis, workspace)
+                    .await
+            }
+        };
+
+        let settings = self.action_settings();
+        let now = Utc::now();
+        let expires_at = now + settings.activation_code_ttl;
+        let code = ActivationCode::generate();
+        // Argon2 is deliberately slow; keep it off the async workers.
+        let hashing = code.clone();
+        let code_hash = tokio::task::spawn_blocking(move || hashing.hash())
+            .await
+            .map_err(|e| EngineError::Internal(Box::new(e)))?
+            .map_err(|e| EngineError::Internal(e.to_string().into()))?;
+        let reference = new_reference("ACT");
+        let start = self
+            .store()
+            .issue_activation_code(&NewActivationCode {
+                member_id: member.id,
+                code_hash: &code_hash,
+                idempotency_key,
+                actor_id: actor.id(),
+                actor_name: actor.name(),
+                reference: &reference,
+                now,
+                expires_at,
+                per_member_per_day: settings.activation_codes_per_member_per_day,
+            })
+            .await?;
+        match start {
+            ActivationStart::Issued => {}
+            ActivationStart::Duplicate(prior) => {
+                return self
+                    .refuse_duplicate(actor, action, workspace, email, &prior)
+                    .await;
+            }
+            ActivationStart::MemberDailyLimit { next_allowed } => {
+                let message = self.prompts().action_text(
+                    "member_daily_limit",
+                    &json!({
+                        "limit": settings.activation_codes_per_member_per_day,
+                        "what": "activation codes",
+                        "next_in": format!("in {}", wait_words(next_allowed - now)),
+                        "next_at": minute(next_allowed),
+                    }),
+                )?;
+                return self
+                    .refuse(
+                        actor,
+                        action,
+                        workspace,
+                        email,
+                        RefusalReason::RateLimited,
+                        message,
+                    )
+                    .await;
+            }
+        }
+        self.audit(
+            actor,
+            AuditEvent {
+                action: action.as_str(),
+                workspace: Some(workspace.as_str()),
+                email_key: Some(email.key()),
+                outcome: "done",
+                reason: None,
+                reference: Some(&reference),
+                detail: Some(format!("valid until {} UTC", minute(expires_at))),
+            },
+        )
+        .await?;
+        tracing::info!(reference = %reference, "activation code issued");
+        let summary = self.prompts().action_text(
+            "activation_done",
+            &json!({ "email": email.key(), "expires_at": minute(expires_at), "reference": reference }),
+        )?;
+        Ok(ActionOutcome::Done(ActionDone {
+            action,
+            reference,
+            summary,
+            activation_code: Some(IssuedCode {
+                code: SecretString::from(code.display()),
+                expires_at,
+            }),
+            escalation: None,
+        }))
+    }
+
+    /// Redeems an activation code or an invitation token for `email` in `workspace`. Wrong, expired,
+    /// used, voided and unknown all answer [`RedeemOutcome::Rejected`] after the same slow hash check.
+    #[tracing::instrument(name = "redeem", skip_all, fields(request_id = %crate::error::new_reference(), email = %email.masked(), workspace = %workspace))]
+    pub async fn redeem(
+        &self,
+        actor: &Actor,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        secret: &str,
+    ) -> Result<RedeemOutcome, EngineError> {
+        let now = Utc::now();
+        let member = match self.store().find_workspace(workspace).await? {
+            Some(ws) => self
+                .store()
+                .member_in_workspace(ws.id, email.key())
+                .await?
+                .map(|m| m.member),
+            None => None,
+        };
+        let code = ActivationCode::parse(secret);
+        let settings = self.action_settings();
+
+        let (outcome, reason) = match (&member, &code) {
+            (Some(member), Some(code)) => {
+                let live = self.store().live_activation_codes(member.id, now).await?;
+                let candidates: Vec<(i64, String)> =
+                    live.into_iter().map(|c| (c.id, c.code_hash)).collect();
+                let attempt = code.clone();
+                let checking = candidates.clone();
+                let matched = tokio::task::spawn_blocking(move || {
+                    if checking.is_empty() {
+                        let _ = attempt.matches(decoy_hash());
+                        return None;
+                    }
+                    checking
+                        .iter()
+                        .find(|(_, hash)| attempt.matches(hash))
+                        .map(|(id, _)| *id)
+                })
+                .await
+                .map_err(|e| EngineError::Internal(Box::new(e)))?;
+                match matched {
+                    Some(id)
+                        if self
+                            .store()
+                            .redeem_activation_code(id, member.id, now)
+                            .await? =>
+                    {
+                        (RedeemOutcome::Activated, "code")
+                    }
+                    Some(_) => (RedeemOutcome::Rejected, "code_already_used"),
+                    None if candidates.is_empty() => (RedeemOutcome::Rejected, "no_live_code"),
+                    None => {
+                        for (id, _) in &candidates {
+                            self.store()
+                                .record_wrong_attempt(
+                                    *id,
+                                    settings.activation_code_max_attempts,
+                                    now,
+                                )
+                                .await?;
+                        }
+                        (RedeemOutcome::Rejected, "wrong_code")
+                    }
+                }
+            }
+            (Some(member), None) => {
+                // Not code-shaped: an invitation token. Burn the same time as a code check.
+                let _ = tokio::task::spawn_blocking(|| {
+                    ActivationCode::generate().matches(decoy_hash())
+                })
+                .await;
+                if self
+                    .store()
+                    .redeem_invitation_token(&sha256_hex(secret.trim()), member.id, now)
+                    .await?
+                {
+                    (RedeemOutcome::Activated, "invitation_token")
+                } else {
+                    (RedeemOutcome::Rejected, "bad_token")
+                }
+            }
+            (None, _) => {
+                let _ = tokio::task::spawn_blocking(|| {
+                    ActivationCode::generate().matches(decoy_hash())
+                })
+                .await;
+                (RedeemOutcome::Rejected, "unknown_member")
+            }
+        };
+        self.audit(
+            actor,
+            AuditEvent {
+                action: "redeem",
+                workspace: Some(workspace.as_str()),
+                email_key: Some(email.key()),
+                outcome: match outcome {
+                    RedeemOutcome::Activated => "activated",
+                    RedeemOutcome::Rejected => "rejected",
+                },
+                reason: Some(reason),
+                reference: None,
+                detail: None,
+            },
+        )
+        .await?;
+        tracing::info!(outcome = ?outcome, "redemption");
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_readable_and_parse_back() {
+        for _ in 0..100 {
+            let code = ActivationCode::generate();
+            let shown = code.display();
+            assert_eq!(shown.len(), 12);
+            assert!(!shown.contains(['0', 'O', '1', 'I']), "{shown}");
+            assert_eq!(
+                ActivationCode::parse(&shown.to_lowercase()),
+                Some(code.clone())
+            );
+            assert_eq!(ActivationCode::parse(&shown.replace('-', " ")), Some(code));
+        }
+        assert_eq!(ActivationCode::parse("K7QF-9MZX-2"), None);
+        assert_eq!(ActivationCode::parse("K7QF-9MZX-2O"), None);
+    }
+
+    #[test]
+    fn hashes_are_salted_and_verify() {
+        let code = ActivationCode::parse("K7QF-9MZX-2H").unwrap();
+        let first = code.hash().unwrap();
+        let second = code.hash().unwrap();
+        assert_ne!(first, second, "salted");
+        assert!(!first.contains("K7QF"));
+        assert!(code.matches(&first));
+        assert!(!ActivationCode::parse("K7QF-9MZX-2J")
+            .unwrap()
+            .matches(&first));
+    }
+}

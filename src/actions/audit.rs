@@ -1,0 +1,65 @@
+//! Writing and reading the audit log from the engine.
+
+use chrono::Utc;
+
+use super::Actor;
+use crate::engine::Engine;
+use crate::error::EngineError;
+use crate::store::{AuditEntry, AuditFilter};
+
+/// One audit row as the engine writes it.
+pub type AuditRecord = AuditEntry;
+
+/// What to write; the actor and time are filled in.
+pub(crate) struct AuditEvent<'a> {
+    pub action: &'a str,
+    pub workspace: Option<&'a str>,
+    pub email_key: Option<&'a str>,
+    pub outcome: &'a str,
+    pub reason: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    /// A short note for operators. Never a code, a token or a link holding one.
+    pub detail: Option<String>,
+}
+
+impl Engine {
+    /// Writes one audit row. An action whose audit row cannot be written reports the failure: an
+    /// unaccountable action is worse than a failed one.
+    pub(crate) async fn audit(
+        &self,
+        actor: &Actor,
+        event: AuditEvent<'_>,
+    ) -> Result<(), EngineError> {
+        self.audit_as(actor.id(), actor.name(), event).await
+    }
+
+    /// Like [`Engine::audit`], for work done later on someone's behalf (the outbox worker).
+    pub(crate) async fn audit_as(
+        &self,
+        actor_id: &str,
+        actor_name: &str,
+        event: AuditEvent<'_>,
+    ) -> Result<(), EngineError> {
+        let entry = AuditEntry {
+            at: Utc::now(),
+            actor_id: actor_id.to_owned(),
+            actor_name: actor_name.to_owned(),
+            action: event.action.to_owned(),
+            workspace: event.workspace.map(str::to_owned),
+            email: event.email_key.map(str::to_owned),
+            outcome: event.outcome.to_owned(),
+            reason: event.reason.map(str::to_owned),
+            reference: event.reference.map(str::to_owned),
+            detail: event.detail,
+        };
+        self.store().write_audit(&entry).await.map_err(|error| {
+            tracing::error!(action = event.action, outcome = event.outcome, error = %error, "audit row not written");
+            EngineError::from(error)
+        })
+    }
+
+    /// The audit log, oldest first, filtered.
+    pub async fn read_audit(&self, filter: &AuditFilter) -> Result<Vec<AuditRecord>, EngineError> {
+        Ok(self.store().read_audit(filter).await?)
+    }
+}

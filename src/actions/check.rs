@@ -1,0 +1,72 @@
+//! The check as an actor asks for it: authorized and audited.
+
+use super::audit::AuditEvent;
+use super::{Actor, Permission};
+use crate::diagnosis::Diagnosis;
+use crate::email::EmailAddress;
+use crate::engine::Engine;
+use crate::error::{EngineError, UserError};
+use crate::workspace::WorkspaceSlug;
+
+impl Engine {
+    /// [`Engine::check`] for `actor`: needs the `check` permission in the workspace asked about; without
+    /// a workspace, results are limited to the workspaces the actor may check. One audit row per result.
+    pub async fn check_as(
+        &self,
+        actor: &Actor,
+        email: &EmailAddress,
+        workspace: Option<&WorkspaceSlug>,
+    ) -> Result<Vec<Diagnosis>, EngineError> {
+        let allowed = match workspace {
+            Some(slug) => actor.may(Permission::Check, slug),
+            None => actor.may_anywhere(Permission::Check),
+        };
+        if !allowed {
+            self.audit(
+                actor,
+                AuditEvent {
+                    action: "check",
+                    workspace: workspace.map(|w| w.as_str()),
+                    email_key: Some(email.key()),
+                    outcome: "refused",
+                    reason: Some("forbidden"),
+                    reference: None,
+                    detail: None,
+                },
+            )
+            .await?;
+            return Err(UserError::Forbidden {
+                permission: Permission::Check.as_str(),
+                workspace: workspace.cloned(),
+            }
+            .into());
+        }
+        let mut diagnoses = self.check(email, workspace).await?;
+        diagnoses.retain(|d| {
+            d.workspace
+                .as_ref()
+                .is_none_or(|w| actor.may(Permission::Check, &w.slug))
+        });
+        if diagnoses.is_empty() {
+            // Every membership is in workspaces this actor may not see: answer as if there were none.
+            diagnoses = self.check(email, None).await?;
+            diagnoses.retain(|d| d.workspace.is_none());
+        }
+        for diagnosis in &diagnoses {
+            self.audit(
+                actor,
+                AuditEvent {
+                    action: "check",
+                    workspace: diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),
+                    email_key: Some(email.key()),
+                    outcome: diagnosis.verdict.as_str(),
+                    reason: None,
+                    reference: None,
+                    detail: None,
+                },
+            )
+            .await?;
+        }
+        Ok(diagnoses)
+    }
+}

@@ -1,0 +1,164 @@
+//! The actions a verdict offers — resend the invitation, issue an activation code, escalate to human
+//! support — plus redemption and the audit log. Each action authorizes itself when it runs, is safe to
+//! press twice, respects limits counted in the database, and leaves one audit row.
+
+mod activation;
+mod audit;
+mod authz;
+mod check;
+mod escalate;
+mod gate;
+mod resend;
+mod webhook;
+
+use chrono::{DateTime, Utc};
+use secrecy::SecretString;
+use serde::Serialize;
+
+pub use activation::{ActivationCode, RedeemOutcome};
+pub use audit::AuditRecord;
+pub use authz::{Actor, Authorizer, Permission};
+pub use webhook::WebhookSettings;
+
+use crate::config::Config;
+use crate::diagnosis::Action;
+use crate::store::ResendLimits;
+
+/// What came of an action.
+#[derive(Debug)]
+pub enum ActionOutcome {
+    Done(ActionDone),
+    Refused(Refusal),
+}
+
+impl ActionOutcome {
+    pub fn is_done(&self) -> bool {
+        matches!(self, ActionOutcome::Done(_))
+    }
+}
+
+#[derive(Debug)]
+pub struct ActionDone {
+    pub action: Action,
+    /// Ties the reply, the audit row and the log lines together (`RSD-...`, `ACT-...`, `ESC-...`).
+    pub reference: String,
+    /// One or two sentences for the person who acted.
+    pub summary: String,
+    /// Only for `issue_activation_code`: show it to the admin who asked, and to nobody else.
+    pub activation_code: Option<IssuedCode>,
+    /// Only for `escalate`: what the chat layer posts to the support channel.
+    pub escalation: Option<Escalation>,
+}
+
+/// A freshly issued activation code. The plain code exists only here, never in storage or logs.
+pub struct IssuedCode {
+    pub code: SecretString,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Debug for IssuedCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IssuedCode(***, expires {})", self.expires_at)
+    }
+}
+
+/// The hand-over to human support, with everything already known.
+#[derive(Debug, Clone, Serialize)]
+pub struct Escalation {
+    pub reference: String,
+    pub workspace: String,
+    pub email: String,
+    /// The check's JSON (verdict, member, suggestions, findings, actions).
+    pub diagnosis: serde_json::Value,
+    /// "resend_invite by Ada at 2026-11-26T10:00:00Z (RSD-...)", oldest first.
+    pub actions_taken: Vec<String>,
+    pub requested_by: String,
+    pub note: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalReason {
+    /// The actor lacks the permission (in that workspace).
+    Forbidden,
+    /// The verdict does not offer this action (active member, suppressed address, too recent...).
+    NotOffered,
+    /// A rate limit holds; the message says when the next attempt is allowed.
+    RateLimited,
+    /// The same request (a double click, a replayed button) was already handled.
+    AlreadyDone,
+}
+
+impl RefusalReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalReason::Forbidden => "forbidden",
+            RefusalReason::NotOffered => "not_offered",
+            RefusalReason::RateLimited => "rate_limited",
+            RefusalReason::AlreadyDone => "already_done",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Refusal {
+    pub reason: RefusalReason,
+    pub message: String,
+}
+
+/// Limits and lifetimes of the actions, from config.
+#[derive(Debug, Clone)]
+pub struct ActionSettings {
+    pub activation_url: String,
+    pub resend_limits: ResendLimits,
+    pub activation_code_ttl: chrono::Duration,
+    pub activation_codes_per_member_per_day: u32,
+    pub activation_code_max_attempts: u32,
+    pub escalation_dedupe: chrono::Duration,
+    pub smtp_max_attempts: u32,
+    /// First backoff between SMTP attempts; doubles each time.
+    pub smtp_retry_base: std::time::Duration,
+    /// A claimed outbox row older than this is presumed abandoned by a crashed sender.
+    pub outbox_claim_timeout: chrono::Duration,
+    pub webhook: Option<WebhookSettings>,
+}
+
+impl From<&Config> for ActionSettings {
+    fn from(config: &Config) -> Self {
+        let actions = &config.actions;
+        Self {
+            activation_url: actions.activation_url.clone(),
+            resend_limits: ResendLimits {
+                min_interval: chrono::Duration::minutes(i64::from(
+                    actions.resend_min_interval_minutes,
+                )),
+                per_member_per_day: actions.resends_per_member_per_day,
+                per_actor_per_hour: actions.resends_per_actor_per_hour,
+            },
+            activation_code_ttl: chrono::Duration::hours(i64::from(
+                actions.activation_code_ttl_hours,
+            )),
+            activation_codes_per_member_per_day: actions.activation_codes_per_member_per_day,
+            activation_code_max_attempts: actions.activation_code_max_attempts,
+            escalation_dedupe: chrono::Duration::minutes(i64::from(
+                actions.escalation_dedupe_minutes,
+            )),
+            smtp_max_attempts: config.smtp.max_attempts,
+            smtp_retry_base: std::time::Duration::from_millis(500),
+            outbox_claim_timeout: chrono::Duration::minutes(5),
+            webhook: WebhookSettings::from_config(&config.escalation),
+        }
+    }
+}
+
+/// A short reference with a prefix naming the action, e.g. `ESC-7F3K9Q`.
+pub(crate) fn new_reference(prefix: &str) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    let tail: String = (0..6)
+        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("{prefix}-{tail}")
+}

@@ -1,0 +1,370 @@
+//! Resend the invitation: a new invitation with a fresh token, sent by SMTP exactly once.
+//!
+//! The intent, the invitation and an outbox row are committed together first; only then is the email
+//! sent. A temporary (4xx) failure is retried with backoff, then left to the background worker; a
+//! permanent (5xx) failure is reported. A crash between commit and send leaves a pending outbox row
+//! that the next start-up sends. The person is told "sent" only once the SMTP server accepted it.
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngCore;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use super::audit::AuditEvent;
+use super::{new_reference, ActionDone, ActionOutcome, Actor, RefusalReason};
+use crate::diagnosis::{Action, Verdict};
+use crate::email::EmailAddress;
+use crate::engine::Engine;
+use crate::error::{ActionFailure, EngineError};
+use crate::humanize::{ago, wait_words};
+use crate::mail::{MailError, OutgoingEmail};
+use crate::store::{NewResend, OutboxItem, PriorAction, ResendStart};
+use crate::workspace::WorkspaceSlug;
+
+/// What one delivery attempt came to.
+enum Delivery {
+    Sent(OutboxItem),
+    /// Another worker holds the row (it is being sent right now).
+    ClaimedElsewhere,
+    Failed(MailError),
+}
+
+impl Engine {
+    #[tracing::instrument(
+        name = "resend_invite",
+        skip_all,
+        fields(request_id = %crate::error::new_reference(), actor = actor.id(), email = %email.masked(), workspace = %workspace)
+    )]
+    pub async fn resend_invite(
+        &self,
+        actor: &Actor,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        idempotency_key: Option<&str>,
+    ) -> Result<ActionOutcome, EngineError> {
+        let action = Action::ResendInvite;
+        let diagnosis = match self
+            .open_action(actor, action, email, workspace, idempotency_key)
+            .await?
+        {
+            Ok(diagnosis) => diagnosis,
+            Err(refusal) => return Ok(refusal),
+        };
+        let now = Utc::now();
+        let settings = self.action_settings();
+        let member = match &diagnosis.member {
+            Some(member) if diagnosis.actions.contains(&action) => member.clone(),
+            Some(member) if diagnosis.verdict == Verdict::InviteSent => {
+                // Too recent to resend: when the last one was ours, say who sent it and when.
+                if let Some(last) = self.store().last_action(member.id, action.as_str()).await? {
+                    let next_allowed = last.created_at + settings.resend_limits.min_interval;
+                    if next_allowed > now {
+                        return self
+                            .refuse_too_soon(actor, workspace, email, &last, next_allowed, now)
+                            .await;
+                    }
+                }
+                return self
+                    .refuse_not_offered(actor, action, &diagnosis, workspace)
+                    .await;
+            }
+            _ => {
+                return self
+                    .refuse_not_offered(actor, action, &diagnosis, workspace)
+                    .await
+            }
+        };
+
+        let reference = new_reference("RSD");
+        let message_id = format!(
+            "<{}.{}@invite-bot>",
+            reference.to_lowercase(),
+            random_hex(8)
+        );
+        let start = self
+            .store()
+            .begin_resend(&NewResend {
+                member_id: member.id,
+                recipient: email.key(),
+                idempotency_key,
+                actor_id: actor.id(),
+                actor_name: actor.name(),
+                reference: &reference,
+                message_id: &message_id,
+                now,
+                expires_at: now + self.settings().invitation_ttl,
+                limits: settings.resend_limits,
+            })
+            .await?;
+        let outbox_id = match start {
+            ResendStart::Started { outbox_id } => outbox_id,
+            ResendStart::Duplicate(prior) => {
+                return self
+                    .refuse_duplicate(actor, action, workspace, email, &prior)
+                    .await;
+            }
+            ResendStart::TooSoon { last, next_allowed } => {
+                return self
+                    .refuse_too_soon(actor, workspace, email, &last, next_allowed, now)
+                    .await;
+            }
+            ResendStart::MemberDailyLimit { next_allowed } => {
+                let message = self.limit_message(
+                    "member_daily_limit",
+                    settings.resend_limits.per_member_per_day,
+                    "invitations",
+                    now,
+                    next_allowed,
+                )?;
+                return self
+                    .refuse(
+                        actor,
+                        action,
+                        workspace,
+                        email,
+                        RefusalReason::RateLimited,
+                        message,
+                    )
+                    .await;
+            }
+            ResendStart::ActorHourlyLimit { next_allowed } => {
+                let message = self.limit_message(
+                    "actor_hourly_limit",
+                    settings.resend_limits.per_actor_per_hour,
+                    "invitations",
+                    now,
+                    next_allowed,
+                )?;
+                return self
+                    .refuse(
+                        actor,
+                        action,
+                        workspace,
+                        email,
+                        RefusalReason::RateLimited,
+                        message,
+                    )
+                    .await;
+            }
+        };
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.deliver_once(outbox_id).await? {
+                Delivery::Sent(item) => {
+                    let summary = self.prompts().action_text(
+                        "resend_done",
+                        &json!({ "email": email.key(), "reference": reference, "expires_at": minute(item.expires_at) }),
+                    )?;
+                    return Ok(ActionOutcome::Done(ActionDone {
+                        action,
+                        reference,
+                        summary,
+                        activation_code: None,
+                        escalation: None,
+                    }));
+                }
+                Delivery::ClaimedElsewhere => {
+                    return Err(ActionFailure::MailQueued {
+                        reference,
+                        detail: "another worker is sending it".into(),
+                    }
+                    .into());
+                }
+                Delivery::Failed(error)
+                    if error.is_temporary() && attempt < settings.smtp_max_attempts =>
+                {
+                    let backoff = settings.smtp_retry_base * 2u32.saturating_pow(attempt - 1);
+                    tracing::warn!(attempt, error = %error, "temporary SMTP failure; retrying");
+                    tokio::time::sleep(backoff).await;
+                }
+                Delivery::Failed(error) => {
+                    return Err(match error {
+                        MailError::Temporary(detail) => {
+                            ActionFailure::MailQueued { reference, detail }
+                        }
+                        MailError::NotConfigured => ActionFailure::MailNotConfigured { reference },
+                        MailError::Permanent(detail) | MailError::Invalid(detail) => {
+                            ActionFailure::MailRejected { reference, detail }
+                        }
+                    }
+                    .into());
+                }
+            }
+        }
+    }
+
+    async fn refuse_too_soon(
+        &self,
+        actor: &Actor,
+        workspace: &WorkspaceSlug,
+        email: &EmailAddress,
+        last: &PriorAction,
+        next_allowed: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<ActionOutcome, EngineError> {
+        let message = self.prompts().action_text(
+            "too_soon",
+            &json!({
+                "ago": ago(now, last.created_at),
+                "actor": last.actor_name,
+                "reference": last.reference,
+                "next_in": format!("in {}", wait_words(next_allowed - now)),
+                "next_at": minute(next_allowed),
+            }),
+        )?;
+        self.refuse(
+            actor,
+            Action::ResendInvite,
+            workspace,
+            email,
+            RefusalReason::RateLimited,
+            message,
+        )
+        .await
+    }
+
+    fn limit_message(
+        &self,
+        name: &str,
+        limit: u32,
+        what: &str,
+        now: DateTime<Utc>,
+        next_allowed: DateTime<Utc>,
+    ) -> Result<String, EngineError> {
+        Ok(self.prompts().action_text(
+            name,
+            &json!({
+                "limit": limit,
+                "what": what,
+                "next_in": format!("in {}", wait_words(next_allowed - now)),
+                "next_at": minute(next_allowed),
+            }),
+        )?)
+    }
+
+    /// Claims an outbox row, sends its email once with a fresh token, and records the result.
+    async fn deliver_once(&self, outbox_id: i64) -> Result<Delivery, EngineError> {
+        let now = Utc::now();
+        let settings = self.action_settings();
+        let token = random_hex(32);
+        let token_hash = sha256_hex(&token);
+        let Some(item) = self
+            .store()
+            .claim_outbox(
+                outbox_id,
+                &token_hash,
+                now,
+                now - settings.outbox_claim_timeout,
+            )
+            .await?
+        else {
+            return Ok(Delivery::ClaimedElsewhere);
+        };
+        // The link comes from configuration only; the token is the one thing added to it.
+        let link = format!("{}?token={token}", settings.activation_url);
+        let (subject, body) = self.prompts().invitation_email(&json!({
+            "workspace": item.workspace_name,
+            "role": item.member_role,
+            "link": link,
+            "expires_at": minute(item.expires_at),
+        }))?;
+        let message_id = item
+            .message_id
+            .clone()
+            .unwrap_or_else(|| format!("<outbox-{}@invite-bot>", item.id));
+        let sent = self
+            .mailer()
+            .send(&OutgoingEmail {
+                from: &self.settings().sender,
+                to: &item.recipient,
+                subject: &subject,
+                body: &body,
+                message_id: &message_id,
+            })
+            .await;
+        let event = |outcome, reason, detail| AuditEvent {
+            action: Action::ResendInvite.as_str(),
+            workspace: Some(item.workspace_slug.as_str()),
+            email_key: Some(item.recipient.as_str()),
+            outcome,
+            reason,
+            reference: Some(item.reference.as_str()),
+            detail,
+        };
+        match sent {
+            Ok(()) => {
+                self.store().complete_send(&item, Utc::now()).await?;
+                self.audit_as(
+                    &item.actor_id,
+                    &item.actor_name,
+                    event("done", None, Some("accepted by the mail server".into())),
+                )
+                .await?;
+                tracing::info!(reference = %item.reference, "invitation sent");
+                Ok(Delivery::Sent(item))
+            }
+            Err(error) if error.is_temporary() => {
+                let backoff =
+                    Duration::seconds(30 * 2i64.saturating_pow(item.attempts.clamp(0, 7) as u32));
+                self.store()
+                    .defer_send(&item, &error.to_string(), Utc::now() + backoff)
+                    .await?;
+                self.audit_as(
+                    &item.actor_id,
+                    &item.actor_name,
+                    event("deferred", Some("smtp_temporary"), Some(error.to_string())),
+                )
+                .await?;
+                Ok(Delivery::Failed(error))
+            }
+            Err(error) => {
+                self.store()
+                    .fail_send(&item, &error.to_string(), Utc::now())
+                    .await?;
+                self.audit_as(
+                    &item.actor_id,
+                    &item.actor_name,
+                    event("failed", Some("smtp_permanent"), Some(error.to_string())),
+                )
+                .await?;
+                tracing::warn!(reference = %item.reference, error = %error, "invitation refused by the mail server");
+                Ok(Delivery::Failed(error))
+            }
+        }
+    }
+
+    /// Sends every outbox email that is due: left pending by a temporary failure, or abandoned by a
+    /// crash between commit and send. Run at start-up and periodically. Returns how many were sent.
+    pub async fn send_due_invitations(&self) -> Result<usize, EngineError> {
+        self.send_invitations_due_at(Utc::now()).await
+    }
+
+    /// [`Engine::send_due_invitations`] as if it were `now` (operators catching up, tests).
+    pub async fn send_invitations_due_at(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
+        let stale = now - self.action_settings().outbox_claim_timeout;
+        let mut sent = 0;
+        for id in self.store().due_outbox(now, stale, 100).await? {
+            if let Delivery::Sent(_) = self.deliver_once(id).await? {
+                sent += 1;
+            }
+        }
+        Ok(sent)
+    }
+}
+
+/// A time to the minute, as replies show it.
+pub(crate) fn minute(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}
+
+pub(crate) fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::rngs::OsRng.fill_bytes(&mut buffer);
+    hex::encode(buffer)
+}
+
+pub(crate) fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}

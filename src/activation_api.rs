@@ -1,0 +1,95 @@
+//! `POST /api/activate`: redeem an activation code or an invitation token over HTTP.
+//!
+//! Every failure that could tell an attacker something — unknown workspace, unknown address, wrong,
+//! expired or used code — gets the same answer; only a malformed request is told what is malformed.
+
+use axum::extract::{FromRef, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::actions::{Actor, RedeemOutcome};
+use crate::email::EmailAddress;
+use crate::engine::Engine;
+use crate::workspace::WorkspaceSlug;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActivateRequest {
+    pub email: String,
+    pub workspace: String,
+    /// An activation code (`K7QF-9MZX-2H`) or the token from an invitation link.
+    pub code: String,
+}
+
+/// The route, for any router state that holds an [`Engine`].
+pub fn router<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Engine: FromRef<S>,
+{
+    Router::new().route("/api/activate", post(activate::<S>))
+}
+
+async fn activate<S>(
+    State(state): State<S>,
+    body: Result<Json<ActivateRequest>, axum::extract::rejection::JsonRejection>,
+) -> Response
+where
+    S: Clone + Send + Sync + 'static,
+    Engine: FromRef<S>,
+{
+    let engine = Engine::from_ref(&state);
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return bad_request(&rejection.body_text()),
+    };
+    let email = match EmailAddress::parse(&request.email) {
+        Ok(email) => email,
+        Err(error) => return bad_request(&format!("email: {error}")),
+    };
+    if request.code.trim().is_empty() || request.code.len() > 256 {
+        return bad_request("code: expected an activation code or an invitation token");
+    }
+    // A malformed slug cannot name a workspace: answer as for an unknown one.
+    let Ok(workspace) = WorkspaceSlug::parse(&request.workspace) else {
+        return rejected();
+    };
+    let caller = Actor::without_permissions("api", "activation API");
+    match engine.redeem(&caller, &email, &workspace, &request.code).await {
+        Ok(RedeemOutcome::Activated) => (
+            StatusCode::OK,
+            Json(json!({ "activated": true, "message": "The account is active: log in and choose a password." })),
+        )
+            .into_response(),
+        Ok(RedeemOutcome::Rejected) => rejected(),
+        Err(error) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "activated": false, "error": "unavailable", "message": error.public_message() })),
+        )
+            .into_response(),
+    }
+}
+
+fn rejected() -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({
+            "activated": false,
+            "error": "invalid_code",
+            "message": "This code is not valid for this address: it may be mistyped, expired or already used. Ask your admin for a new one.",
+        })),
+    )
+        .into_response()
+}
+
+fn bad_request(reason: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({ "activated": false, "error": "bad_request", "message": reason })),
+    )
+        .into_response()
+}

@@ -1,0 +1,354 @@
+//! Action requests and the invitation outbox: what makes a resend exactly-once, rate-limited and
+//! recoverable after a crash.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::locking::BeginLocked;
+use super::{on_backend, Store, StoreResult};
+
+/// An earlier action on the same member, as the second press is told about it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct PriorAction {
+    pub reference: String,
+    pub actor_name: String,
+    pub created_at: DateTime<Utc>,
+    pub state: String,
+}
+
+/// The limits a resend must respect, counted in the database so they hold across restarts and instances.
+#[derive(Debug, Clone, Copy)]
+pub struct ResendLimits {
+    pub min_interval: Duration,
+    pub per_member_per_day: u32,
+    pub per_actor_per_hour: u32,
+}
+
+pub struct NewResend<'a> {
+    pub member_id: i64,
+    pub recipient: &'a str,
+    pub idempotency_key: Option<&'a str>,
+    pub actor_id: &'a str,
+    pub actor_name: &'a str,
+    pub reference: &'a str,
+    pub message_id: &'a str,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub limits: ResendLimits,
+}
+
+#[derive(Debug)]
+pub enum ResendStart {
+    /// Intent, invitation and outbox row are committed; the email may now be sent.
+    Started { outbox_id: i64 },
+    /// The same press (idempotency key) was already handled.
+    Duplicate(PriorAction),
+    /// Another resend of this member is too recent.
+    TooSoon {
+        last: PriorAction,
+        next_allowed: DateTime<Utc>,
+    },
+    /// The member's daily allowance is used up.
+    MemberDailyLimit { next_allowed: DateTime<Utc> },
+    /// The admin's hourly allowance is used up.
+    ActorHourlyLimit { next_allowed: DateTime<Utc> },
+}
+
+/// One email waiting in (or claimed from) the outbox.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub invitation_id: i64,
+    pub action_request_id: i64,
+    pub member_id: i64,
+    pub recipient: String,
+    pub attempts: i64,
+    pub reference: String,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub message_id: Option<String>,
+    pub expires_at: DateTime<Utc>,
+    pub workspace_slug: String,
+    pub workspace_name: String,
+    pub member_role: String,
+}
+
+pub(super) const PRIOR_BY_KEY: &str =
+    "SELECT reference, actor_name, created_at, state FROM action_requests WHERE idempotency_key = $1";
+const LAST_FOR_MEMBER: &str =
+    "SELECT reference, actor_name, created_at, state FROM action_requests \
+     WHERE member_id = $1 AND action = $2 AND state <> 'failed' ORDER BY created_at DESC LIMIT 1";
+pub(super) const MEMBER_WINDOW: &str = "SELECT COUNT(*), MIN(created_at) FROM action_requests \
+     WHERE member_id = $1 AND action = $2 AND state <> 'failed' AND created_at >= $3";
+pub(super) const ACTOR_WINDOW: &str = "SELECT COUNT(*), MIN(created_at) FROM action_requests \
+     WHERE actor_id = $1 AND action = $2 AND state <> 'failed' AND created_at >= $3";
+pub(super) const INSERT_REQUEST: &str = "INSERT INTO action_requests \
+     (idempotency_key, action, member_id, actor_id, actor_name, state, reference, created_at, finished_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+const CLAIMED_ITEM: &str = "SELECT o.id, o.invitation_id, o.action_request_id, i.member_id, o.recipient, \
+     o.attempts, r.reference, r.actor_id, r.actor_name, i.message_id, i.expires_at, w.slug AS workspace_slug, \
+     w.name AS workspace_name, m.role AS member_role \
+     FROM outbox o JOIN invitations i ON i.id = o.invitation_id \
+     JOIN action_requests r ON r.id = o.action_request_id \
+     JOIN members m ON m.id = i.member_id JOIN workspaces w ON w.id = m.workspace_id WHERE o.id = $1";
+
+impl Store {
+    /// Records the intent to resend, the new invitation and its outbox row in one transaction, after
+    /// checking idempotency and every rate limit under a per-member lock.
+    pub async fn begin_resend(&self, new: &NewResend<'_>) -> StoreResult<ResendStart> {
+        let lock_key = format!("member:{}", new.member_id);
+        let action = "resend_invite";
+        let start = on_backend!(self, pool => {
+            let mut tx = pool.begin_locked(&lock_key).await?;
+            if let Some(key) = new.idempotency_key {
+                let prior: Option<PriorAction> =
+                    sqlx::query_as(PRIOR_BY_KEY).bind(key).fetch_optional(&mut *tx).await?;
+                if let Some(prior) = prior {
+                    return Ok(ResendStart::Duplicate(prior));
+                }
+            }
+            let last: Option<PriorAction> = sqlx::query_as(LAST_FOR_MEMBER)
+                .bind(new.member_id)
+                .bind(action)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(last) = last {
+                let next_allowed = last.created_at + new.limits.min_interval;
+                if next_allowed > new.now {
+                    return Ok(ResendStart::TooSoon { last, next_allowed });
+                }
+            }
+            let day: (i64, Option<DateTime<Utc>>) = sqlx::query_as(MEMBER_WINDOW)
+                .bind(new.member_id)
+                .bind(action)
+                .bind(new.now - Duration::days(1))
+                .fetch_one(&mut *tx)
+                .await?;
+            if day.0 >= i64::from(new.limits.per_member_per_day) {
+                let oldest = day.1.unwrap_or(new.now);
+                return Ok(ResendStart::MemberDailyLimit { next_allowed: oldest + Duration::days(1) });
+            }
+            let hour: (i64, Option<DateTime<Utc>>) = sqlx::query_as(ACTOR_WINDOW)
+                .bind(new.actor_id)
+                .bind(action)
+                .bind(new.now - Duration::hours(1))
+                .fetch_one(&mut *tx)
+                .await?;
+            if hour.0 >= i64::from(new.limits.per_actor_per_hour) {
+                let oldest = hour.1.unwrap_or(new.now);
+                return Ok(ResendStart::ActorHourlyLimit { next_allowed: oldest + Duration::hours(1) });
+            }
+            let request_id: i64 = sqlx::query_scalar(INSERT_REQUEST)
+                .bind(new.idempotency_key)
+                .bind(action)
+                .bind(new.member_id)
+                .bind(new.actor_id)
+                .bind(new.actor_name)
+                .bind("pending")
+                .bind(new.reference)
+                .bind(new.now)
+                .bind(None::<DateTime<Utc>>)
+                .fetch_one(&mut *tx)
+                .await?;
+            let invitation_id: i64 = sqlx::query_scalar(
+                "INSERT INTO invitations (member_id, sent_at, expires_at, message_id, send_state) \
+                 VALUES ($1, $2, $3, $4, 'queued') RETURNING id",
+            )
+            .bind(new.member_id)
+            .bind(new.now)
+            .bind(new.expires_at)
+            .bind(new.message_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            let outbox_id: i64 = sqlx::query_scalar(
+                "INSERT INTO outbox (action_request_id, invitation_id, recipient, state, attempts, \
+                     next_attempt_at, created_at) VALUES ($1, $2, $3, 'pending', 0, $4, $4) RETURNING id",
+            )
+            .bind(request_id)
+            .bind(invitation_id)
+            .bind(new.recipient)
+            .bind(new.now)
+            .fetch_one(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            ResendStart::Started { outbox_id }
+        });
+        Ok(start)
+    }
+
+    /// Claims an outbox row for sending: pending ones, or ones whose sender died mid-send (claimed
+    /// before `stale_before`). Stores the hash of the token the email will carry. `None` when another
+    /// worker has it.
+    pub async fn claim_outbox(
+        &self,
+        outbox_id: i64,
+        token_hash: &str,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+    ) -> StoreResult<Option<OutboxItem>> {
+        let item = on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let claimed = sqlx::query(
+                "UPDATE outbox SET state = 'sending', claimed_at = $2, attempts = attempts + 1 \
+                 WHERE id = $1 AND (state = 'pending' OR (state = 'sending' AND claimed_at < $3))",
+            )
+            .bind(outbox_id)
+            .bind(now)
+            .bind(stale_before)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if claimed == 0 {
+                return Ok(None);
+            }
+            let item: OutboxItem = sqlx::query_as(CLAIMED_ITEM).bind(outbox_id).fetch_one(&mut *tx).await?;
+            sqlx::query("UPDATE invitations SET token_hash = $2 WHERE id = $1")
+                .bind(item.invitation_id)
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Some(item)
+        });
+        Ok(item)
+    }
+
+    /// Outbox rows due for a (re)try.
+    pub async fn due_outbox(
+        &self,
+        now: DateTime<Utc>,
+        stale_before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<i64>> {
+        let ids = on_backend!(self, pool => {
+            sqlx::query_scalar(
+                "SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= $1) \
+                 OR (state = 'sending' AND claimed_at < $2) ORDER BY id LIMIT $3",
+            )
+            .bind(now)
+            .bind(stale_before)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(ids)
+    }
+
+    /// The SMTP server accepted the email: the invitation counts as sent, earlier links stop working.
+    pub async fn complete_send(&self, item: &OutboxItem, now: DateTime<Utc>) -> StoreResult<()> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE invitations SET send_state = 'sent', sent_at = $2 WHERE id = $1")
+                .bind(item.invitation_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE invitations SET revoked_at = $3 \
+                 WHERE member_id = $1 AND id <> $2 AND revoked_at IS NULL",
+            )
+            .bind(item.member_id)
+            .bind(item.invitation_id)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $2, last_error = NULL WHERE id = $1")
+                .bind(item.id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE action_requests SET state = 'done', finished_at = $2 WHERE id = $1")
+                .bind(item.action_request_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// A temporary failure: back to pending, to be retried at `next_attempt_at`.
+    pub async fn defer_send(
+        &self,
+        item: &OutboxItem,
+        error: &str,
+        next_attempt_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on_backend!(self, pool => {
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', last_error = $2, next_attempt_at = $3, claimed_at = NULL \
+                 WHERE id = $1",
+            )
+            .bind(item.id)
+            .bind(error)
+            .bind(next_attempt_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A permanent failure: nothing was sent, and the attempt does not count against the limits.
+    pub async fn fail_send(
+        &self,
+        item: &OutboxItem,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2 WHERE id = $1")
+                .bind(item.id)
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE invitations SET send_state = 'failed', token_hash = NULL WHERE id = $1")
+                .bind(item.invitation_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE action_requests SET state = 'failed', finished_at = $2 WHERE id = $1")
+                .bind(item.action_request_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// The action recorded under an idempotency key, if any.
+    pub async fn prior_action(&self, idempotency_key: &str) -> StoreResult<Option<PriorAction>> {
+        let prior = on_backend!(self, pool => {
+            sqlx::query_as(PRIOR_BY_KEY).bind(idempotency_key).fetch_optional(pool).await?
+        });
+        Ok(prior)
+    }
+
+    /// The latest action of a kind on a member that did not fail.
+    pub async fn last_action(
+        &self,
+        member_id: i64,
+        action: &str,
+    ) -> StoreResult<Option<PriorAction>> {
+        let prior = on_backend!(self, pool => {
+            sqlx::query_as(LAST_FOR_MEMBER).bind(member_id).bind(action).fetch_optional(pool).await?
+        });
+        Ok(prior)
+    }
+
+    /// Actions already done for a member, oldest first, for escalations.
+    pub async fn actions_taken(
+        &self,
+        member_id: i64,
+    ) -> StoreResult<Vec<(String, String, DateTime<Utc>, String)>> {
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT action, actor_name, created_at, reference FROM action_requests \
+                 WHERE member_id = $1 AND state = 'done' ORDER BY created_at, id",
+            )
+            .bind(member_id)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,72 @@
+//! The audit log: one row per check, action, refusal and redemption. Never a code or a token.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::{on_backend, Store, StoreResult};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor_id: String,
+    pub actor_name: String,
+    pub action: String,
+    pub workspace: Option<String>,
+    pub email: Option<String>,
+    pub outcome: String,
+    pub reason: Option<String>,
+    pub reference: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub email_key: Option<String>,
+    pub workspace: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: i64,
+}
+
+impl Store {
+    pub async fn write_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
+        on_backend!(self, pool => {
+            sqlx::query(
+                "INSERT INTO audit_log (at, actor_id, actor_name, action, workspace, email_key, outcome, \
+                     reason, reference, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(entry.at)
+            .bind(&entry.actor_id)
+            .bind(&entry.actor_name)
+            .bind(&entry.action)
+            .bind(&entry.workspace)
+            .bind(&entry.email)
+            .bind(&entry.outcome)
+            .bind(&entry.reason)
+            .bind(&entry.reference)
+            .bind(&entry.detail)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Audit rows matching every given filter, oldest first.
+    pub async fn read_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
+        let since = filter.since.unwrap_or(DateTime::UNIX_EPOCH);
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT at, actor_id, actor_name, action, workspace, email_key AS email, outcome, reason, \
+                     reference, detail FROM audit_log \
+                 WHERE ($1 IS NULL OR email_key = $1) AND ($2 IS NULL OR workspace = $2) AND at >= $3 \
+                 ORDER BY at, id LIMIT $4",
+            )
+            .bind(&filter.email_key)
+            .bind(&filter.workspace)
+            .bind(since)
+            .bind(filter.limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows)
+    }
+}

@@ -1,0 +1,388 @@
+//! Escalation to human support (a real HTTP webhook via wiremock), the audit trail, and secrets kept
+//! out of logs and audit rows.
+
+use std::sync::{Arc, Mutex};
+
+use hmac::{Hmac, Mac};
+use invite_bot::actions::{ActionOutcome, RefusalReason};
+use invite_bot::config::Config;
+use invite_bot::store::AuditFilter;
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::helpers::{Backend, TestApp};
+
+const PEOPLE: &str = r#"
+[[workspace]]
+slug = "acme"
+name = "Acme Academy"
+
+[[member]]
+workspace = "acme"
+email = "never@learners.example"
+role = "learner"
+status = "invited"
+
+[[member]]
+workspace = "acme"
+email = "gone@learners.example"
+role = "learner"
+status = "deactivated"
+"#;
+
+async fn app_with_webhook(backend: Backend, server: &MockServer) -> Option<TestApp> {
+    let url = format!("{}/escalations", server.uri());
+    TestApp::spawn_with(backend, |c: &mut Config| {
+        c.escalation.webhook_url = Some(url);
+        c.escalation.webhook_secret = Some("s3cret".into());
+        c.escalation.webhook_max_attempts = 3;
+    })
+    .await
+}
+
+fn verify_signature(request: &wiremock::Request) {
+    let timestamp = request
+        .headers
+        .get("x-invite-bot-timestamp")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let signature = request
+        .headers
+        .get("x-invite-bot-signature")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(&request.body);
+    assert_eq!(
+        signature,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+}
+
+async fn escalation_is_delivered_signed_with_everything_known(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/escalations"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let Some(app) = app_with_webhook(backend, &server).await else {
+        return;
+    };
+    app.seed(PEOPLE).await;
+    let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
+    // An action already taken, which the escalation must carry.
+    assert!(app
+        .engine
+        .resend_invite(&app.operator(), &email, &acme, None)
+        .await
+        .unwrap()
+        .is_done());
+
+    let outcome = app
+        .engine
+        .escalate(&app.operator(), &email, &acme, Some("asked twice already"))
+        .await
+        .unwrap();
+    let ActionOutcome::Done(done) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(done.reference.starts_with("ESC-"));
+    assert!(
+        done.summary.contains("The support desk received it"),
+        "{}",
+        done.summary
+    );
+    let escalation = done.escalation.unwrap();
+    assert_eq!(escalation.diagnosis["verdict"], "invite_sent");
+    assert_eq!(escalation.actions_taken.len(), 1);
+    assert!(escalation.actions_taken[0].starts_with("resend_invite by local operator"));
+
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests.len(), 1);
+    verify_signature(&requests[0]);
+    let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
+    assert_eq!(body["reference"], done.reference.as_str());
+    assert_eq!(body["email"], "never@learners.example");
+    assert_eq!(body["workspace"], "acme");
+    assert_eq!(body["note"], "asked twice already");
+    assert_eq!(body["diagnosis"]["verdict"], "invite_sent");
+    assert!(body["diagnosis"]["findings"].as_array().unwrap().len() >= 3);
+    assert_eq!(body["actions_taken"].as_array().unwrap().len(), 1);
+
+    // Twice within the hour: linked to the open one, not duplicated.
+    let again = app
+        .engine
+        .escalate(&app.operator(), &email, &acme, None)
+        .await
+        .unwrap();
+    let ActionOutcome::Refused(refusal) = again else {
+        panic!("{again:?}")
+    };
+    assert_eq!(refusal.reason, RefusalReason::AlreadyDone);
+    assert!(
+        refusal.message.contains(&done.reference),
+        "{}",
+        refusal.message
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}
+
+async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(503))
+        .up_to_n_times(3)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&server)
+        .await;
+    let Some(app) = app_with_webhook(backend, &server).await else {
+        return;
+    };
+    app.seed(PEOPLE).await;
+    let outcome = app
+        .engine
+        .escalate(
+            &app.operator(),
+            &app.email("gone@learners.example"),
+            &app.slug("acme"),
+            None,
+        )
+        .await
+        .unwrap();
+    let ActionOutcome::Done(done) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(
+        done.summary.contains("did not answer (HTTP 503)")
+            && done.summary.contains("will be retried"),
+        "{}",
+        done.summary
+    );
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        3,
+        "retried with backoff, then gave up"
+    );
+    let row = app
+        .engine
+        .store()
+        .escalation(&done.reference)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.webhook_state, "pending");
+    assert_eq!(row.webhook_attempts, 3);
+
+    // Not due yet; then due, delivered once.
+    assert_eq!(app.engine.deliver_due_escalations().await.unwrap(), 0);
+    let later = chrono::Utc::now() + chrono::Duration::minutes(10);
+    assert_eq!(
+        app.engine.deliver_escalations_due_at(later).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        app.engine.deliver_escalations_due_at(later).await.unwrap(),
+        0
+    );
+    assert_eq!(
+        app.engine
+            .store()
+            .escalation(&done.reference)
+            .await
+            .unwrap()
+            .unwrap()
+            .webhook_state,
+        "delivered"
+    );
+}
+
+async fn a_webhook_that_rejects_is_not_hammered(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(401))
+        .mount(&server)
+        .await;
+    let Some(app) = app_with_webhook(backend, &server).await else {
+        return;
+    };
+    app.seed(PEOPLE).await;
+    let outcome = app
+        .engine
+        .escalate(
+            &app.operator(),
+            &app.email("gone@learners.example"),
+            &app.slug("acme"),
+            None,
+        )
+        .await
+        .unwrap();
+    let ActionOutcome::Done(done) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert!(done.summary.contains("HTTP 401"), "{}", done.summary);
+    assert_eq!(
+        server.received_requests().await.unwrap().len(),
+        1,
+        "a 4xx is not retried within the round"
+    );
+}
+
+#[tokio::test]
+async fn escalation_is_delivered_signed_on_sqlite() {
+    escalation_is_delivered_signed_with_everything_known(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn escalation_is_delivered_signed_on_postgres() {
+    escalation_is_delivered_signed_with_everything_known(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_loses_the_escalation_on_sqlite() {
+    a_failing_webhook_never_loses_the_escalation(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_failing_webhook_never_loses_the_escalation_on_postgres() {
+    a_failing_webhook_never_loses_the_escalation(Backend::Postgres).await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_rejects_is_not_hammered_on_sqlite() {
+    a_webhook_that_rejects_is_not_hammered(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn a_webhook_that_rejects_is_not_hammered_on_postgres() {
+    a_webhook_that_rejects_is_not_hammered(Backend::Postgres).await;
+}
+
+/// A tracing writer that keeps everything for inspection.
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
+    let logs = CapturedLogs::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(logs.clone())
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let app = TestApp::spawn_with(Backend::Sqlite, |_| {}).await.unwrap();
+    app.seed(PEOPLE).await;
+    let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
+    assert!(app
+        .engine
+        .resend_invite(&app.operator(), &email, &acme, None)
+        .await
+        .unwrap()
+        .is_done());
+    let token = app.smtp.received()[0].token();
+    let ActionOutcome::Done(done) = app
+        .engine
+        .issue_activation_code(&app.operator(), &email, &acme, None)
+        .await
+        .unwrap()
+    else {
+        panic!("no code")
+    };
+    let code = done
+        .activation_code
+        .unwrap()
+        .code
+        .expose_secret()
+        .to_owned();
+    app.engine
+        .redeem(&app.operator(), &email, &acme, "WRON-GCOD-EE")
+        .await
+        .unwrap();
+    app.engine
+        .redeem(&app.operator(), &email, &acme, &code)
+        .await
+        .unwrap();
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("invitation sent") && text.contains("activation code issued"),
+        "logs were captured:\n{text}"
+    );
+    for secret in [
+        token.as_str(),
+        code.as_str(),
+        &code.replace('-', ""),
+        "WRONGCODEE",
+    ] {
+        assert!(
+            !text.contains(secret),
+            "{secret} leaked into the logs:\n{text}"
+        );
+    }
+    for line in text.lines().filter(|l| l.contains(" INFO ")) {
+        assert!(
+            !line.contains("never@learners.example"),
+            "unmasked address at info level: {line}"
+        );
+    }
+    assert!(
+        text.contains("n***@learners.example"),
+        "addresses are logged masked"
+    );
+
+    let audit = app
+        .engine
+        .read_audit(&AuditFilter {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let audit_text = format!("{audit:?}");
+    for secret in [token.as_str(), code.as_str(), &code.replace('-', "")] {
+        assert!(
+            !audit_text.contains(secret),
+            "{secret} leaked into the audit log"
+        );
+    }
+    let actions: Vec<(&str, &str)> = audit
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome.as_str()))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            ("resend_invite", "done"),
+            ("issue_activation_code", "done"),
+            ("redeem", "rejected"),
+            ("redeem", "activated")
+        ]
+    );
+}
