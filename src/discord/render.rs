@@ -140,7 +140,7 @@ mod tests {
     fn escaping_defuses_mentions_and_markdown() {
         let text = escape("@everyone <@&123> **bold** [x](http://evil)");
         assert!(!text.contains("@everyone"));
-        assert!(!text.contains("<@"));
+        assert!(!text.contains("<@&") && text.contains("\\<@"), "{text}");
         assert!(!text.contains("**"));
         assert!(!text.contains("]("));
     }
