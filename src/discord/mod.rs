@@ -468,7 +468,23 @@ impl Handler {
             message.channel_id.send_message(&ctx.http, create.clone())
         })
         .await;
-        log_failure("offer checks", result);
+        match result {
+            Ok(sent) => {
+                let references: Vec<String> =
+                    reply.buttons.iter().map(|b| b.reference.clone()).collect();
+                let at = format!("{}/{}", sent.channel_id, sent.id);
+                if let Err(error) = self
+                    .chat
+                    .engine()
+                    .store()
+                    .set_button_message(&references, &at)
+                    .await
+                {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "buttons not tied to their message");
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot offer checks"),
+        }
     }
 }
 

@@ -148,8 +148,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records what the action did, and marks every other action button of the same message
-    /// (the same check) as finished, so the whole reply is spent.
+    /// Records what the action did; a later press of the same button is answered with it.
     pub async fn finish_button(&self, reference: &str, outcome: &str) -> StoreResult<()> {
         on_backend!(self, pool => {
             sqlx::query("UPDATE chat_buttons SET outcome = $1 WHERE reference = $2")

@@ -575,4 +575,30 @@ discord_tests! {
             .wait_for("thread", |r| r.method == "POST" && r.path.ends_with("/threads"), 1)
             .await;
     }
+
+    async fn the_workspace_option_is_autocompleted(app) {
+        let token = app.fake.autocomplete(&agent(), "ac");
+        let callback = app.callback(&token).await;
+        assert_eq!(callback.body["type"], 8);
+        assert_eq!(callback.body["data"]["choices"][0]["value"], "acme");
+        assert_eq!(callback.body["data"]["choices"][0]["name"], "Acme Academy (acme)");
+        let token = app.fake.autocomplete(&agent(), "zz");
+        let callback = app.callback(&token).await;
+        assert_eq!(callback.body["data"]["choices"], serde_json::json!([]));
+    }
+
+    async fn listener_buttons_remember_their_message(app) {
+        app.fake.say(&agent(), CHANNEL_ID, "jane.doe@corp.example never got it");
+        app.fake
+            .wait_for("listener reply", |r| r.method == "POST" && r.path.ends_with("/messages"), 1)
+            .await;
+        // The store is written right after the message is sent.
+        for _ in 0..50 {
+            if app.app.dump("chat_buttons").await.contains(&format!("{CHANNEL_ID}/")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("button not tied to its message: {}", app.app.dump("chat_buttons").await);
+    }
 }

@@ -204,6 +204,20 @@ impl FakeDiscord {
         token
     }
 
+    /// Types into the `workspace` option of `/invite-check`; returns the interaction's token.
+    pub fn autocomplete(&self, user: &FakeUser, typed: &str) -> String {
+        let token = format!("token-{}", self.next_id());
+        let data = json!({"id": "3000", "name": "invite-check", "type": 1, "options": [
+            {"name": "email", "type": 3, "value": "jane@corp.example"},
+            {"name": "workspace", "type": 3, "value": typed, "focused": true},
+        ]});
+        self.dispatch(
+            "INTERACTION_CREATE",
+            self.interaction(4, &token, user, data, None),
+        );
+        token
+    }
+
     /// Presses the button `custom_id` on `message` (a message JSON, e.g. from [`message_json`]).
     pub fn press(&self, user: &FakeUser, custom_id: &str, message: Value) -> String {
         let token = format!("token-{}", self.next_id());
