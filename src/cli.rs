@@ -65,6 +65,9 @@ pub enum Command {
         roles: Vec<String>,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
+        /// Load the bundled demo data first (idempotent).
+        #[arg(long)]
+        demo: bool,
     },
     /// Load the bundled demo data and check one address per verdict.
     Demo {
@@ -268,9 +271,15 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             user,
             roles,
             format,
+            demo,
         } => {
             use std::io::IsTerminal;
             let engine = startup::build_engine(&config).await?;
+            if demo {
+                let fixture =
+                    Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
+                engine.seed(&fixture).await?;
+            }
             let chat = crate::chat::Chat::new(engine.clone(), &config);
             let actor = match user {
                 Some(id) => chat.actor(&crate::chat::ChatUser {

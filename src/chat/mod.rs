@@ -344,7 +344,7 @@ impl Chat {
         match result {
             Ok(ActionOutcome::Done(done)) => {
                 let finished = format!(
-                    "{}: done by {} ({}).",
+                    "{}: done by {} ({})",
                     action.label(),
                     actor.name(),
                     done.reference
@@ -377,11 +377,17 @@ impl Chat {
         if let Some(code) = &done.activation_code {
             use secrecy::ExposeSecret;
             text.push_str(&format!(
-                "\n\nActivation code: {}  (valid until {} UTC)\nGive it to the person yourself, \
-                 privately. Do not open the activation link yourself: that would use up their invitation.",
+                "\n\nActivation code: {}  (valid until {} UTC)",
                 code.code.expose_secret(),
                 code.expires_at.format("%Y-%m-%d %H:%M")
             ));
+            // The engine's summary carries the warning; it must never be lost if the words change.
+            if !text.contains("activation link") {
+                text.push_str(
+                    "\nGive it to the person yourself, privately. Do not open the activation link \
+                     yourself: that would use it up.",
+                );
+            }
         }
         let escalation = done.escalation.as_ref().map(|escalation| {
             let diagnosis = serde_json::to_string_pretty(&escalation.diagnosis)
