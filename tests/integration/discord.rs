@@ -601,4 +601,34 @@ discord_tests! {
         }
         panic!("button not tied to its message: {}", app.app.dump("chat_buttons").await);
     }
+
+    async fn an_smtp_failure_is_a_clear_reply_not_a_finished_message(app) {
+        app.app.smtp.set_mode(crate::smtp::SmtpMode::Permanent);
+        let callback = app.invite_check(&admin(), &[("email", "never@corp.example")]).await;
+        let token = app.press(&admin(), &callback, "Resend invite");
+        let answer = app.followup(&token).await;
+        assert_eq!(answer.body["flags"], 64);
+        let text = answer.body["content"].as_str().unwrap().to_owned();
+        assert!(text.contains("ref "), "{text}");
+        assert!(app.fake.requests_to("/messages/@original").is_empty(), "not shown as done: {text}");
+
+        assert!(app.app.smtp.received().is_empty());
+        // The button was given back (what a second press does is the engine's idempotency rule).
+        let (_, custom_id, _) = custom_ids(&callback.body["data"])
+            .into_iter()
+            .find(|(label, _, _)| label == "Resend invite")
+            .unwrap();
+        let record = app.app.engine.store().find_button(&custom_id[3..]).await.unwrap().unwrap();
+        assert!(record.used_at.is_none() && record.outcome.is_none(), "{record:?}");
+    }
+
+    async fn escalation_without_thread_permission_is_still_posted(app) {
+        app.fake.refuse_threads();
+        let callback = app.invite_check(&agent(), &[("email", "never@corp.example")]).await;
+        let token = app.press(&agent(), &callback, "Escalate to support");
+        let answer = app.followup(&token).await;
+        assert!(answer.body["content"].as_str().unwrap().contains("ESC-"), "{:#}", answer.body);
+        let posted = app.fake.requests_to(&format!("/channels/{ESCALATION_CHANNEL}/messages"));
+        assert_eq!(posted.iter().filter(|r| !r.path.contains("threads")).count(), 1);
+    }
 }

@@ -48,6 +48,8 @@ struct Shared {
     /// Path substrings that are answered 429 this many more times.
     rate_limited: Mutex<HashMap<String, u32>>,
     ws_url: Mutex<String>,
+    /// Channels refuse threads (403), like a channel where the bot may not create them.
+    refuse_threads: std::sync::atomic::AtomicBool,
 }
 
 /// A person in the fake guild.
@@ -172,6 +174,11 @@ impl FakeDiscord {
             .lock()
             .unwrap()
             .insert(fragment.to_owned(), times);
+    }
+
+    /// From now on, creating a thread is refused with 403.
+    pub fn refuse_threads(&self) {
+        self.shared.refuse_threads.store(true, Ordering::SeqCst);
     }
 
     /// Sends a gateway dispatch with the next sequence number.
@@ -380,6 +387,11 @@ async fn rest(
             body.get("components").cloned().unwrap_or(json!([])),
         ))
         .into_response(),
+        ("POST", ["channels", _, "messages", _, "threads"])
+            if shared.refuse_threads.load(Ordering::SeqCst) =>
+        {
+            (StatusCode::FORBIDDEN, Json(json!({"code": 50001, "message": "Missing Access"}))).into_response()
+        }
         ("POST", ["channels", channel, "messages", _, "threads"]) => Json(json!({
             "id": id, "type": 11, "guild_id": GUILD_ID.to_string(), "parent_id": channel,
             "name": body["name"], "nsfw": false, "position": 0, "permission_overwrites": [],
