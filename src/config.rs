@@ -489,6 +489,27 @@ mod tests {
     }
 
     #[test]
+    fn the_discord_token_comes_from_the_environment_and_stays_secret() {
+        use secrecy::ExposeSecret;
+        let env = |key: &str| (key == "DISCORD_TOKEN").then(|| "tok-123".to_owned());
+        let config = Config::load(None, &env).unwrap();
+        let token = config.discord.token.as_ref().unwrap();
+        assert_eq!(token.expose_secret(), "tok-123");
+        assert!(!format!("{config:?}").contains("tok-123"));
+        assert!(config.discord.ephemeral_replies);
+        let bad = Config::from_toml(
+            "[discord.default_workspaces]\n\"123\" = \"Not A Slug\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("discord.default_workspaces"));
+    }
+
+    #[test]
     fn the_example_config_is_valid_and_complete() {
         let text = include_str!("../config.toml.example");
         let config = Config::from_toml(text, Path::new("config.toml.example")).unwrap();

@@ -406,6 +406,14 @@ discord_tests! {
         assert_eq!(answer.body["flags"], 64);
         assert!(answer.body["content"].as_str().unwrap().contains("run the check again"), "{:#}", answer.body);
         assert!(answer.body["embeds"].as_array().map_or(true, |e| e.is_empty()));
+
+        // An action button just as much: nothing is sent.
+        let callback = app.invite_check(&admin(), &[("email", "never@corp.example")]).await;
+        age_buttons(app.app.engine.store(), 2).await;
+        let token = app.press(&admin(), &callback, "Resend invite");
+        let answer = app.followup(&token).await;
+        assert!(answer.body["content"].as_str().unwrap().contains("run the check again"), "{:#}", answer.body);
+        assert!(app.app.smtp.received().is_empty());
     }
 
     async fn the_listener_offers_check_buttons_and_no_diagnosis(app) {
@@ -630,5 +638,15 @@ discord_tests! {
         assert!(answer.body["content"].as_str().unwrap().contains("ESC-"), "{:#}", answer.body);
         let posted = app.fake.requests_to(&format!("/channels/{ESCALATION_CHANNEL}/messages"));
         assert_eq!(posted.iter().filter(|r| !r.path.contains("threads")).count(), 1);
+    }
+
+    async fn without_guilds_the_command_is_registered_globally(app) with |c: &mut Config| c.discord.guild_ids.clear(); {
+        let put = app
+            .fake
+            .wait_for("command registration", |r| r.method == "PUT", 1)
+            .await
+            .remove(0);
+        assert_eq!(put.path, "/api/v10/applications/2000/commands");
+        assert_eq!(put.body[0]["name"], "invite-check");
     }
 }
