@@ -339,7 +339,11 @@ impl Chat {
                     .await
             }
             ButtonAction::Escalate => self.engine.escalate(actor, &email, &workspace, None).await,
-            ButtonAction::Check => unreachable!("check buttons are not actions"),
+            // Check buttons never get here (they are answered by a check); refuse rather than panic.
+            ButtonAction::Check => {
+                let _ = store.release_button(&record.reference).await;
+                return notice(FORGED.to_owned());
+            }
         };
         match result {
             Ok(ActionOutcome::Done(done)) => {
