@@ -61,6 +61,21 @@ pub enum Command {
         #[arg(long)]
         no_discord: bool,
     },
+    /// Talk to the bot in the terminal: `/invite-check ADDRESS`, a message naming addresses, `press N`.
+    Chat {
+        /// Talk as this chat user id (permissions from the [permissions] grants); without it, as the
+        /// local operator.
+        #[arg(long)]
+        user: Option<String>,
+        /// A role you hold (repeatable), e.g. the support role id.
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Load the bundled demo data first (idempotent).
+        #[arg(long)]
+        demo: bool,
+    },
     /// Load the bundled demo data and check one address per verdict.
     Demo {
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -277,6 +292,47 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 crate::serve::ServeError::Config(_) => Failure::bad_input(e.to_string()),
                 other => Failure::operational(error_chain(&other)),
             })?;
+        }
+        Command::Chat {
+            user,
+            roles,
+            format,
+            demo,
+        } => {
+            use std::io::IsTerminal;
+            let engine = startup::build_engine(&config).await?;
+            if demo {
+                let fixture =
+                    Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
+                engine.seed(&fixture).await?;
+            }
+            let chat = crate::chat::Chat::new(engine.clone(), &config);
+            let actor = match user {
+                Some(id) => chat.actor(&crate::chat::ChatUser {
+                    name: id.clone(),
+                    id,
+                    roles,
+                }),
+                None => chat.operator(),
+            };
+            let interactive = std::io::stdin().is_terminal();
+            if interactive && format == Format::Text {
+                println!(
+                    "invite-bot chat on {}. Try: /invite-check jane.doe@acme-corp.com  (quit to leave)",
+                    startup::redact_url(&config.database_url)
+                );
+            }
+            let input = tokio::io::BufReader::new(tokio::io::stdin());
+            crate::console::run(
+                &chat,
+                &actor,
+                format,
+                input,
+                &mut std::io::stdout(),
+                interactive,
+            )
+            .await
+            .map_err(|e| Failure::operational(format!("chat: {e}")))?;
             engine.store().close().await;
         }
         Command::Demo { format } => {

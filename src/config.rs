@@ -32,6 +32,7 @@ pub struct Config {
     pub prompts_dir: Option<PathBuf>,
     pub product: ProductConfig,
     pub checks: ChecksConfig,
+    pub discord: DiscordConfig,
     pub actions: ActionsConfig,
     pub smtp: SmtpConfig,
     pub escalation: EscalationConfig,
@@ -219,6 +220,7 @@ impl Default for Config {
             prompts_dir: None,
             product: ProductConfig::default(),
             checks: ChecksConfig::default(),
+            discord: DiscordConfig::default(),
             actions: ActionsConfig::default(),
             smtp: SmtpConfig::default(),
             escalation: EscalationConfig::default(),
@@ -246,6 +248,43 @@ impl Default for ChecksConfig {
             domain_alert_threshold: 3,
             domain_window_days: 30,
             max_suggestions: 5,
+        }
+    }
+}
+
+/// The Discord edge (`[discord]`): where the bot listens and whom it may mention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiscordConfig {
+    /// The bot token. Env: `DISCORD_TOKEN` (prefer it to the file).
+    pub token: Option<secrecy::SecretString>,
+    /// Guilds the slash commands are registered in (at once); empty: registered globally.
+    pub guild_ids: Vec<u64>,
+    /// Channels whose messages naming addresses get "Check ..." buttons.
+    pub support_channel_ids: Vec<u64>,
+    /// Where escalations are posted (in a thread where the channel allows).
+    pub escalation_channel_id: Option<u64>,
+    /// The only role an escalation mentions.
+    pub support_role_id: Option<u64>,
+    /// Guild id (as a string key) -> the workspace checked when `/invite-check` names none.
+    pub default_workspaces: std::collections::BTreeMap<String, String>,
+    /// Replies to `/invite-check` are visible only to the asker. Set false only for staff-only channels.
+    pub ephemeral_replies: bool,
+    /// A button older than this answers "run the check again".
+    pub button_max_age_minutes: u32,
+}
+
+impl Default for DiscordConfig {
+    fn default() -> Self {
+        Self {
+            token: None,
+            guild_ids: Vec::new(),
+            support_channel_ids: Vec::new(),
+            escalation_channel_id: None,
+            support_role_id: None,
+            default_workspaces: Default::default(),
+            ephemeral_replies: true,
+            button_max_age_minutes: 60,
         }
     }
 }
@@ -294,6 +333,9 @@ impl Config {
         set(&mut self.product.login_url, "INVITE_BOT_LOGIN_URL");
         set(&mut self.product.sender, "INVITE_BOT_SENDER");
         set(&mut self.http.listen, "INVITE_BOT_HTTP_LISTEN");
+        if let Some(token) = env("DISCORD_TOKEN").filter(|v| !v.trim().is_empty()) {
+            self.discord.token = Some(secrecy::SecretString::from(token));
+        }
         if let Some(dir) = env("INVITE_BOT_PROMPTS_DIR").filter(|v| !v.trim().is_empty()) {
             self.prompts_dir = Some(dir.into());
         }
@@ -348,6 +390,20 @@ impl Config {
         }
         if self.checks.max_suggestions == 0 {
             return invalid("checks.max_suggestions", "must be at least 1");
+        }
+        if self.discord.button_max_age_minutes == 0 {
+            return invalid("discord.button_max_age_minutes", "must be at least 1");
+        }
+        for (guild, workspace) in &self.discord.default_workspaces {
+            if guild.parse::<u64>().is_err() {
+                return invalid("discord.default_workspaces", "keys must be guild ids");
+            }
+            if crate::workspace::WorkspaceSlug::parse(workspace).is_err() {
+                return invalid(
+                    "discord.default_workspaces",
+                    "values must be workspace slugs",
+                );
+            }
         }
         if !(self.actions.activation_url.starts_with("https://")
             || self.actions.activation_url.starts_with("http://"))
@@ -604,6 +660,27 @@ mod tests {
             Config::load(Some(&path), &no_env).unwrap().database_url,
             "sqlite://file.db"
         );
+    }
+
+    #[test]
+    fn the_discord_token_comes_from_the_environment_and_stays_secret() {
+        use secrecy::ExposeSecret;
+        let env = |key: &str| (key == "DISCORD_TOKEN").then(|| "tok-123".to_owned());
+        let config = Config::load(None, &env).unwrap();
+        let token = config.discord.token.as_ref().unwrap();
+        assert_eq!(token.expose_secret(), "tok-123");
+        assert!(!format!("{config:?}").contains("tok-123"));
+        assert!(config.discord.ephemeral_replies);
+        let bad = Config::from_toml(
+            "[discord.default_workspaces]\n\"123\" = \"Not A Slug\"\n",
+            Path::new("c.toml"),
+        )
+        .unwrap();
+        assert!(bad
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .starts_with("discord.default_workspaces"));
     }
 
     #[test]

@@ -5,10 +5,13 @@
 
 pub mod actions;
 pub mod activation_api;
+pub mod chat;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod diagnosis;
+pub mod discord;
 pub mod email;
 pub mod engine;
 pub mod error;

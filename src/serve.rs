@@ -30,6 +30,8 @@ pub enum ServeError {
     Http(#[source] std::io::Error),
     #[error("the HTTP listener stopped unexpectedly: {0}")]
     Crashed(#[source] tokio::task::JoinError),
+    #[error(transparent)]
+    Discord(#[from] crate::discord::DiscordError),
 }
 
 /// What `serve` runs besides the listener.
@@ -106,19 +108,56 @@ pub async fn run(
         engine.clone(),
         wait_for_stop(stopped.clone()),
     ));
+    let discord_engine = engine.clone();
     let state = http_state(config, engine)?;
     let http = start_http(&config.http.listen, state, wait_for_stop(stopped.clone())).await?;
     on_listening(http.local_addr);
 
-    // The Discord client starts here when a token is configured and `options.no_discord` is false;
-    // it gets `wait_for_stop(stopped.clone())` as its shutdown signal and is awaited below.
-    let _ = options.no_discord;
+    let discord = if options.no_discord || config.discord.token.is_none() {
+        tracing::info!("Discord is not started (no token configured, or --no-discord)");
+        None
+    } else {
+        let (engine, config, stop) = (
+            discord_engine,
+            config.clone(),
+            wait_for_stop(stopped.clone()),
+        );
+        Some(tokio::spawn(async move {
+            crate::discord::run(engine, &config, stop).await
+        }))
+    };
 
-    shutdown.await;
+    // Runs until the signal, unless the Discord connection ends first (a bad token, say): then the
+    // whole bot stops with that error rather than limping on without its chat.
+    let mut failure = None;
+    match discord {
+        Some(mut task) => {
+            tokio::select! {
+                () = shutdown => {
+                    let _ = stop.send(true);
+                    if let Ok(Err(error)) = (&mut task).await {
+                        failure = Some(error);
+                    }
+                }
+                result = &mut task => {
+                    let _ = stop.send(true);
+                    failure = Some(match result {
+                        Ok(Err(error)) => error,
+                        Ok(Ok(())) | Err(_) => crate::discord::DiscordError::Stopped,
+                    });
+                }
+            }
+        }
+        None => shutdown.await,
+    }
     tracing::info!("shutting down");
     let _ = stop.send(true);
     let _ = retries.await;
-    http.wait().await
+    http.wait().await?;
+    match failure {
+        Some(error) => Err(error.into()),
+        None => Ok(()),
+    }
 }
 
 /// How often queued invitations and undelivered escalations are retried while serving.

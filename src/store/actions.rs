@@ -305,7 +305,10 @@ impl Store {
                 .bind(item.invitation_id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE action_requests SET state = 'failed', finished_at = $2 WHERE id = $1")
+            // Releasing the key lets the same button, pressed again once the address is fixed, try anew.
+            sqlx::query(
+                "UPDATE action_requests SET state = 'failed', finished_at = $2, idempotency_key = NULL WHERE id = $1",
+            )
                 .bind(item.action_request_id)
                 .bind(now)
                 .execute(&mut *tx)

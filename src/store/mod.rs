@@ -7,6 +7,7 @@
 mod actions;
 mod activation;
 mod audit;
+mod buttons;
 mod deliveries;
 mod escalations;
 mod fixture_load;
@@ -27,6 +28,7 @@ use sqlx::SqlSafeStr;
 pub use actions::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::{AuditEntry, AuditFilter};
+pub use buttons::ButtonRecord;
 pub use deliveries::DomainTrouble;
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch};
@@ -221,6 +223,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "provider webhooks",
                 include_str!("../../migrations/sqlite/0003_provider_webhooks.sql"),
             ),
+            (
+                4,
+                "chat buttons",
+                include_str!("../../migrations/sqlite/0004_chat_buttons.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -237,6 +244,11 @@ fn migrator(backend: Backend) -> Migrator {
                 3,
                 "provider webhooks",
                 include_str!("../../migrations/postgres/0003_provider_webhooks.sql"),
+            ),
+            (
+                4,
+                "chat buttons",
+                include_str!("../../migrations/postgres/0004_chat_buttons.sql"),
             ),
         ],
     };

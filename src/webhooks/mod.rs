@@ -263,11 +263,23 @@ mod tests {
     fn the_documented_provider_sections_parse() {
         let example = include_str!("../../config.toml.example");
         let key_or_section = regex::Regex::new(r"^(\[providers\.[a-z]+\]|[a-z_]+ = .+)$").unwrap();
+        // Only the provider sections: other commented examples (permission grants) are not meant
+        // to be uncommented all at once.
+        let mut in_provider = false;
         let uncommented: String = example
             .lines()
-            .map(|line| match line.strip_prefix("# ") {
-                Some(rest) if key_or_section.is_match(rest) => rest,
-                _ => line,
+            .map(|line| {
+                if line.starts_with('[') {
+                    in_provider = false;
+                }
+                match line.strip_prefix("# ") {
+                    Some(rest) if rest.starts_with("[providers.") => {
+                        in_provider = true;
+                        rest
+                    }
+                    Some(rest) if in_provider && key_or_section.is_match(rest) => rest,
+                    _ => line,
+                }
             })
             .map(|line| format!("{line}\n"))
             .collect();

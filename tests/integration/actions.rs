@@ -375,6 +375,18 @@ both_backends! {
         assert_eq!(app.smtp.received().len(), 1);
     }
 
+    async fn a_button_pressed_again_after_a_refused_send_tries_again(app) {
+        app.seed(PEOPLE).await;
+        let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
+        app.smtp.set_mode(SmtpMode::Permanent);
+        let error = app.engine.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap_err();
+        assert!(matches!(error, EngineError::Action(ActionFailure::MailRejected { .. })));
+        // Nothing was sent, so the same button is not "already done".
+        app.smtp.set_mode(SmtpMode::Accept);
+        done(app.engine.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap());
+        assert_eq!(app.smtp.received().len(), 1);
+    }
+
     async fn a_mail_server_that_is_down_is_reported(app) {
         app.seed(PEOPLE).await;
         let engine = app.with_smtp(&closed_smtp_url()).await;

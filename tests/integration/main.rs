@@ -5,9 +5,13 @@ mod smtp;
 
 mod actions;
 mod activation_api;
+mod chat_buttons;
 mod cli;
+mod console_chat;
+mod discord;
 mod domain_finding;
 mod escalations;
+mod fake_discord;
 mod fixtures;
 mod http_app;
 mod http_health;

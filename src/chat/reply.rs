@@ -1,0 +1,167 @@
+//! The chat reply model: what the bot says, before Discord or the console shapes it.
+
+use serde::Serialize;
+
+use crate::diagnosis::{Action, Severity, Verdict};
+
+/// What pressing a button does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ButtonAction {
+    Check,
+    ResendInvite,
+    IssueActivationCode,
+    Escalate,
+}
+
+impl ButtonAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ButtonAction::Check => "check",
+            ButtonAction::ResendInvite => "resend_invite",
+            ButtonAction::IssueActivationCode => "issue_activation_code",
+            ButtonAction::Escalate => "escalate",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "check" => Some(ButtonAction::Check),
+            other => Action::parse(other).map(Self::from),
+        }
+    }
+
+    pub fn action(self) -> Option<Action> {
+        match self {
+            ButtonAction::Check => None,
+            ButtonAction::ResendInvite => Some(Action::ResendInvite),
+            ButtonAction::IssueActivationCode => Some(Action::IssueActivationCode),
+            ButtonAction::Escalate => Some(Action::Escalate),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            ButtonAction::Check => "Check",
+            ButtonAction::ResendInvite => "Resend invite",
+            ButtonAction::IssueActivationCode => "Issue activation code",
+            ButtonAction::Escalate => "Escalate to support",
+        }
+    }
+}
+
+impl From<Action> for ButtonAction {
+    fn from(action: Action) -> Self {
+        match action {
+            Action::ResendInvite => ButtonAction::ResendInvite,
+            Action::IssueActivationCode => ButtonAction::IssueActivationCode,
+            Action::Escalate => ButtonAction::Escalate,
+        }
+    }
+}
+
+/// A button: its words, what it does, and the opaque reference of its server-side record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChatButton {
+    pub label: String,
+    pub action: ButtonAction,
+    pub reference: String,
+    /// Buttons of one group sit on one row (one card's actions, one card's suggestions).
+    pub group: usize,
+}
+
+/// One workspace's result: a Discord embed, a block of text in the console.
+#[derive(Debug, Clone, Serialize)]
+pub struct Card {
+    pub title: String,
+    pub verdict: Option<Verdict>,
+    pub severity: Option<Severity>,
+    /// "Workspace name (slug)", when the result belongs to one.
+    pub workspace: Option<String>,
+    pub email: String,
+    pub description: String,
+    pub fields: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ChatReply {
+    /// Seen only by the person who asked.
+    pub ephemeral: bool,
+    /// A short line of text (the whole reply when there are no cards).
+    pub text: String,
+    pub cards: Vec<Card>,
+    pub buttons: Vec<ChatButton>,
+}
+
+impl ChatReply {
+    /// A private answer in words only: refusals, errors, usage.
+    pub fn notice(text: impl Into<String>) -> Self {
+        ChatReply {
+            ephemeral: true,
+            text: text.into(),
+            cards: Vec::new(),
+            buttons: Vec::new(),
+        }
+    }
+
+    /// The verdict of the first card, if any.
+    pub fn verdict(&self) -> Option<Verdict> {
+        self.cards.iter().find_map(|c| c.verdict)
+    }
+
+    /// The whole reply as plain text, the way the console prints it (buttons excluded).
+    pub fn plain_text(&self) -> String {
+        let mut blocks = Vec::new();
+        if !self.text.is_empty() {
+            blocks.push(self.text.clone());
+        }
+        for card in &self.cards {
+            let mut block = card.title.clone();
+            if let Some(workspace) = &card.workspace {
+                block.push_str(" — ");
+                block.push_str(workspace);
+            }
+            block.push_str(&format!("\n  {}", card.email));
+            for (name, value) in &card.fields {
+                block.push_str(&format!("\n  - {name}: {value}"));
+            }
+            if !card.description.is_empty() {
+                block.push_str(&format!("\n  Next steps: {}", card.description));
+            }
+            blocks.push(block);
+        }
+        blocks.join("\n\n")
+    }
+}
+
+/// The result of pressing a button.
+#[derive(Debug, Clone)]
+pub struct PressOutcome {
+    /// The answer to the person who pressed.
+    pub reply: ChatReply,
+    /// Set when an action was performed: the line to show on the original message, whose buttons
+    /// are then disabled.
+    pub finished: Option<String>,
+    /// A hand-over for human support, to be posted to the escalation channel.
+    pub escalation: Option<EscalationPost>,
+}
+
+impl PressOutcome {
+    pub fn answer(reply: ChatReply) -> Self {
+        PressOutcome {
+            reply,
+            finished: None,
+            escalation: None,
+        }
+    }
+}
+
+/// What the escalation channel is told.
+#[derive(Debug, Clone, Serialize)]
+pub struct EscalationPost {
+    pub title: String,
+    /// Who asked, when, and what was already tried.
+    pub text: String,
+    /// The check's full diagnosis, as pretty JSON.
+    pub diagnosis: String,
+}

@@ -1,0 +1,168 @@
+//! The local chat: the same request/reply flow as Discord, in a terminal or a pipe.
+//!
+//! Lines are `/invite-check ADDRESS [WORKSPACE]`, a plain message naming addresses (what a support
+//! channel would see), `press N` for the Nth button of the latest reply, or `quit`. With
+//! `--format json` every bot reply is one JSON line.
+
+use std::collections::HashMap;
+use std::io::Write;
+
+use serde::Serialize;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+
+use crate::actions::Actor;
+use crate::chat::{Chat, ChatReply, ChatRequest, BUTTON_PREFIX};
+use crate::cli::Format;
+
+/// One bot reply as a JSON line.
+#[derive(Debug, Serialize)]
+pub struct ReplyLine<'a> {
+    pub ephemeral: bool,
+    pub verdict: Option<&'static str>,
+    pub text: String,
+    pub buttons: Vec<ButtonLine<'a>>,
+    /// Set after an action: what it did (the original message now shows it, buttons disabled).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished: Option<&'a str>,
+    /// Set when an escalation was handed to human support.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub escalation: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ButtonLine<'a> {
+    pub n: usize,
+    pub label: &'a str,
+    pub action: &'static str,
+}
+
+/// Reads requests from `input` until it ends (or `quit`), writing replies to `output`.
+pub async fn run(
+    chat: &Chat,
+    actor: &Actor,
+    format: Format,
+    input: impl AsyncBufRead + Unpin,
+    output: &mut (impl Write + Send),
+    prompt: bool,
+) -> std::io::Result<()> {
+    let mut lines = input.lines();
+    // The buttons of the latest reply that had any: number -> reference.
+    let mut buttons: HashMap<usize, String> = HashMap::new();
+    loop {
+        if prompt {
+            write!(output, "> ")?;
+            output.flush()?;
+        }
+        let Some(line) = lines.next_line().await? else {
+            break;
+        };
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        if line == "quit" || line == "exit" {
+            break;
+        }
+        let (reply, finished, escalation) = match ChatRequest::parse(line) {
+            ChatRequest::InviteCheck { email, workspace } => (
+                chat.invite_check(actor, &email, workspace.as_deref()).await,
+                None,
+                None,
+            ),
+            ChatRequest::Message(text) => (
+                chat.on_message(actor, &text).await.unwrap_or_else(|| {
+                    ChatReply::notice(
+                        "No address in that message. Try /invite-check ADDRESS, or `quit`.",
+                    )
+                }),
+                None,
+                None,
+            ),
+            ChatRequest::Usage(usage) => (ChatReply::notice(usage), None, None),
+            ChatRequest::Press(n) => match buttons.get(&n) {
+                Some(reference) => {
+                    let outcome = chat
+                        .press(actor, &format!("{BUTTON_PREFIX}{reference}"))
+                        .await;
+                    if outcome.finished.is_some() {
+                        // The message those buttons were on is finished: they are disabled.
+                        buttons.clear();
+                    }
+                    (outcome.reply, outcome.finished, outcome.escalation)
+                }
+                None => (
+                    ChatReply::notice(format!("There is no button {n} in the latest reply.")),
+                    None,
+                    None,
+                ),
+            },
+        };
+        if !reply.buttons.is_empty() {
+            buttons = reply
+                .buttons
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i + 1, b.reference.clone()))
+                .collect();
+        }
+        let line = ReplyLine {
+            ephemeral: reply.ephemeral,
+            verdict: reply.verdict().map(|v| v.as_str()),
+            text: reply.plain_text(),
+            buttons: reply
+                .buttons
+                .iter()
+                .enumerate()
+                .map(|(i, b)| ButtonLine {
+                    n: i + 1,
+                    label: &b.label,
+                    action: b.action.as_str(),
+                })
+                .collect(),
+            finished: finished.as_deref(),
+            escalation: escalation.map(|e| format!("{}\n{}\n{}", e.title, e.text, e.diagnosis)),
+        };
+        match format {
+            Format::Json => {
+                let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+                writeln!(output, "{json}")?;
+            }
+            Format::Text => write_text(output, &line)?,
+        }
+        output.flush()?;
+    }
+    Ok(())
+}
+
+fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<()> {
+    let who = if line.ephemeral {
+        "bot (only you see this)"
+    } else {
+        "bot"
+    };
+    writeln!(output, "{who}:")?;
+    for text_line in line.text.lines() {
+        writeln!(output, "  {text_line}")?;
+    }
+    if let Some(finished) = line.finished {
+        writeln!(
+            output,
+            "  [the original message now says: {finished}; its buttons are disabled]"
+        )?;
+    }
+    if let Some(escalation) = &line.escalation {
+        writeln!(output, "  [posted to the support channel:]")?;
+        for text_line in escalation.lines() {
+            writeln!(output, "    {text_line}")?;
+        }
+    }
+    if !line.buttons.is_empty() {
+        let buttons: Vec<String> = line
+            .buttons
+            .iter()
+            .map(|b| format!("[{}] {}", b.n, b.label))
+            .collect();
+        writeln!(output, "  {}    (type: press N)", buttons.join("  "))?;
+    }
+    writeln!(output)
+}

@@ -1,0 +1,544 @@
+//! The Discord edge (serenity 0.12): connects to the gateway, registers `/invite-check`, and turns
+//! interactions and support-channel messages into [`Chat`] calls and their replies into messages.
+//!
+//! Only the gateway events used are subscribed to (guild messages, for the listener), and serenity's
+//! cache is not built in, so memory stays flat however large the guilds are.
+
+pub mod render;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use serenity::all::{
+    ChannelId, ComponentInteraction, Context, CreateActionRow, CreateAllowedMentions,
+    CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateEmbed,
+    CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
+    CreateMessage, CreateThread, EditInteractionResponse, EventHandler, GatewayIntents, GuildId,
+    HttpBuilder, Interaction, Member, Message, Ready, RoleId, User,
+};
+use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
+
+use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
+use crate::config::{Config, DiscordConfig};
+use crate::engine::Engine;
+
+pub const COMMAND_NAME: &str = "invite-check";
+
+#[derive(Debug, thiserror::Error)]
+pub enum DiscordError {
+    #[error("no Discord token: set DISCORD_TOKEN (or [discord] token)")]
+    MissingToken,
+    #[error("Discord: {0}")]
+    Serenity(#[from] serenity::Error),
+    #[error("the Discord connection ended unexpectedly")]
+    Stopped,
+}
+
+/// How the bot answers, beyond the config file.
+#[derive(Debug, Clone)]
+pub struct DiscordOptions {
+    /// When the engine has not answered within this, the interaction is deferred (type 5, or 6 for
+    /// an action button) and the answer edited in later: Discord drops interactions unanswered
+    /// after 3 seconds.
+    pub answer_within: Duration,
+    /// Waited before the one retry of a request Discord answered with 429 while serenity's own
+    /// rate limiter (which reads `retry_after` itself) is off.
+    pub rate_limit_wait: Duration,
+}
+
+impl Default for DiscordOptions {
+    fn default() -> Self {
+        DiscordOptions {
+            answer_within: Duration::from_millis(1500),
+            rate_limit_wait: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Connects with the configured token and runs until `shutdown` completes.
+pub async fn run(
+    engine: Engine,
+    config: &Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DiscordError> {
+    DiscordBot::new(engine, config)?.run(shutdown).await
+}
+
+/// A configured, not yet connected bot.
+pub struct DiscordBot {
+    chat: Chat,
+    discord: DiscordConfig,
+    token: String,
+    api_base: Option<String>,
+    options: DiscordOptions,
+}
+
+impl DiscordBot {
+    pub fn new(engine: Engine, config: &Config) -> Result<Self, DiscordError> {
+        let token = config
+            .discord
+            .token
+            .as_ref()
+            .map(|t| t.expose_secret().to_owned())
+            .filter(|t| !t.trim().is_empty())
+            .ok_or(DiscordError::MissingToken)?;
+        Ok(DiscordBot {
+            chat: Chat::new(engine, config),
+            discord: config.discord.clone(),
+            token,
+            api_base: None,
+            options: DiscordOptions::default(),
+        })
+    }
+
+    /// Sends every REST request to `base` (e.g. `http://127.0.0.1:PORT`, a local fake Discord)
+    /// instead of discord.com; paths keep their `/api/v10/...` prefix. The gateway URL then comes
+    /// from that server's `GET /api/v10/gateway`.
+    ///
+    /// This disables serenity's rate limiter: serenity silently ignores the proxy while its rate
+    /// limiter is on (the limiter builds its own URLs). 429s are then retried once by this module.
+    pub fn with_api_base(mut self, base: impl Into<String>) -> Self {
+        self.api_base = Some(base.into());
+        self
+    }
+
+    pub fn with_options(mut self, options: DiscordOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DiscordError> {
+        let mut http =
+            HttpBuilder::new(&self.token).default_allowed_mentions(render::no_mentions());
+        if let Some(base) = &self.api_base {
+            http = http.proxy(base.clone()).ratelimiter_disabled(true);
+        }
+        let intents = if self.discord.support_channel_ids.is_empty() {
+            GatewayIntents::empty()
+        } else {
+            GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
+        };
+        let handler = Handler {
+            chat: self.chat,
+            discord: Arc::new(self.discord),
+            options: self.options,
+        };
+        let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
+            .event_handler(handler)
+            .await?;
+        let shards = client.shard_manager.clone();
+        tracing::info!("connecting to Discord");
+        let mut running = Box::pin(async move { client.start().await });
+        tokio::select! {
+            result = &mut running => result?,
+            () = shutdown => {
+                tracing::info!("shutting down the Discord connection");
+                shards.shutdown_all().await;
+                // start() returns once every shard has stopped.
+                let _ = tokio::time::timeout(Duration::from_secs(10), running).await;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Handler {
+    chat: Chat,
+    discord: Arc<DiscordConfig>,
+    options: DiscordOptions,
+}
+
+fn chat_user(user: &User, member: Option<&Member>) -> ChatUser {
+    ChatUser {
+        id: user.id.to_string(),
+        name: member
+            .and_then(|m| m.nick.clone())
+            .or_else(|| user.global_name.clone())
+            .unwrap_or_else(|| user.name.clone()),
+        roles: member
+            .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+fn message_builder(reply: &ChatReply) -> CreateInteractionResponseMessage {
+    let mut message = CreateInteractionResponseMessage::new()
+        .ephemeral(reply.ephemeral)
+        .embeds(render::embeds(reply))
+        .components(render::components(&reply.buttons, false))
+        .allowed_mentions(render::no_mentions());
+    let content = render::content(reply);
+    if !content.is_empty() {
+        message = message.content(content);
+    }
+    message
+}
+
+fn edit_builder(reply: &ChatReply) -> EditInteractionResponse {
+    EditInteractionResponse::new()
+        .content(render::content(reply))
+        .embeds(render::embeds(reply))
+        .components(render::components(&reply.buttons, false))
+        .allowed_mentions(render::no_mentions())
+}
+
+fn followup_builder(reply: &ChatReply) -> CreateInteractionResponseFollowup {
+    let mut followup = CreateInteractionResponseFollowup::new()
+        .ephemeral(reply.ephemeral)
+        .embeds(render::embeds(reply))
+        .components(render::components(&reply.buttons, false))
+        .allowed_mentions(render::no_mentions());
+    let content = render::content(reply);
+    if !content.is_empty() {
+        followup = followup.content(content);
+    }
+    followup
+}
+
+/// Calls `request`, and once more after a pause if Discord answered 429; never loops.
+async fn with_retry<T, F, Fut>(wait: Duration, what: &str, mut request: F) -> serenity::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = serenity::Result<T>>,
+{
+    match request().await {
+        Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(response)))
+            if response.status_code.as_u16() == 429 =>
+        {
+            tracing::warn!(
+                what,
+                wait_ms = wait.as_millis() as u64,
+                "rate limited by Discord; retrying once"
+            );
+            tokio::time::sleep(wait).await;
+            request().await
+        }
+        other => other,
+    }
+}
+
+fn log_failure(what: &str, result: serenity::Result<impl Sized>) {
+    if let Err(error) = result {
+        tracing::error!(what, error = %error, "Discord request failed");
+    }
+}
+
+impl Handler {
+    /// Registers the command in each configured guild, or globally when none is configured.
+    async fn register(&self, ctx: &Context) {
+        let command = CreateCommand::new(COMMAND_NAME)
+            .description("Check why an invitation did not arrive")
+            .dm_permission(false)
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "email",
+                    "The address the invitation was sent to",
+                )
+                .required(true)
+                .max_length(320),
+            )
+            .add_option(
+                CreateCommandOption::new(
+                    CommandOptionType::String,
+                    "workspace",
+                    "Only this workspace (default: every workspace the address is in)",
+                )
+                .set_autocomplete(true),
+            );
+        if self.discord.guild_ids.is_empty() {
+            let result = with_retry(self.options.rate_limit_wait, "register commands", || {
+                serenity::all::Command::set_global_commands(&ctx.http, vec![command.clone()])
+            })
+            .await;
+            log_failure("register global commands", result);
+        } else {
+            for guild in &self.discord.guild_ids {
+                let result = with_retry(self.options.rate_limit_wait, "register commands", || {
+                    GuildId::new(*guild).set_commands(&ctx.http, vec![command.clone()])
+                })
+                .await;
+                match result {
+                    Ok(_) => tracing::info!(guild, "commands registered"),
+                    Err(error) => tracing::error!(guild, %error, "cannot register commands"),
+                }
+            }
+        }
+    }
+
+    async fn on_command(&self, ctx: &Context, command: CommandInteraction) {
+        if command.data.name != COMMAND_NAME {
+            return;
+        }
+        let mut email = String::new();
+        let mut workspace = None;
+        for option in command.data.options() {
+            if let ResolvedValue::String(value) = option.value {
+                match option.name {
+                    "email" => email = value.to_owned(),
+                    "workspace" => workspace = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        let workspace = workspace.or_else(|| {
+            command
+                .guild_id
+                .and_then(|g| self.discord.default_workspaces.get(&g.to_string()).cloned())
+        });
+        let actor = self
+            .chat
+            .actor(&chat_user(&command.user, command.member.as_deref()));
+        let chat = self.chat.clone();
+        let work = async move {
+            chat.invite_check(&actor, &email, workspace.as_deref())
+                .await
+        };
+        self.answer(ctx, &command, work).await;
+    }
+
+    /// Answers at once when `work` is quick; otherwise defers and edits the answer in.
+    async fn answer(
+        &self,
+        ctx: &Context,
+        interaction: &CommandInteraction,
+        work: impl Future<Output = ChatReply>,
+    ) {
+        let wait = self.options.rate_limit_wait;
+        let mut work = std::pin::pin!(work);
+        match tokio::time::timeout(self.options.answer_within, &mut work).await {
+            Ok(reply) => {
+                let result = with_retry(wait, "answer", || {
+                    interaction.create_response(
+                        &ctx.http,
+                        CreateInteractionResponse::Message(message_builder(&reply)),
+                    )
+                })
+                .await;
+                log_failure("answer a command", result);
+            }
+            Err(_) => {
+                // The deferral decides the answer's visibility; checks are private unless configured.
+                let deferred = with_retry(wait, "defer", || {
+                    interaction.create_response(
+                        &ctx.http,
+                        CreateInteractionResponse::Defer(
+                            CreateInteractionResponseMessage::new()
+                                .ephemeral(self.chat.settings().ephemeral_replies),
+                        ),
+                    )
+                })
+                .await;
+                let reply = work.await;
+                if deferred.is_ok() {
+                    let result = with_retry(wait, "edit answer", || {
+                        interaction.edit_response(&ctx.http, edit_builder(&reply))
+                    })
+                    .await;
+                    log_failure("edit a deferred answer", result);
+                } else {
+                    log_failure("defer a command", deferred);
+                }
+            }
+        }
+    }
+
+    async fn on_autocomplete(&self, ctx: &Context, interaction: CommandInteraction) {
+        let prefix = interaction
+            .data
+            .autocomplete()
+            .filter(|option| option.name == "workspace")
+            .map(|option| option.value.to_owned())
+            .unwrap_or_default();
+        let mut response = CreateAutocompleteResponse::new();
+        for (label, slug) in self.chat.workspace_choices(&prefix).await {
+            response = response.add_string_choice(label, slug);
+        }
+        let result = interaction
+            .create_response(&ctx.http, CreateInteractionResponse::Autocomplete(response))
+            .await;
+        log_failure("autocomplete", result);
+    }
+
+    async fn on_button(&self, ctx: &Context, press: ComponentInteraction) {
+        let wait = self.options.rate_limit_wait;
+        // The presser's own permissions, looked up now: never those of whoever ran the check.
+        let actor = self
+            .chat
+            .actor(&chat_user(&press.user, press.member.as_ref()));
+        // Acknowledge first (type 6): an action may send mail, which can take longer than Discord's
+        // three seconds. The original message is then edited, and the answer sent as a follow-up.
+        let acknowledged = with_retry(wait, "acknowledge", || {
+            press.create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
+        })
+        .await;
+        if let Err(error) = acknowledged {
+            tracing::error!(%error, "cannot acknowledge a button press");
+            return;
+        }
+        let outcome = self.chat.press(&actor, &press.data.custom_id).await;
+        if let Some(finished) = &outcome.finished {
+            let edit = finished_message(&press.message, finished);
+            let result = with_retry(wait, "update original", || {
+                press.edit_response(&ctx.http, edit.clone())
+            })
+            .await;
+            log_failure("update the original message", result);
+        }
+        if let Some(post) = &outcome.escalation {
+            self.post_escalation(ctx, post).await;
+        }
+        let result = with_retry(wait, "follow-up", || {
+            press.create_followup(&ctx.http, followup_builder(&outcome.reply))
+        })
+        .await;
+        log_failure("answer a button press", result);
+    }
+
+    async fn post_escalation(&self, ctx: &Context, post: &EscalationPost) {
+        let Some(channel) = self.discord.escalation_channel_id.map(ChannelId::new) else {
+            tracing::warn!("escalation recorded, but no escalation_channel_id is configured");
+            return;
+        };
+        let wait = self.options.rate_limit_wait;
+        // Only the support role may be pinged, and only by its id.
+        let (content, mentions) = match self.discord.support_role_id {
+            Some(role) => (
+                format!("<@&{role}> {}", render::escape(&post.title)),
+                CreateAllowedMentions::new().roles([RoleId::new(role)]),
+            ),
+            None => (render::escape(&post.title), render::no_mentions()),
+        };
+        let message = CreateMessage::new()
+            .content(content)
+            .embed(
+                CreateEmbed::new()
+                    .title(crate::chat::truncate(&render::escape(&post.title), 256))
+                    .description(render::escalation_description(post))
+                    .colour(render::colour(Some(crate::diagnosis::Severity::Bad))),
+            )
+            .allowed_mentions(mentions);
+        let sent = with_retry(wait, "post escalation", || {
+            channel.send_message(&ctx.http, message.clone())
+        })
+        .await;
+        match sent {
+            Ok(sent) => {
+                let name = crate::chat::truncate(&post.title, 100);
+                // A thread keeps the conversation about one case together; channels that do not
+                // allow threads keep the message alone.
+                if let Err(error) = channel
+                    .create_thread_from_message(&ctx.http, sent.id, CreateThread::new(name))
+                    .await
+                {
+                    tracing::info!(%error, "no thread for the escalation");
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot post the escalation"),
+        }
+    }
+
+    async fn on_message(&self, ctx: &Context, message: &Message) {
+        if message.author.bot
+            || !self
+                .discord
+                .support_channel_ids
+                .contains(&message.channel_id.get())
+        {
+            return;
+        }
+        let actor = self.chat.actor(&ChatUser {
+            id: message.author.id.to_string(),
+            name: message.author.name.clone(),
+            roles: message
+                .member
+                .as_ref()
+                .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
+                .unwrap_or_default(),
+        });
+        let Some(reply) = self.chat.on_message(&actor, &message.content).await else {
+            return;
+        };
+        let create = CreateMessage::new()
+            .content(render::content(&reply))
+            .components(render::components(&reply.buttons, false))
+            .reference_message(message)
+            .allowed_mentions(render::no_mentions());
+        let result = with_retry(self.options.rate_limit_wait, "offer checks", || {
+            message.channel_id.send_message(&ctx.http, create.clone())
+        })
+        .await;
+        match result {
+            Ok(sent) => {
+                let references: Vec<String> =
+                    reply.buttons.iter().map(|b| b.reference.clone()).collect();
+                let at = format!("{}/{}", sent.channel_id, sent.id);
+                if let Err(error) = self
+                    .chat
+                    .engine()
+                    .store()
+                    .set_button_message(&references, &at)
+                    .await
+                {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "buttons not tied to their message");
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot offer checks"),
+        }
+    }
+}
+
+/// The original message after an action: its embeds kept, the outcome shown, every button disabled.
+fn finished_message(original: &Message, finished: &str) -> EditInteractionResponse {
+    let rows: Vec<CreateActionRow> = original
+        .components
+        .iter()
+        .map(|row| {
+            CreateActionRow::Buttons(
+                row.components
+                    .iter()
+                    .filter_map(|component| match component {
+                        serenity::all::ActionRowComponent::Button(button) => {
+                            Some(serenity::all::CreateButton::from(button.clone()).disabled(true))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let embeds: Vec<CreateEmbed> = original
+        .embeds
+        .iter()
+        .cloned()
+        .map(CreateEmbed::from)
+        .collect();
+    EditInteractionResponse::new()
+        .content(render::escape(finished))
+        .embeds(embeds)
+        .components(rows)
+        .allowed_mentions(render::no_mentions())
+}
+
+#[serenity::async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, ctx: Context, ready: Ready) {
+        tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
+        self.register(&ctx).await;
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.on_command(&ctx, command).await,
+            Interaction::Autocomplete(command) => self.on_autocomplete(&ctx, command).await,
+            Interaction::Component(press) => self.on_button(&ctx, press).await,
+            other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
+        }
+    }
+
+    async fn message(&self, ctx: Context, message: Message) {
+        self.on_message(&ctx, &message).await;
+    }
+}
