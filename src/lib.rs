@@ -3,6 +3,7 @@
 //! The [`engine`] runs the help article's checklist against the workspace database and returns a
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod delivery;

@@ -2,6 +2,7 @@
 
 mod helpers;
 
+mod bench;
 mod cli;
 mod domain_finding;
 mod fixtures;
