@@ -19,7 +19,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::SqlSafeStr;
 
 pub use deliveries::DomainTrouble;
-pub use members::{MemberCandidate, MemberMatch};
+pub use members::{MemberCandidate, MemberMatch, NearQuery};
 pub use plans::HotQuery;
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
