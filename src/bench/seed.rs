@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use sqlx::{Connection, QueryBuilder};
+use sqlx::{ConnectOptions, Connection, QueryBuilder};
 
 use super::generate::{MemberGenerator, SyntheticMember};
 use super::BenchError;
@@ -118,7 +118,15 @@ pub async fn ensure_seeded(
     );
     match store {
         Store::Postgres(pool) => {
-            let mut tx = pool.begin().await.map_err(BenchError::seed)?;
+            // Its own connection, without sqlx's slow-statement warnings: seeding statements are
+            // slow by design.
+            let options = (*pool.connect_options())
+                .clone()
+                .disable_statement_logging();
+            let mut conn = sqlx::PgConnection::connect_with(&options)
+                .await
+                .map_err(BenchError::seed)?;
+            let mut tx = conn.begin().await.map_err(BenchError::seed)?;
             // Only bench data is here (checked above): clearing it is safe and much faster than DELETE.
             sqlx::query(
                 "TRUNCATE bench_meta, suppressions, delivery_events, invitations, members, workspaces \
@@ -145,20 +153,26 @@ pub async fn ensure_seeded(
             insert_meta!(tx, marker, parameters.members, now);
             tx.commit().await.map_err(BenchError::seed)?;
             sqlx::query("ANALYZE")
-                .execute(pool)
+                .execute(&mut conn)
                 .await
                 .map_err(BenchError::seed)?;
+            let _ = conn.close().await;
         }
         Store::Sqlite(pool) => {
-            let mut conn = pool.acquire().await.map_err(BenchError::seed)?;
-            // Only this bench database, only while seeding: a crash could corrupt it, and then the
-            // marker is missing and the next run rebuilds it anyway.
+            let options = (*pool.connect_options())
+                .clone()
+                .disable_statement_logging();
+            let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                .await
+                .map_err(BenchError::seed)?;
+            // Only this bench database, only on this seeding connection: a crash could corrupt it,
+            // and then the marker is missing and the next run rebuilds it anyway.
             sqlx::query("PRAGMA synchronous = OFF")
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await
                 .map_err(BenchError::seed)?;
             sqlx::query("PRAGMA cache_size = -131072")
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await
                 .map_err(BenchError::seed)?;
             let mut tx = conn.begin().await.map_err(BenchError::seed)?;
@@ -192,18 +206,12 @@ pub async fn ensure_seeded(
             }
             insert_meta!(tx, marker, parameters.members, now);
             tx.commit().await.map_err(BenchError::seed)?;
-            sqlx::query("PRAGMA synchronous = NORMAL")
-                .execute(&mut *conn)
-                .await
-                .map_err(BenchError::seed)?;
-            sqlx::query("PRAGMA cache_size = -2000")
-                .execute(&mut *conn)
-                .await
-                .map_err(BenchError::seed)?;
             sqlx::query("ANALYZE")
-                .execute(&mut *conn)
+                .execute(&mut conn)
                 .await
                 .map_err(BenchError::seed)?;
+            // The relaxed pragmas end with this connection; the pool's connections never had them.
+            let _ = conn.close().await;
         }
     }
     Ok(Seeding::Seeded {
