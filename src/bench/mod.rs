@@ -287,7 +287,8 @@ async fn run_typos(
                 .first()
                 .and_then(|d| d.suggestions.first())
                 .and_then(|s| EmailAddress::parse(s).ok());
-            Ok(first.is_some_and(|s| s.key() == sample.intended_key))
+            let hit = first.is_some_and(|s| s.key() == sample.intended_key);
+            Ok(hit)
         }
     })
     .await?;

@@ -2,8 +2,8 @@
 //!
 //! Candidates come only from index ranges, never from the whole table: members with the same local
 //! part (a near domain), and members at the same domain whose local part shares a prefix or a suffix
-//! with the typed one. A single edit at position `i` leaves either the first `n/2` characters or the
-//! last `n - n/2 - 1` characters intact, so one of the two ranges always holds the intended member.
+//! with the typed one. A single edit at position `i` leaves either the first `n/3` characters or the
+//! last `n/3` characters intact, so one of the two ranges always holds the intended member.
 //! Each range is read only around the typed address (a window each way, all ranges in one round
 //! trip): at gmail.com a range like "john." holds thousands of members, but the intended one sorts
 //! next to the typo, since only keys that share the longer intact part can lie between them.
@@ -171,9 +171,12 @@ pub async fn suggest(
     let local_chars: Vec<char> = local.chars().collect();
     let n = local_chars.len();
 
-    let prefix_len = n / 2;
+    // The ranges only bound the windows: a third each way is still one edit's intact part on at
+    // least one side (for n >= 3), and short bounds let the window on the side with the longer
+    // intact part reach the intended member (`michelle.iecker`: the suffix side, `?ecker`).
+    let prefix_len = n / 3;
     let prefix: String = local_chars[..prefix_len].iter().collect();
-    let suffix_len = n.saturating_sub(prefix_len + 1);
+    let suffix_len = n / 3;
     let reversed_suffix: String = local_chars.iter().rev().take(suffix_len).collect();
     let local_rev: String = local_chars.iter().rev().collect();
     let candidates: Vec<MemberCandidate> = store
