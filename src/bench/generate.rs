@@ -595,9 +595,8 @@ const COMPANY_SUFFIXES: &[&str] = &[
     "solutions",
 ];
 
-const COMPANY_TLDS: &[&str] = &[
-    "com", "com", "com", "io", "co.uk", "de", "org", "net", "fr", "nl",
-];
+/// The first 1,200 domains (the biggest companies) are all `.com`; later rounds use the others.
+const COMPANY_TLDS: &[&str] = &["com", "io", "co.uk", "de", "org", "net", "fr", "nl"];
 
 /// How many company domains a workspace of `members` members spreads over: thousands at a million.
 pub fn company_domain_count(members: u64) -> usize {

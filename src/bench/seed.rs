@@ -16,7 +16,7 @@ use super::BenchError;
 use crate::store::Store;
 
 /// Bumped whenever the generator changes what it produces, so old bench databases are rebuilt.
-const GENERATOR_VERSION: u32 = 1;
+const GENERATOR_VERSION: u32 = 2;
 const POSTGRES_BATCH: usize = 10_000;
 /// 10 columns a row; SQLite allows 32,766 bound variables a statement.
 const SQLITE_BATCH: usize = 3_000;
