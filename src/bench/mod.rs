@@ -61,7 +61,9 @@ impl BenchError {
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            BenchError::InvalidOptions(_) | BenchError::NotABenchDatabase
+            BenchError::InvalidOptions(_)
+                | BenchError::NotABenchDatabase
+                | BenchError::Store(StoreError::UnsupportedUrl(_))
         )
     }
 }

@@ -310,4 +310,15 @@ fn bad_options_are_refused_before_touching_a_database() {
         assert!(stderr(&output).contains(reason), "{}", stderr(&output));
     }
     assert!(!cwd.path().join("b.db").exists());
+
+    let output = invite_bot(
+        cwd.path(),
+        &["bench", "--database", "mysql://x/y", "--members", "100"],
+    );
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("is not understood"),
+        "{}",
+        stderr(&output)
+    );
 }
