@@ -5,6 +5,7 @@
 
 pub mod actions;
 pub mod activation_api;
+pub mod bench;
 pub mod chat;
 pub mod cli;
 pub mod config;

@@ -2,19 +2,26 @@
 //!
 //! Candidates come only from index ranges, never from the whole table: members with the same local
 //! part (a near domain), and members at the same domain whose local part shares a prefix or a suffix
-//! with the typed one. A single edit at position `i` leaves either the first `n/2` characters or the
-//! last `n - n/2 - 1` characters intact, so one of the two ranges always holds the intended member.
+//! with the typed one. A single edit at position `i` leaves either the first `n/3` characters or the
+//! last `n/3` characters intact, so one of the two ranges always holds the intended member.
+//! Each range is read only around the typed address (a window each way, all ranges in one round
+//! trip): at gmail.com a range like "john." holds thousands of members, but the intended one sorts
+//! next to the typo, since only keys that share the longer intact part can lie between them.
 //! A suggestion is only ever a hint: nothing here changes which member a check is about.
 
 use std::collections::HashMap;
 
 use crate::email::EmailAddress;
-use crate::store::{MemberCandidate, Store, StoreResult};
+use crate::store::{MemberCandidate, NearQuery, Store, StoreResult};
 
 /// How far apart (in edits) a part may be and still be suggested.
 pub const MAX_PART_DISTANCE: usize = 2;
 /// Rows read per candidate range; ranges are narrow, this only caps pathological prefixes.
 const CANDIDATES_PER_RANGE: i64 = 400;
+/// Rows read each way around the typed address in the domain's prefix and suffix ranges. The
+/// intended member sits within a few rows of it (only keys sharing the longer intact part lie
+/// between them), so a small window finds it even in a range of thousands at gmail.com.
+const CANDIDATES_WINDOW: i64 = 64;
 
 /// Webmail providers: their domains are shared by unrelated people, so a domain-wide delivery problem
 /// there says nothing about one company's mail server, and a near-miss of one is almost always a typo.
@@ -164,27 +171,25 @@ pub async fn suggest(
     let local_chars: Vec<char> = local.chars().collect();
     let n = local_chars.len();
 
-    let mut candidates: Vec<MemberCandidate> = store
-        .candidates_with_local(local, CANDIDATES_PER_RANGE)
+    // The ranges only bound the windows: a third each way is still one edit's intact part on at
+    // least one side (for n >= 3), and short bounds let the window on the side with the longer
+    // intact part reach the intended member (`michelle.iecker`: the suffix side, `?ecker`).
+    let prefix_len = n / 3;
+    let prefix: String = local_chars[..prefix_len].iter().collect();
+    let suffix_len = n / 3;
+    let reversed_suffix: String = local_chars.iter().rev().take(suffix_len).collect();
+    let local_rev: String = local_chars.iter().rev().collect();
+    let candidates: Vec<MemberCandidate> = store
+        .candidates_near(&NearQuery {
+            local,
+            domain,
+            local_prefix: &prefix,
+            local_rev: &local_rev,
+            reversed_suffix: &reversed_suffix,
+            same_local_limit: CANDIDATES_PER_RANGE,
+            window: CANDIDATES_WINDOW,
+        })
         .await?;
-    let prefix_len = n / 2;
-    if prefix_len >= 1 {
-        let prefix: String = local_chars[..prefix_len].iter().collect();
-        candidates.extend(
-            store
-                .candidates_with_local_prefix(domain, &prefix, CANDIDATES_PER_RANGE)
-                .await?,
-        );
-    }
-    let suffix_len = n.saturating_sub(prefix_len + 1);
-    if suffix_len >= 1 {
-        let reversed_suffix: String = local_chars.iter().rev().take(suffix_len).collect();
-        candidates.extend(
-            store
-                .candidates_with_local_suffix(domain, &reversed_suffix, CANDIDATES_PER_RANGE)
-                .await?,
-        );
-    }
 
     let mut ranked: HashMap<String, Ranked> = HashMap::new();
     for candidate in candidates {

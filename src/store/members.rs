@@ -91,7 +91,69 @@ pub(super) const CANDIDATES_WITH_LOCAL_SUFFIX: &str =
                  WHERE domain_key = $1 AND local_rev >= $2 AND local_rev < $3 \
                  ORDER BY local_rev LIMIT $4";
 
+/// Every candidate range in one round trip (each branch an index range with its own LIMIT):
+/// members with the same local part at any domain (`$1`, at most `$2`), and members at the same
+/// domain (`$3`) nearest to the typed local part in sort order, both ways, within the range that
+/// shares its first half (`$4`..`$5`), and nearest to its reverse (`$6`), within the range that
+/// shares its last half (`$7`..`$8`), at most `$9` each way. A window centred on the typed
+/// address holds the intended member even where the whole range is too wide to read (a common
+/// first name at gmail.com), because the keys between the two share the longer intact part.
+/// (Each branch sits in a subquery: SQLite allows ORDER BY/LIMIT only there in a compound select.)
+pub(super) const CANDIDATES_NEAR: &str = concat!(
+    "SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+      WHERE local_key = $1 ORDER BY email_key LIMIT $2) AS same_local \
+     UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+      WHERE domain_key = $3 AND local_key >= $1 AND local_key >= $4 AND local_key < $5 \
+      ORDER BY local_key LIMIT $9) AS prefix_up \
+     UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+      WHERE domain_key = $3 AND local_key < $1 AND local_key >= $4 AND local_key < $5 \
+      ORDER BY local_key DESC LIMIT $9) AS prefix_down \
+     UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+      WHERE domain_key = $3 AND local_rev >= $6 AND local_rev >= $7 AND local_rev < $8 \
+      ORDER BY local_rev LIMIT $9) AS suffix_up \
+     UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
+      WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 \
+      ORDER BY local_rev DESC LIMIT $9) AS suffix_down"
+);
+
+/// What [`Store::candidates_near`] looks around.
+#[derive(Debug, Clone)]
+pub struct NearQuery<'a> {
+    pub local: &'a str,
+    pub domain: &'a str,
+    /// The first half of the local part: the prefix range.
+    pub local_prefix: &'a str,
+    /// The local part reversed, and its last half reversed: the suffix range.
+    pub local_rev: &'a str,
+    pub reversed_suffix: &'a str,
+    /// Most members with the same local part read.
+    pub same_local_limit: i64,
+    /// Most members read each way around the typed address, per range.
+    pub window: i64,
+}
+
 impl Store {
+    /// All candidates a suggestion is picked from, in one round trip (see [`CANDIDATES_NEAR`]).
+    pub async fn candidates_near(&self, near: &NearQuery<'_>) -> StoreResult<Vec<MemberCandidate>> {
+        let prefix_upper = prefix_upper_bound(near.local_prefix);
+        let suffix_upper = prefix_upper_bound(near.reversed_suffix);
+        let rows = on_backend!(self, pool => {
+            sqlx::query_as(CANDIDATES_NEAR)
+                .bind(near.local)
+                .bind(near.same_local_limit)
+                .bind(near.domain)
+                .bind(near.local_prefix)
+                .bind(&prefix_upper)
+                .bind(near.local_rev)
+                .bind(near.reversed_suffix)
+                .bind(&suffix_upper)
+                .bind(near.window)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows)
+    }
+
     /// The member with exactly this address key in one workspace (unique index probe).
     pub async fn member_in_workspace(
         &self,

@@ -31,7 +31,7 @@ pub use audit::{AuditEntry, AuditFilter};
 pub use buttons::ButtonRecord;
 pub use deliveries::DomainTrouble;
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
-pub use members::{MemberCandidate, MemberMatch};
+pub use members::{MemberCandidate, MemberMatch, NearQuery};
 pub use plans::HotQuery;
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,

@@ -14,6 +14,7 @@ pub enum HotQuery {
     CandidatesWithLocal,
     CandidatesWithLocalPrefix,
     CandidatesWithLocalSuffix,
+    CandidatesNear,
     LatestInvitation,
     InvitationEvents,
     Suppressions,
@@ -21,12 +22,13 @@ pub enum HotQuery {
 }
 
 impl HotQuery {
-    pub const ALL: [HotQuery; 9] = [
+    pub const ALL: [HotQuery; 10] = [
         HotQuery::MemberInWorkspace,
         HotQuery::Memberships,
         HotQuery::CandidatesWithLocal,
         HotQuery::CandidatesWithLocalPrefix,
         HotQuery::CandidatesWithLocalSuffix,
+        HotQuery::CandidatesNear,
         HotQuery::LatestInvitation,
         HotQuery::InvitationEvents,
         HotQuery::Suppressions,
@@ -40,6 +42,7 @@ impl HotQuery {
             HotQuery::CandidatesWithLocal => members::CANDIDATES_WITH_LOCAL,
             HotQuery::CandidatesWithLocalPrefix => members::CANDIDATES_WITH_LOCAL_PREFIX,
             HotQuery::CandidatesWithLocalSuffix => members::CANDIDATES_WITH_LOCAL_SUFFIX,
+            HotQuery::CandidatesNear => members::CANDIDATES_NEAR,
             HotQuery::LatestInvitation => deliveries::LATEST_INVITATION,
             HotQuery::InvitationEvents => deliveries::INVITATION_EVENTS,
             HotQuery::Suppressions => deliveries::SUPPRESSIONS,
@@ -63,6 +66,16 @@ macro_rules! bind_samples {
                 .bind("jane")
                 .bind(upper)
                 .bind(400_i64),
+            HotQuery::CandidatesNear => $q
+                .bind("jane.doe")
+                .bind(400_i64)
+                .bind("acme-corp.com")
+                .bind("jane")
+                .bind(upper)
+                .bind("eod.enaj")
+                .bind("eod")
+                .bind(prefix_upper_bound("eod"))
+                .bind(64_i64),
             HotQuery::LatestInvitation | HotQuery::InvitationEvents => $q.bind(1_i64),
             HotQuery::DomainTrouble => $q.bind("acme-corp.com").bind(since).bind(key),
         }
