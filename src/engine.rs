@@ -134,18 +134,19 @@ impl Engine {
     ) -> Result<Vec<Diagnosis>, EngineError> {
         let diagnoses = match workspace {
             Some(slug) => {
-                let workspace = self
+                // The common case, a member, costs one query; only a miss looks the workspace up.
+                let found = self
                     .store
-                    .find_workspace(slug)
-                    .await?
-                    .ok_or_else(|| UserError::UnknownWorkspace(slug.clone()))?;
-                match self
-                    .store
-                    .member_in_workspace(workspace.id, email.key())
-                    .await?
-                {
+                    .member_in_workspace_named(slug, email.key())
+                    .await?;
+                match found {
                     Some(found) => vec![self.diagnose_member(email, found, now).await?],
                     None => {
+                        let workspace = self
+                            .store
+                            .find_workspace(slug)
+                            .await?
+                            .ok_or_else(|| UserError::UnknownWorkspace(slug.clone()))?;
                         let elsewhere = self.store.memberships(email.key()).await?;
                         vec![
                             self.diagnose_unregistered(email, Some(workspace), &elsewhere)
@@ -243,7 +244,7 @@ impl Engine {
         let (stored, live) = tokio::join!(
             async {
                 tokio::try_join!(
-                    self.store.latest_invitation(found.member.id),
+                    self.store.latest_invitation_with_events(found.member.id),
                     self.store.suppressions(email.key()),
                     async {
                         if check_domain {
@@ -259,12 +260,12 @@ impl Engine {
             },
             live
         );
-        let (invitation, mut suppressions, trouble) = stored?;
-        let live_findings = crate::providers::apply(&live, &mut suppressions, now);
-        let events = match &invitation {
-            Some(invitation) => self.store.invitation_events(invitation.id).await?,
-            None => Vec::new(),
+        let (latest, mut suppressions, trouble) = stored?;
+        let (invitation, events) = match latest {
+            Some((invitation, events)) => (Some(invitation), events),
+            None => (None, Vec::new()),
         };
+        let live_findings = crate::providers::apply(&live, &mut suppressions, now);
         let assessment = delivery::assess(&DeliveryFacts {
             now,
             invitation: invitation.as_ref(),

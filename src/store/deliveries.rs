@@ -28,11 +28,17 @@ impl From<InvitationRow> for Invitation {
     }
 }
 
+/// The latest invitation joined with its events: one row per event, or one row without an event.
 #[derive(sqlx::FromRow)]
-struct EventRow {
-    event: String,
+struct InvitationEventRow {
+    id: i64,
+    member_id: i64,
+    sent_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    message_id: Option<String>,
+    event: Option<String>,
     bounce_kind: Option<String>,
-    at: DateTime<Utc>,
+    at: Option<DateTime<Utc>>,
     detail: Option<String>,
 }
 
@@ -52,12 +58,15 @@ pub struct DomainTrouble {
     pub complained: i64,
 }
 
+pub(super) const LATEST_INVITATION_WITH_EVENTS: &str =
+    "SELECT i.id, i.member_id, i.sent_at, i.expires_at, \
+     i.message_id, e.event, e.bounce_kind, e.at, e.detail \
+     FROM (SELECT id, member_id, sent_at, expires_at, message_id FROM invitations \
+           WHERE member_id = $1 AND send_state = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1) i \
+     LEFT JOIN delivery_events e ON e.invitation_id = i.id ORDER BY e.at, e.id";
 pub(super) const LATEST_INVITATION: &str =
     "SELECT id, member_id, sent_at, expires_at, message_id FROM invitations \
                  WHERE member_id = $1 AND send_state = 'sent' ORDER BY sent_at DESC, id DESC LIMIT 1";
-pub(super) const INVITATION_EVENTS: &str =
-    "SELECT event, bounce_kind, at, detail FROM delivery_events \
-                 WHERE invitation_id = $1 ORDER BY at, id";
 pub(super) const SUPPRESSIONS: &str =
     "SELECT reason, at FROM suppressions WHERE email_key = $1 ORDER BY at DESC";
 pub(super) const DOMAIN_TROUBLE: &str = "SELECT COUNT(DISTINCT recipient_key) AS recipients, \
@@ -82,34 +91,43 @@ impl Store {
         Ok(row.map(Invitation::from))
     }
 
-    /// The delivery events of one invitation, oldest first.
-    pub async fn invitation_events(&self, invitation_id: i64) -> StoreResult<Vec<DeliveryEvent>> {
-        let rows: Vec<EventRow> = on_backend!(self, pool => {
-            sqlx::query_as(
-                INVITATION_EVENTS,
-            )
-            .bind(invitation_id)
-            .fetch_all(pool)
-            .await?
+    /// The member's latest sent invitation with its delivery events (oldest first), in one query.
+    pub async fn latest_invitation_with_events(
+        &self,
+        member_id: i64,
+    ) -> StoreResult<Option<(Invitation, Vec<DeliveryEvent>)>> {
+        let rows: Vec<InvitationEventRow> = on_backend!(self, pool => {
+            sqlx::query_as(LATEST_INVITATION_WITH_EVENTS)
+                .bind(member_id)
+                .fetch_all(pool)
+                .await?
         });
-        rows.into_iter()
-            .map(|row| {
+        let Some(first) = rows.first() else {
+            return Ok(None);
+        };
+        let invitation = Invitation {
+            id: first.id,
+            member_id: first.member_id,
+            sent_at: first.sent_at,
+            expires_at: first.expires_at,
+            message_id: first.message_id.clone(),
+        };
+        let events = rows
+            .into_iter()
+            .filter_map(|row| Some((row.event?, row.bounce_kind, row.at?, row.detail)))
+            .map(|(event, bounce, at, detail)| {
                 Ok(DeliveryEvent {
-                    kind: decode_enum(
-                        &row.event,
-                        "delivery_events.event",
-                        DeliveryEventKind::parse,
-                    )?,
-                    bounce: row
-                        .bounce_kind
+                    kind: decode_enum(&event, "delivery_events.event", DeliveryEventKind::parse)?,
+                    bounce: bounce
                         .as_deref()
                         .map(|b| decode_enum(b, "delivery_events.bounce_kind", BounceKind::parse))
                         .transpose()?,
-                    at: row.at,
-                    detail: row.detail,
+                    at,
+                    detail,
                 })
             })
-            .collect()
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(Some((invitation, events)))
     }
 
     /// Why this address is on the suppression list, most recent first (empty when it is not).

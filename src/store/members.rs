@@ -78,18 +78,8 @@ macro_rules! select_members {
 
 pub(super) const MEMBER_IN_WORKSPACE: &str =
     select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
+pub(super) const MEMBER_BY_SLUG: &str = select_members!("WHERE w.slug = $1 AND m.email_key = $2");
 pub(super) const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
-pub(super) const CANDIDATES_WITH_LOCAL: &str =
-    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE local_key = $1 ORDER BY email_key LIMIT $2";
-pub(super) const CANDIDATES_WITH_LOCAL_PREFIX: &str =
-    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE domain_key = $1 AND local_key >= $2 AND local_key < $3 \
-                 ORDER BY local_key LIMIT $4";
-pub(super) const CANDIDATES_WITH_LOCAL_SUFFIX: &str =
-    "SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-                 WHERE domain_key = $1 AND local_rev >= $2 AND local_rev < $3 \
-                 ORDER BY local_rev LIMIT $4";
 
 /// Every candidate range in one round trip (each branch an index range with its own LIMIT):
 /// members with the same local part at any domain (`$1`, at most `$2`), and members at the same
@@ -166,73 +156,27 @@ impl Store {
         row.map(MemberMatch::try_from).transpose()
     }
 
+    /// The member with exactly this address key in the workspace named `slug`, in one query.
+    pub async fn member_in_workspace_named(
+        &self,
+        slug: &WorkspaceSlug,
+        email_key: &str,
+    ) -> StoreResult<Option<MemberMatch>> {
+        let row: Option<MemberRow> = on_backend!(self, pool => {
+            sqlx::query_as(MEMBER_BY_SLUG)
+                .bind(slug.as_str())
+                .bind(email_key)
+                .fetch_optional(pool)
+                .await?
+        });
+        row.map(MemberMatch::try_from).transpose()
+    }
+
     /// Every membership of this address key, across workspaces (index probe on the key).
     pub async fn memberships(&self, email_key: &str) -> StoreResult<Vec<MemberMatch>> {
         let rows: Vec<MemberRow> = on_backend!(self, pool => {
             sqlx::query_as(MEMBERSHIPS).bind(email_key).fetch_all(pool).await?
         });
         rows.into_iter().map(MemberMatch::try_from).collect()
-    }
-
-    /// Members with the same local part at any domain.
-    pub async fn candidates_with_local(
-        &self,
-        local_key: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<MemberCandidate>> {
-        let rows = on_backend!(self, pool => {
-            sqlx::query_as(
-                CANDIDATES_WITH_LOCAL,
-            )
-            .bind(local_key)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
-    }
-
-    /// Members at `domain_key` whose local part starts with `local_prefix` (a btree range).
-    pub async fn candidates_with_local_prefix(
-        &self,
-        domain_key: &str,
-        local_prefix: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<MemberCandidate>> {
-        let upper = prefix_upper_bound(local_prefix);
-        let rows = on_backend!(self, pool => {
-            sqlx::query_as(
-                CANDIDATES_WITH_LOCAL_PREFIX,
-            )
-            .bind(domain_key)
-            .bind(local_prefix)
-            .bind(&upper)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
-    }
-
-    /// Members at `domain_key` whose local part ends with the reverse of `reversed_suffix`.
-    pub async fn candidates_with_local_suffix(
-        &self,
-        domain_key: &str,
-        reversed_suffix: &str,
-        limit: i64,
-    ) -> StoreResult<Vec<MemberCandidate>> {
-        let upper = prefix_upper_bound(reversed_suffix);
-        let rows = on_backend!(self, pool => {
-            sqlx::query_as(
-                CANDIDATES_WITH_LOCAL_SUFFIX,
-            )
-            .bind(domain_key)
-            .bind(reversed_suffix)
-            .bind(&upper)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?
-        });
-        Ok(rows)
     }
 }

@@ -10,27 +10,21 @@ use super::{deliveries, members, prefix_upper_bound, Store, StoreResult};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HotQuery {
     MemberInWorkspace,
+    MemberByWorkspaceSlug,
     Memberships,
-    CandidatesWithLocal,
-    CandidatesWithLocalPrefix,
-    CandidatesWithLocalSuffix,
     CandidatesNear,
-    LatestInvitation,
-    InvitationEvents,
+    LatestInvitationWithEvents,
     Suppressions,
     DomainTrouble,
 }
 
 impl HotQuery {
-    pub const ALL: [HotQuery; 10] = [
+    pub const ALL: [HotQuery; 7] = [
         HotQuery::MemberInWorkspace,
+        HotQuery::MemberByWorkspaceSlug,
         HotQuery::Memberships,
-        HotQuery::CandidatesWithLocal,
-        HotQuery::CandidatesWithLocalPrefix,
-        HotQuery::CandidatesWithLocalSuffix,
         HotQuery::CandidatesNear,
-        HotQuery::LatestInvitation,
-        HotQuery::InvitationEvents,
+        HotQuery::LatestInvitationWithEvents,
         HotQuery::Suppressions,
         HotQuery::DomainTrouble,
     ];
@@ -38,13 +32,10 @@ impl HotQuery {
     pub fn sql(self) -> &'static str {
         match self {
             HotQuery::MemberInWorkspace => members::MEMBER_IN_WORKSPACE,
+            HotQuery::MemberByWorkspaceSlug => members::MEMBER_BY_SLUG,
             HotQuery::Memberships => members::MEMBERSHIPS,
-            HotQuery::CandidatesWithLocal => members::CANDIDATES_WITH_LOCAL,
-            HotQuery::CandidatesWithLocalPrefix => members::CANDIDATES_WITH_LOCAL_PREFIX,
-            HotQuery::CandidatesWithLocalSuffix => members::CANDIDATES_WITH_LOCAL_SUFFIX,
             HotQuery::CandidatesNear => members::CANDIDATES_NEAR,
-            HotQuery::LatestInvitation => deliveries::LATEST_INVITATION,
-            HotQuery::InvitationEvents => deliveries::INVITATION_EVENTS,
+            HotQuery::LatestInvitationWithEvents => deliveries::LATEST_INVITATION_WITH_EVENTS,
             HotQuery::Suppressions => deliveries::SUPPRESSIONS,
             HotQuery::DomainTrouble => deliveries::DOMAIN_TROUBLE,
         }
@@ -59,13 +50,8 @@ macro_rules! bind_samples {
         let since = Utc::now() - Duration::days(30);
         match $query {
             HotQuery::MemberInWorkspace => $q.bind(1_i64).bind(key),
+            HotQuery::MemberByWorkspaceSlug => $q.bind("acme").bind(key),
             HotQuery::Memberships | HotQuery::Suppressions => $q.bind(key),
-            HotQuery::CandidatesWithLocal => $q.bind("jane.doe").bind(400_i64),
-            HotQuery::CandidatesWithLocalPrefix | HotQuery::CandidatesWithLocalSuffix => $q
-                .bind("acme-corp.com")
-                .bind("jane")
-                .bind(upper)
-                .bind(400_i64),
             HotQuery::CandidatesNear => $q
                 .bind("jane.doe")
                 .bind(400_i64)
@@ -76,7 +62,7 @@ macro_rules! bind_samples {
                 .bind("eod")
                 .bind(prefix_upper_bound("eod"))
                 .bind(64_i64),
-            HotQuery::LatestInvitation | HotQuery::InvitationEvents => $q.bind(1_i64),
+            HotQuery::LatestInvitationWithEvents => $q.bind(1_i64),
             HotQuery::DomainTrouble => $q.bind("acme-corp.com").bind(since).bind(key),
         }
     }};
