@@ -52,6 +52,14 @@ impl Engine {
             reference: event.reference.map(str::to_owned),
             detail: event.detail,
         };
+        // Every action outcome passes through here, so this is where the metrics count them too
+        // (checks are counted by the engine itself, by verdict).
+        if event.action != "check" {
+            crate::metrics::record_action(event.action, event.outcome);
+            if let Some(reason) = event.reason.filter(|_| event.outcome == "refused") {
+                crate::metrics::record_refusal(reason);
+            }
+        }
         self.store().write_audit(&entry).await.map_err(|error| {
             tracing::error!(action = event.action, outcome = event.outcome, error = %error, "audit row not written");
             EngineError::from(error)

@@ -293,6 +293,7 @@ impl Engine {
             reference: Some(item.reference.as_str()),
             detail,
         };
+        crate::metrics::record_smtp(sent.is_ok());
         match sent {
             Ok(()) => {
                 self.store().complete_send(&item, Utc::now()).await?;

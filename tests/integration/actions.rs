@@ -333,6 +333,23 @@ both_backends! {
         assert!(refusal.message.contains("next resend is allowed in 15 minutes"), "{}", refusal.message);
     }
 
+    async fn actions_are_counted_in_the_metrics(app) {
+        use invite_bot::metrics::counter_value;
+        app.seed(PEOPLE).await;
+        let count = || (
+            counter_value("invite_bot_actions_total", &[("kind", "resend_invite"), ("outcome", "done")]),
+            counter_value("invite_bot_refusals_total", &[("reason", "not_offered")]),
+            counter_value("invite_bot_smtp_sends_total", &[("result", "sent")]),
+        );
+        let before = count();
+        done(resend(&app, "never@learners.example").await.unwrap());
+        refused(resend(&app, "active@learners.example").await.unwrap());
+        let after = count();
+        // Other tests run in the same process: the counters only ever grow by at least ours.
+        assert!(after.0 > before.0 && after.1 > before.1 && after.2 > before.2, "{before:?} -> {after:?}");
+        assert!(invite_bot::metrics::render().contains("invite_bot_actions_total{kind=\"resend_invite\",outcome=\"done\"}"));
+    }
+
     async fn a_temporary_refusal_is_retried(app) {
         app.seed(PEOPLE).await;
         app.smtp.set_mode(SmtpMode::TemporaryOnce);
