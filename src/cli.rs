@@ -133,6 +133,18 @@ pub enum Command {
     },
     /// Send invitation emails left waiting (after a mail outage or a crash) and retry escalation webhooks.
     RetryPending,
+    /// Benchmark `serve` against a local fake Discord: memory idle and under load, and the time from
+    /// an interaction's arrival to its callback. Uses a temporary SQLite database unless
+    /// --database-url is given (then seeds the demo data into it).
+    BenchDiscord {
+        #[arg(long, default_value_t = 200)]
+        interactions: usize,
+        /// At most this many unanswered at a time; 0: all at once.
+        #[arg(long, default_value_t = 0)]
+        concurrency: usize,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -231,6 +243,8 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), Failure> {
+    // The Discord bench seeds only a database named on the command line, never the configured one.
+    let explicit_database_url = cli.database_url.clone();
     let mut config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
     if let Some(url) = cli.database_url {
@@ -276,6 +290,33 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             })?;
             println!("migrations applied ({})", store.backend().as_str());
             store.close().await;
+        }
+        Command::BenchDiscord {
+            interactions,
+            concurrency,
+            format,
+        } => {
+            let report = crate::bench_discord::run(crate::bench_discord::DiscordBenchOptions {
+                interactions,
+                concurrency,
+                database_url: explicit_database_url,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e {
+                crate::bench_discord::DiscordBenchError::NoInteractions => {
+                    Failure::bad_input(e.to_string())
+                }
+                other => Failure::operational(error_chain(&other)),
+            })?;
+            match format {
+                Format::Text => print!("{}", report.to_text()),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string(&report)
+                        .map_err(|e| Failure::operational(e.to_string()))?
+                ),
+            }
         }
         Command::Serve { no_discord } => {
             let engine = startup::build_engine(&config).await?;
