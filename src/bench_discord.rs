@@ -404,7 +404,10 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     outcome?;
-    let hwm_kb = proc_status_kb(pid, "VmHWM").unwrap_or(0);
+    // The kernel folds per-thread RSS counters into VmHWM lazily: never report it below a sample.
+    let hwm_kb = proc_status_kb(pid, "VmHWM")
+        .unwrap_or(0)
+        .max(peak.load(Ordering::Relaxed));
 
     let mut latencies = Vec::with_capacity(sent.len());
     let mut deferred = 0;
