@@ -147,6 +147,13 @@ pub enum Command {
         /// Operations per scenario.
         #[arg(long, default_value_t = 2_000)]
         checks: usize,
+        /// Instead: `serve` against a local fake Discord: memory idle and while answering
+        /// --interactions `/invite-check`s at once, and the time from arrival to callback.
+        #[arg(long)]
+        discord: bool,
+        /// With --discord: how many interactions (all in flight at once).
+        #[arg(long, default_value_t = 200)]
+        interactions: usize,
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
@@ -248,6 +255,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), Failure> {
+    // The Discord bench seeds only a database named on the command line, never the configured one.
     let mut config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
     // The bench must never seed the bot's configured database: it only takes a URL given to it.
@@ -515,12 +523,43 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             println!("sent {sent} waiting invitations, delivered {delivered} escalations");
         }
         Command::Bench {
+            discord: true,
+            database,
+            interactions,
+            format,
+            ..
+        } => {
+            // The Discord scenario seeds only a database given explicitly, never the configured one.
+            let report = crate::bench_discord::run(crate::bench_discord::DiscordBenchOptions {
+                interactions,
+                concurrency: 0,
+                database_url: database.or(explicit_database_url),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| match e {
+                crate::bench_discord::DiscordBenchError::NoInteractions => {
+                    Failure::bad_input(e.to_string())
+                }
+                other => Failure::operational(error_chain(&other)),
+            })?;
+            match format {
+                Format::Text => print!("{}", report.to_text()),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string(&report)
+                        .map_err(|e| Failure::operational(e.to_string()))?
+                ),
+            }
+        }
+        Command::Bench {
             database,
             members,
             workspaces,
             concurrency,
             checks,
             format,
+            ..
         } => {
             let options = crate::bench::BenchOptions {
                 database_url: database

@@ -272,6 +272,9 @@ pub struct DiscordConfig {
     pub ephemeral_replies: bool,
     /// A button older than this answers "run the check again".
     pub button_max_age_minutes: u32,
+    /// For tests and benchmarks only: send every Discord request to this local stand-in
+    /// (`http://127.0.0.1:PORT` or `http://localhost:PORT`) instead of discord.com.
+    pub api_base_url: Option<String>,
 }
 
 impl Default for DiscordConfig {
@@ -285,6 +288,7 @@ impl Default for DiscordConfig {
             default_workspaces: Default::default(),
             ephemeral_replies: true,
             button_max_age_minutes: 60,
+            api_base_url: None,
         }
     }
 }
@@ -391,6 +395,14 @@ impl Config {
         if self.checks.max_suggestions == 0 {
             return invalid("checks.max_suggestions", "must be at least 1");
         }
+        if let Some(base) = &self.discord.api_base_url {
+            if !is_local_http_base(base) {
+                return invalid(
+                    "discord.api_base_url",
+                    "is for tests and benchmarks only: must be http://127.0.0.1:PORT or http://localhost:PORT",
+                );
+            }
+        }
         if self.discord.button_max_age_minutes == 0 {
             return invalid("discord.button_max_age_minutes", "must be at least 1");
         }
@@ -451,6 +463,21 @@ impl Config {
         self.validate_http()?;
         Ok(())
     }
+}
+
+/// `http://127.0.0.1[:port]` or `http://localhost[:port]`, nothing after the authority but `/`:
+/// the token must never be sent anywhere but discord.com or a stand-in on this machine.
+fn is_local_http_base(base: &str) -> bool {
+    let Some(rest) = base.strip_prefix("http://") else {
+        return false;
+    };
+    let authority = rest.strip_suffix('/').unwrap_or(rest);
+    let (host, port) = match authority.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (authority, None),
+    };
+    (host == "127.0.0.1" || host == "localhost")
+        && port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -660,6 +687,27 @@ mod tests {
             Config::load(Some(&path), &no_env).unwrap().database_url,
             "sqlite://file.db"
         );
+    }
+
+    #[test]
+    fn the_discord_api_base_url_must_be_local() {
+        for good in [
+            "http://127.0.0.1:9000",
+            "http://localhost:80/",
+            "http://127.0.0.1",
+        ] {
+            assert!(super::is_local_http_base(good), "{good}");
+        }
+        for bad in [
+            "https://127.0.0.1:9000",
+            "http://127.0.0.1.evil.example:80",
+            "http://localhost@evil.example",
+            "http://evil.example",
+            "http://127.0.0.1:9000/api",
+            "http://127.0.0.1:",
+        ] {
+            assert!(!super::is_local_http_base(bad), "{bad}");
+        }
     }
 
     #[test]

@@ -63,7 +63,13 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
-    DiscordBot::new(engine, config)?.run(shutdown).await
+    let bot = DiscordBot::new(engine, config)?;
+    // Tests and benchmarks point serve at a local fake Discord; config validation keeps it local.
+    let bot = match &config.discord.api_base_url {
+        Some(base) => bot.with_api_base(base.trim_end_matches('/')),
+        None => bot,
+    };
+    bot.run(shutdown).await
 }
 
 /// A configured, not yet connected bot.

@@ -6,6 +6,7 @@ mod smtp;
 mod actions;
 mod activation_api;
 mod bench;
+mod bench_discord;
 mod chat_buttons;
 mod cli;
 mod console_chat;
