@@ -15,12 +15,11 @@ use serde_json::json;
 
 use super::audit::AuditEvent;
 use super::resend::{minute, sha256_hex};
-use super::{new_reference, ActionDone, ActionOutcome, Actor, IssuedCode, RefusalReason};
+use super::{new_reference, ActionDone, ActionOutcome, Actor, IssuedCode};
 use crate::diagnosis::Action;
 use crate::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::EngineError;
-use crate::humanize::wait_words;
 use crate::store::{ActivationStart, NewActivationCode};
 use crate::workspace::WorkspaceSlug;
 
@@ -164,23 +163,19 @@ impl Engine {
                     .await;
             }
             ActivationStart::MemberDailyLimit { next_allowed } => {
-                let message = self.prompts().action_text(
-                    "member_daily_limit",
-                    &json!({
-                        "limit": settings.activation_codes_per_member_per_day,
-                        "what": "activation codes",
-                        "next_in": format!("in {}", wait_words(next_allowed - now)),
-                        "next_at": minute(next_allowed),
-                    }),
-                )?;
+                let limit = (
+                    settings.activation_codes_per_member_per_day,
+                    "activation codes",
+                );
                 return self
-                    .refuse(
+                    .refuse_limit(
                         actor,
                         action,
                         workspace,
                         email,
-                        RefusalReason::RateLimited,
-                        message,
+                        "member_daily_limit",
+                        limit,
+                        next_allowed,
                     )
                     .await;
             }

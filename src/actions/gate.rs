@@ -158,6 +158,40 @@ impl Engine {
         .await
     }
 
+    /// The refusal for a rate limit that holds: `template` names the words in `actions.j2`, `limit`
+    /// and `what` say which allowance is used up, `next_allowed` when the next attempt may succeed.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn refuse_limit(
+        &self,
+        actor: &Actor,
+        action: Action,
+        workspace: &WorkspaceSlug,
+        email: &EmailAddress,
+        template: &str,
+        (limit, what): (u32, &str),
+        next_allowed: chrono::DateTime<chrono::Utc>,
+    ) -> Result<ActionOutcome, EngineError> {
+        let now = chrono::Utc::now();
+        let message = self.prompts().action_text(
+            template,
+            &json!({
+                "limit": limit,
+                "what": what,
+                "next_in": format!("in {}", crate::humanize::wait_words(next_allowed - now)),
+                "next_at": super::resend::minute(next_allowed),
+            }),
+        )?;
+        self.refuse(
+            actor,
+            action,
+            workspace,
+            email,
+            RefusalReason::RateLimited,
+            message,
+        )
+        .await
+    }
+
     /// The refusal for a request that was already handled (same idempotency key).
     pub(crate) async fn refuse_duplicate(
         &self,

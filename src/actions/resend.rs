@@ -109,40 +109,30 @@ impl Engine {
                     .await;
             }
             ResendStart::MemberDailyLimit { next_allowed } => {
-                let message = self.limit_message(
-                    "member_daily_limit",
-                    settings.resend_limits.per_member_per_day,
-                    "invitations",
-                    now,
-                    next_allowed,
-                )?;
+                let limit = (settings.resend_limits.per_member_per_day, "invitations");
                 return self
-                    .refuse(
+                    .refuse_limit(
                         actor,
                         action,
                         workspace,
                         email,
-                        RefusalReason::RateLimited,
-                        message,
+                        "member_daily_limit",
+                        limit,
+                        next_allowed,
                     )
                     .await;
             }
             ResendStart::ActorHourlyLimit { next_allowed } => {
-                let message = self.limit_message(
-                    "actor_hourly_limit",
-                    settings.resend_limits.per_actor_per_hour,
-                    "invitations",
-                    now,
-                    next_allowed,
-                )?;
+                let limit = (settings.resend_limits.per_actor_per_hour, "invitations");
                 return self
-                    .refuse(
+                    .refuse_limit(
                         actor,
                         action,
                         workspace,
                         email,
-                        RefusalReason::RateLimited,
-                        message,
+                        "actor_hourly_limit",
+                        limit,
+                        next_allowed,
                     )
                     .await;
             }
@@ -223,25 +213,6 @@ impl Engine {
             message,
         )
         .await
-    }
-
-    fn limit_message(
-        &self,
-        name: &str,
-        limit: u32,
-        what: &str,
-        now: DateTime<Utc>,
-        next_allowed: DateTime<Utc>,
-    ) -> Result<String, EngineError> {
-        Ok(self.prompts().action_text(
-            name,
-            &json!({
-                "limit": limit,
-                "what": what,
-                "next_in": format!("in {}", wait_words(next_allowed - now)),
-                "next_at": minute(next_allowed),
-            }),
-        )?)
     }
 
     /// Claims an outbox row, sends its email once with a fresh token, and records the result.

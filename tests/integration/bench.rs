@@ -3,30 +3,14 @@
 //! bench measures time; these tests never assert on it.)
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::helpers::{fresh_database, Backend};
+use crate::helpers::{fresh_database, run_binary, stderr, stdout, Backend};
 
 fn invite_bot(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_invite-bot"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("INVITE_BOT_CONFIG")
-        .env_remove("INVITE_BOT_PROMPTS_DIR")
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
+    run_binary(dir, &[], args)
 }
 
 fn sorted_keys(value: &Value) -> Vec<&str> {

@@ -1,37 +1,20 @@
 //! The `invite-bot` binary: output shapes and exit codes, as an operator or a script sees them.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 
-use crate::helpers::{fresh_database, Backend};
+use crate::helpers::{fresh_database, run_binary, stderr, stdout, Backend};
+
+fn invite_bot(dir: &Path, args: &[&str]) -> Output {
+    run_binary(dir, &[], args)
+}
 
 const VERDICTS: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/integration/fixtures/verdicts.toml"
 );
-
-/// Runs the binary in `dir` (so no stray config.toml is read), with no inherited configuration.
-fn invite_bot(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_invite-bot"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("INVITE_BOT_CONFIG")
-        .env_remove("INVITE_BOT_PROMPTS_DIR")
-        .env("RUST_LOG", "off")
-        .output()
-        .expect("the binary runs")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 fn keys(value: &Value) -> Vec<&str> {
     let mut keys: Vec<&str> = value
@@ -301,21 +284,6 @@ fn with_no_config_the_defaults_work_on_sqlite() {
     assert_eq!(stdout(&again).trim(), "migrations applied (sqlite)");
 }
 
-fn invite_bot_with(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_invite-bot"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("INVITE_BOT_CONFIG")
-        .env_remove("SMTP_URL")
-        .env("RUST_LOG", "off");
-    for (key, value) in env {
-        command.env(key, value);
-    }
-    command.output().expect("the binary runs")
-}
-
 #[test]
 fn operator_actions_report_json_and_exit_codes() {
     let smtp = crate::smtp::SmtpServer::start();
@@ -329,7 +297,7 @@ fn operator_actions_report_json_and_exit_codes() {
     )
     .unwrap();
     let env = [("SMTP_URL", smtp.url.as_str())];
-    let run = |args: &[&str]| invite_bot_with(cwd.path(), &env, args);
+    let run = |args: &[&str]| run_binary(cwd.path(), &env, args);
     let json = |output: &Output| -> Value {
         serde_json::from_str(&stdout(output)).unwrap_or_else(|e| panic!("{e}: {}", stdout(output)))
     };
@@ -490,12 +458,12 @@ fn a_mail_server_that_is_down_exits_1() {
     let closed = crate::smtp::closed_smtp_url();
     let env = [("SMTP_URL", closed.as_str())];
     assert_eq!(
-        invite_bot_with(cwd.path(), &env, &["seed", fixture.to_str().unwrap()])
+        run_binary(cwd.path(), &env, &["seed", fixture.to_str().unwrap()])
             .status
             .code(),
         Some(0)
     );
-    let output = invite_bot_with(
+    let output = run_binary(
         cwd.path(),
         &env,
         &["resend", "jo@learners.example", "--workspace", "acme"],

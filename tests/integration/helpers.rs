@@ -333,3 +333,33 @@ macro_rules! both_backends {
     };
 }
 pub(crate) use both_backends;
+
+/// Runs the `invite-bot` binary in `dir` (so no stray config.toml is read), with no inherited
+/// configuration, plus `env`.
+pub fn run_binary(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> std::process::Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_invite-bot"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("INVITE_BOT_CONFIG")
+        .env_remove("INVITE_BOT_PROMPTS_DIR")
+        .env_remove("SMTP_URL")
+        .env("RUST_LOG", "off");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().expect("the binary runs")
+}
+
+pub fn stdout(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
