@@ -18,7 +18,7 @@ use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::mail::Mailer;
 use crate::prompts::Prompts;
-use crate::store::{MemberMatch, Store};
+use crate::store::{DeliveryRecord, DomainWindow, MemberMatch, Store};
 use crate::workspace::{Workspace, WorkspaceSlug};
 
 /// The knobs the checks read, taken from [`Config`].
@@ -241,26 +241,19 @@ impl Engine {
                 None => Vec::new(),
             }
         };
+        let window = check_domain.then(|| DomainWindow {
+            domain: email.domain(),
+            since,
+        });
         let (stored, live) = tokio::join!(
-            async {
-                tokio::try_join!(
-                    self.store.latest_invitation_with_events(found.member.id),
-                    self.store.suppressions(email.key()),
-                    async {
-                        if check_domain {
-                            self.store
-                                .domain_trouble(email.domain(), email.key(), since)
-                                .await
-                                .map(Some)
-                        } else {
-                            Ok(None)
-                        }
-                    },
-                )
-            },
+            self.store.delivery_facts(found.member.id, email.key(), window),
             live
         );
-        let (latest, mut suppressions, trouble) = stored?;
+        let DeliveryRecord {
+            latest,
+            mut suppressions,
+            domain_trouble: trouble,
+        } = stored?;
         let (invitation, events) = match latest {
             Some((invitation, events)) => (Some(invitation), events),
             None => (None, Vec::new()),

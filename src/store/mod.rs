@@ -29,7 +29,7 @@ pub use actions::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart}
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::{AuditEntry, AuditFilter};
 pub use buttons::ButtonRecord;
-pub use deliveries::DomainTrouble;
+pub use deliveries::{DeliveryRecord, DomainTrouble, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch, NearQuery};
 pub use plans::HotQuery;

@@ -13,20 +13,16 @@ pub enum HotQuery {
     MemberByWorkspaceSlug,
     Memberships,
     CandidatesNear,
-    LatestInvitationWithEvents,
-    Suppressions,
-    DomainTrouble,
+    DeliveryFacts,
 }
 
 impl HotQuery {
-    pub const ALL: [HotQuery; 7] = [
+    pub const ALL: [HotQuery; 5] = [
         HotQuery::MemberInWorkspace,
         HotQuery::MemberByWorkspaceSlug,
         HotQuery::Memberships,
         HotQuery::CandidatesNear,
-        HotQuery::LatestInvitationWithEvents,
-        HotQuery::Suppressions,
-        HotQuery::DomainTrouble,
+        HotQuery::DeliveryFacts,
     ];
 
     pub fn sql(self) -> &'static str {
@@ -35,9 +31,7 @@ impl HotQuery {
             HotQuery::MemberByWorkspaceSlug => members::MEMBER_BY_SLUG,
             HotQuery::Memberships => members::MEMBERSHIPS,
             HotQuery::CandidatesNear => members::CANDIDATES_NEAR,
-            HotQuery::LatestInvitationWithEvents => deliveries::LATEST_INVITATION_WITH_EVENTS,
-            HotQuery::Suppressions => deliveries::SUPPRESSIONS,
-            HotQuery::DomainTrouble => deliveries::DOMAIN_TROUBLE,
+            HotQuery::DeliveryFacts => deliveries::DELIVERY_FACTS,
         }
     }
 }
@@ -51,7 +45,7 @@ macro_rules! bind_samples {
         match $query {
             HotQuery::MemberInWorkspace => $q.bind(1_i64).bind(key),
             HotQuery::MemberByWorkspaceSlug => $q.bind("acme").bind(key),
-            HotQuery::Memberships | HotQuery::Suppressions => $q.bind(key),
+            HotQuery::Memberships => $q.bind(key),
             HotQuery::CandidatesNear => $q
                 .bind("jane.doe")
                 .bind(400_i64)
@@ -62,8 +56,12 @@ macro_rules! bind_samples {
                 .bind("eod")
                 .bind(prefix_upper_bound("eod"))
                 .bind(64_i64),
-            HotQuery::LatestInvitationWithEvents => $q.bind(1_i64),
-            HotQuery::DomainTrouble => $q.bind("acme-corp.com").bind(since).bind(key),
+            HotQuery::DeliveryFacts => $q
+                .bind(1_i64)
+                .bind(key)
+                .bind(true)
+                .bind("acme-corp.com")
+                .bind(since),
         }
     }};
 }
