@@ -158,7 +158,7 @@ pub async fn ensure_seeded(
                 .map_err(BenchError::seed)?;
             let _ = conn.close().await;
         }
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             let options = (*pool.connect_options())
                 .clone()
                 .disable_statement_logging();

@@ -32,7 +32,7 @@ pub async fn database_size_mb(store: &Store) -> StoreResult<f64> {
                 .fetch_one(pool)
                 .await?
         }
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query_scalar(
                 "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
             )

@@ -95,6 +95,7 @@ impl Store {
     /// Records the intent to resend, the new invitation and its outbox row in one transaction, after
     /// checking idempotency and every rate limit under a per-member lock.
     pub async fn begin_resend(&self, new: &NewResend<'_>) -> StoreResult<ResendStart> {
+        let _turn = self.write_turn().await;
         let lock_key = format!("member:{}", new.member_id);
         let action = "resend_invite";
         let start = on_backend!(self, pool => {
@@ -185,6 +186,7 @@ impl Store {
         now: DateTime<Utc>,
         stale_before: DateTime<Utc>,
     ) -> StoreResult<Option<OutboxItem>> {
+        let _turn = self.write_turn().await;
         let item = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             let claimed = sqlx::query(
@@ -235,6 +237,7 @@ impl Store {
 
     /// The SMTP server accepted the email: the invitation counts as sent, earlier links stop working.
     pub async fn complete_send(&self, item: &OutboxItem, now: DateTime<Utc>) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE invitations SET send_state = 'sent', sent_at = $2 WHERE id = $1")
@@ -273,6 +276,7 @@ impl Store {
         error: &str,
         next_attempt_at: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query(
                 "UPDATE outbox SET state = 'pending', last_error = $2, next_attempt_at = $3, claimed_at = NULL \
@@ -294,6 +298,7 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2 WHERE id = $1")

@@ -65,6 +65,7 @@ impl Store {
         &self,
         new: &NewActivationCode<'_>,
     ) -> StoreResult<ActivationStart> {
+        let _turn = self.write_turn().await;
         let lock_key = format!("member:{}", new.member_id);
         let action = "issue_activation_code";
         let start = on_backend!(self, pool => {
@@ -149,6 +150,7 @@ impl Store {
         max_attempts: u32,
         now: DateTime<Utc>,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query(
                 "UPDATE activation_codes SET failed_attempts = failed_attempts + 1, \
@@ -171,6 +173,7 @@ impl Store {
         member_id: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let redeemed = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             let used = sqlx::query(
@@ -201,6 +204,7 @@ impl Store {
         member_id: i64,
         now: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let redeemed = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             let used = sqlx::query(

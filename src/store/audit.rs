@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::appends::Append;
 use super::{on_backend, Store, StoreResult};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
@@ -28,26 +29,9 @@ pub struct AuditFilter {
 }
 
 impl Store {
+    /// Adds one audit row; returns once it is committed (on SQLite, in a group: [`super::appends`]).
     pub async fn write_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
-        on_backend!(self, pool => {
-            sqlx::query(
-                "INSERT INTO audit_log (at, actor_id, actor_name, action, workspace, email_key, outcome, \
-                     reason, reference, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(entry.at)
-            .bind(&entry.actor_id)
-            .bind(&entry.actor_name)
-            .bind(&entry.action)
-            .bind(&entry.workspace)
-            .bind(&entry.email)
-            .bind(&entry.outcome)
-            .bind(&entry.reason)
-            .bind(&entry.reference)
-            .bind(&entry.detail)
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        self.append(Append::Audit(entry.clone())).await
     }
 
     /// Audit rows matching every given filter, oldest first.

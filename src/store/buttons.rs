@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 
+use super::appends::Append;
 use super::{on_backend, Store, StoreError, StoreResult};
 
 /// What a button offers, as stored.
@@ -36,7 +37,7 @@ struct ButtonRow {
     message: Option<String>,
 }
 
-fn encode_time(at: DateTime<Utc>) -> String {
+pub(super) fn encode_time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
@@ -78,27 +79,7 @@ impl Store {
         if records.is_empty() {
             return Ok(());
         }
-        on_backend!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for record in records {
-                sqlx::query(
-                    "INSERT INTO chat_buttons (reference, action, email, workspace, member_id, \
-                     offered_to, offered_at, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                )
-                .bind(&record.reference)
-                .bind(&record.action)
-                .bind(&record.email)
-                .bind(&record.workspace)
-                .bind(record.member_id)
-                .bind(&record.offered_to)
-                .bind(encode_time(record.offered_at))
-                .bind(&record.message)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+        self.append(Append::Buttons(records.to_vec())).await
     }
 
     pub async fn find_button(&self, reference: &str) -> StoreResult<Option<ButtonRecord>> {
@@ -119,6 +100,7 @@ impl Store {
         used_by: &str,
         at: DateTime<Utc>,
     ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
         let affected = on_backend!(self, pool => {
             sqlx::query(
                 "UPDATE chat_buttons SET used_at = $1, used_by = $2 \
@@ -137,6 +119,7 @@ impl Store {
     /// Gives a claimed button back when its action did not happen (refused, or the database or
     /// mail server failed), so it can be pressed again.
     pub async fn release_button(&self, reference: &str) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query(
                 "UPDATE chat_buttons SET used_at = NULL, used_by = NULL WHERE reference = $1 AND outcome IS NULL",
@@ -150,6 +133,7 @@ impl Store {
 
     /// Records what the action did; a later press of the same button is answered with it.
     pub async fn finish_button(&self, reference: &str, outcome: &str) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query("UPDATE chat_buttons SET outcome = $1 WHERE reference = $2")
                 .bind(outcome)
@@ -166,6 +150,7 @@ impl Store {
         references: &[String],
         message: &str,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             for reference in references {
                 sqlx::query("UPDATE chat_buttons SET message = $1 WHERE reference = $2")

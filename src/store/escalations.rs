@@ -51,6 +51,7 @@ const SELECT_ESCALATION: &str = "SELECT e.id, e.reference, w.slug AS workspace_s
 
 impl Store {
     pub async fn begin_escalation(&self, new: &NewEscalation<'_>) -> StoreResult<EscalationStart> {
+        let _turn = self.write_turn().await;
         let lock_key = format!("escalate:{}:{}", new.workspace_id, new.email_key);
         let start = on_backend!(self, pool => {
             let mut tx = pool.begin_locked(&lock_key).await?;
@@ -133,6 +134,7 @@ impl Store {
         next_attempt_at: Option<DateTime<Utc>>,
         error: Option<&str>,
     ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query(
                 "UPDATE escalations SET webhook_state = $2, webhook_attempts = webhook_attempts + $3, \

@@ -14,6 +14,7 @@ impl Store {
         fixture: &Fixture,
         invitation_ttl: Duration,
     ) -> Result<SeedReport, FixtureError> {
+        let _turn = self.write_turn().await;
         let mut report = SeedReport::default();
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;

@@ -70,7 +70,7 @@ impl Store {
     /// The plan the database picks for `query`, one line per plan node.
     pub async fn query_plan(&self, query: HotQuery) -> StoreResult<Vec<String>> {
         match self {
-            Store::Sqlite(pool) => {
+            Store::Sqlite(pool, _) => {
                 let sql = AssertSqlSafe(format!("EXPLAIN QUERY PLAN {}", query.sql()));
                 let rows = bind_samples!(sqlx::query(sql), query)
                     .fetch_all(pool)

@@ -95,6 +95,7 @@ impl Store {
         invitation_id: i64,
         message_id: &str,
     ) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
         let attached = on_backend!(self, pool => {
             sqlx::query(ATTACH_EARLY_EVENTS)
                 .bind(invitation_id)
@@ -112,6 +113,7 @@ impl Store {
         batch: &WebhookBatch,
         now: DateTime<Utc>,
     ) -> StoreResult<BatchOutcome> {
+        let _turn = self.write_turn().await;
         let outcome = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             if let Some(token) = &batch.replay_token {

@@ -544,7 +544,7 @@ both_backends! {
 
 async fn sqlx_exec(app: &TestApp, sql: &'static str) {
     match app.engine.store() {
-        invite_bot::store::Store::Sqlite(pool) => {
+        invite_bot::store::Store::Sqlite(pool, _) => {
             sqlx::query(sql).execute(pool).await.unwrap();
         }
         invite_bot::store::Store::Postgres(pool) => {

@@ -123,7 +123,7 @@ async fn tiny_run(backend: Backend) {
         let store = store.clone();
         async move {
             let n: i64 = match &store {
-                invite_bot::store::Store::Sqlite(pool) => {
+                invite_bot::store::Store::Sqlite(pool, _) => {
                     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
                 }
                 invite_bot::store::Store::Postgres(pool) => {

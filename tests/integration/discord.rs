@@ -213,7 +213,7 @@ pub async fn age_buttons(store: &Store, hours: i64) {
     let at = (chrono::Utc::now() - chrono::Duration::hours(hours))
         .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     match store {
-        Store::Sqlite(pool) => {
+        Store::Sqlite(pool, _) => {
             sqlx::query("UPDATE chat_buttons SET offered_at = $1")
                 .bind(at)
                 .execute(pool)

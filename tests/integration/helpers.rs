@@ -202,7 +202,7 @@ impl TestApp {
     pub async fn dump(&self, table: &str) -> String {
         let sql = sqlx::AssertSqlSafe(format!("SELECT * FROM {table}"));
         let rows = match self.engine.store() {
-            Store::Sqlite(pool) => sqlx::query(sql)
+            Store::Sqlite(pool, _) => sqlx::query(sql)
                 .fetch_all(pool)
                 .await
                 .unwrap()
@@ -257,7 +257,7 @@ impl TestApp {
     pub async fn count(&self, table: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
         match self.engine.store() {
-            Store::Sqlite(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
             Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }

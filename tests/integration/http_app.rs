@@ -170,7 +170,7 @@ pub async fn verdict(app: &TestApp, email: &str) -> &'static str {
 pub async fn events(app: &TestApp) -> Vec<(String, Option<String>, bool, Option<String>)> {
     let sql = "SELECT event, bounce_kind, invitation_id IS NOT NULL, message_id FROM delivery_events ORDER BY id";
     match app.engine.store() {
-        invite_bot::store::Store::Sqlite(pool) => {
+        invite_bot::store::Store::Sqlite(pool, _) => {
             sqlx::query_as(sql).fetch_all(pool).await.unwrap()
         }
         invite_bot::store::Store::Postgres(pool) => {

@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod actions;
+mod appends;
 mod activation_api;
 mod bench;
 mod bench_discord;

@@ -39,7 +39,7 @@ ANALYZE;
 
 async fn load_bulk(store: &Store) {
     match store {
-        Store::Sqlite(pool) => sqlx::raw_sql(SQLITE_BULK)
+        Store::Sqlite(pool, _) => sqlx::raw_sql(SQLITE_BULK)
             .execute(pool)
             .await
             .map(|_| ())
@@ -73,7 +73,7 @@ async fn plan_without_full_scan(store: &Store, query: HotQuery) -> String {
         let full_scan_of = match store {
             Store::Postgres(_) => line.split("Seq Scan on ").nth(1),
             // SQLite says "SCAN t" for a full scan and "SEARCH t USING INDEX" for a look-up.
-            Store::Sqlite(_) => line
+            Store::Sqlite(_, _) => line
                 .strip_prefix("SCAN ")
                 .filter(|rest| !rest.contains("USING")),
         };
