@@ -246,7 +246,8 @@ impl Engine {
             since,
         });
         let (stored, live) = tokio::join!(
-            self.store.delivery_facts(found.member.id, email.key(), window),
+            self.store
+                .delivery_facts(found.member.id, email.key(), window),
             live
         );
         let DeliveryRecord {

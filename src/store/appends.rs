@@ -49,7 +49,10 @@ impl std::fmt::Debug for AppendQueue {
 impl AppendQueue {
     fn push(&self, waiting: Waiting) {
         // A poisoned lock only means another writer panicked mid-push; the Vec is still whole.
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(waiting);
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(waiting);
     }
 
     /// How many group transactions have been committed (tests use it to see the grouping).
@@ -213,13 +216,17 @@ mod tests {
 
     async fn sqlite_store(dir: &tempfile::TempDir) -> Store {
         let url = format!("sqlite://{}", dir.path().join("appends.db").display());
-        let store = Store::connect(&url, &ConnectOptions::default()).await.unwrap();
+        let store = Store::connect(&url, &ConnectOptions::default())
+            .await
+            .unwrap();
         store.migrate().await.unwrap();
         store
     }
 
     async fn actors(store: &Store) -> Vec<String> {
-        let Store::Sqlite(pool, _) = store else { unreachable!() };
+        let Store::Sqlite(pool, _) = store else {
+            unreachable!()
+        };
         sqlx::query_scalar("SELECT actor_id FROM audit_log ORDER BY id")
             .fetch_all(pool)
             .await
@@ -269,7 +276,9 @@ mod tests {
             })
             .collect();
         // Wait until all twenty are queued behind the held turn.
-        let Store::Sqlite(_, gate) = &store else { unreachable!() };
+        let Store::Sqlite(_, gate) = &store else {
+            unreachable!()
+        };
         while gate.appends.0.lock().unwrap().len() < 20 {
             tokio::task::yield_now().await;
         }

@@ -155,7 +155,8 @@ impl Store {
             match row.kind.as_str() {
                 "invitation" | "event" => {
                     if record.latest.is_none() {
-                        let missing = |column| StoreError::Corrupt(format!("invitations.{column} is NULL"));
+                        let missing =
+                            |column| StoreError::Corrupt(format!("invitations.{column} is NULL"));
                         let invitation = Invitation {
                             id: row.id.ok_or_else(|| missing("id"))?,
                             member_id: row.member_id.ok_or_else(|| missing("member_id"))?,
@@ -171,9 +172,16 @@ impl Store {
                         let bounce = row
                             .bounce_kind
                             .as_deref()
-                            .map(|b| decode_enum(b, "delivery_events.bounce_kind", BounceKind::parse))
+                            .map(|b| {
+                                decode_enum(b, "delivery_events.bounce_kind", BounceKind::parse)
+                            })
                             .transpose()?;
-                        let event = DeliveryEvent { kind, bounce, at, detail: row.detail };
+                        let event = DeliveryEvent {
+                            kind,
+                            bounce,
+                            at,
+                            detail: row.detail,
+                        };
                         events.push((row.event_id.unwrap_or_default(), event));
                     }
                 }

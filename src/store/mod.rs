@@ -166,8 +166,14 @@ impl Store {
                 .map_err(StoreError::Unavailable)?;
             Ok(Store::Sqlite(pool, WriteGate::default()))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // Every query here is an index look-up whose best plan does not depend on the values.
+            // Left to choose, PostgreSQL re-plans the compound statements (the delivery facts, the
+            // suggestion candidates) at every call, because their generic plans' cost estimates
+            // lose to custom plans'; planning one took 0.3-1.5 ms against ~0.1 ms to run it. With
+            // generic plans, at 1M members and 16 at once: 8,657 -> 11,837 registered checks/s.
             let connect = PgConnectOptions::from_str(url)
-                .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?;
+                .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
+                .options([("plan_cache_mode", "force_generic_plan")]);
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
                 .acquire_timeout(options.connect_timeout)

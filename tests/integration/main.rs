@@ -4,8 +4,8 @@ mod helpers;
 mod smtp;
 
 mod actions;
-mod appends;
 mod activation_api;
+mod appends;
 mod bench;
 mod bench_discord;
 mod chat_buttons;
