@@ -305,7 +305,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             store.close().await;
         }
         Command::Serve { no_discord } => {
-            let engine = startup::build_engine(&config).await?;
+            let engine = startup::build_engine_with(&config, true).await?;
             let options = crate::serve::ServeOptions { no_discord };
             crate::serve::run(
                 &config,

@@ -26,8 +26,13 @@ pub enum StartupError {
 /// Loads templates first (a broken template should stop start-up before anything touches the
 /// database), then connects and applies migrations.
 pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
+    build_engine_with(config, false).await
+}
+
+/// [`build_engine`] for the long-running bot: `warm` keeps the whole pool open from the start.
+pub async fn build_engine_with(config: &Config, warm: bool) -> Result<Engine, StartupError> {
     let prompts = Prompts::load(config.prompts_dir.as_deref())?;
-    let store = connect(config).await?;
+    let store = connect_with(config, warm).await?;
     store
         .migrate()
         .await
@@ -47,8 +52,13 @@ pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
 }
 
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {
+    connect_with(config, false).await
+}
+
+async fn connect_with(config: &Config, warm: bool) -> Result<Store, StartupError> {
     let options = ConnectOptions {
         max_connections: config.database_max_connections,
+        warm,
         ..ConnectOptions::default()
     };
     Store::connect(&config.database_url, &options)

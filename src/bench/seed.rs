@@ -117,7 +117,7 @@ pub async fn ensure_seeded(
         now,
     );
     match store {
-        Store::Postgres(pool) => {
+        Store::Postgres(pool, _) => {
             // Its own connection, without sqlx's slow-statement warnings: seeding statements are
             // slow by design.
             let options = (*pool.connect_options())

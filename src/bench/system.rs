@@ -27,7 +27,7 @@ fn parse_vm_hwm_kb(status: &str) -> Option<u64> {
 /// The size of the database in MB: all of PostgreSQL's database, or SQLite's pages.
 pub async fn database_size_mb(store: &Store) -> StoreResult<f64> {
     let bytes: i64 = match store {
-        Store::Postgres(pool) => {
+        Store::Postgres(pool, _) => {
             sqlx::query_scalar("SELECT pg_database_size(current_database())")
                 .fetch_one(pool)
                 .await?

@@ -44,7 +44,7 @@ macro_rules! on_backend {
     ($store:expr, $pool:ident => $body:expr) => {
         match $store {
             $crate::store::Store::Sqlite($pool, ..) => $body,
-            $crate::store::Store::Postgres($pool) => $body,
+            $crate::store::Store::Postgres($pool, ..) => $body,
         }
     };
 }
@@ -111,16 +111,17 @@ impl Backend {
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqlitePool, WriteGate),
-    Postgres(PgPool),
+    Postgres(PgPool, WriteGate),
 }
 
-/// Lines up this process's SQLite writers before they ask SQLite for its one write lock.
+/// Lines up this process's writers: on SQLite every writer, on PostgreSQL only the appends.
 ///
 /// SQLite lets one connection write at a time and makes the others wait in its busy handler, which
 /// sleeps 1, 2, 5, 10 ... 100 ms between tries: under a burst of checks (each writes its audit row
 /// and its buttons) the sleeps, not the writes, were most of the answer time. Waiting here instead
 /// is a FIFO queue that wakes the next writer the moment the last one commits. Other processes on
-/// the same file (the CLI beside `serve`) still meet the busy timeout, as before.
+/// the same file (the CLI beside `serve`) still meet the busy timeout, as before. On both backends
+/// the appends (audit rows, button records) wait here to be committed in groups ([`appends`]).
 #[derive(Clone, Debug, Default)]
 pub struct WriteGate {
     turn: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -135,6 +136,11 @@ pub(crate) struct WriteTurn(#[allow(dead_code)] Option<tokio::sync::OwnedMutexGu
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     pub max_connections: u32,
+    /// Open every connection at start and keep them open (PostgreSQL). For the long-running bot:
+    /// without it, the first burst of checks also pays for opening the connections (TLS,
+    /// authentication, a new server process each), which at 200 interactions at once was a third of
+    /// the slowest answer's time. One-shot commands leave it off and open what they use.
+    pub warm: bool,
     pub connect_timeout: Duration,
 }
 
@@ -142,6 +148,7 @@ impl Default for ConnectOptions {
     fn default() -> Self {
         Self {
             max_connections: 10,
+            warm: false,
             connect_timeout: Duration::from_secs(5),
         }
     }
@@ -184,13 +191,19 @@ impl Store {
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(url.to_owned()))?
                 .options([("plan_cache_mode", "force_generic_plan")]);
+            let warm = if options.warm {
+                options.max_connections
+            } else {
+                0
+            };
             let pool = PgPoolOptions::new()
                 .max_connections(options.max_connections)
+                .min_connections(warm)
                 .acquire_timeout(options.connect_timeout)
                 .connect_with(connect)
                 .await
                 .map_err(StoreError::Unavailable)?;
-            Ok(Store::Postgres(pool))
+            Ok(Store::Postgres(pool, WriteGate::default()))
         } else {
             Err(StoreError::UnsupportedUrl(url.to_owned()))
         }
@@ -199,7 +212,7 @@ impl Store {
     pub fn backend(&self) -> Backend {
         match self {
             Store::Sqlite(..) => Backend::Sqlite,
-            Store::Postgres(_) => Backend::Postgres,
+            Store::Postgres(..) => Backend::Postgres,
         }
     }
 
@@ -207,7 +220,7 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
             Store::Sqlite(pool, _) => migrator(Backend::Sqlite).run(pool).await?,
-            Store::Postgres(pool) => migrator(Backend::Postgres).run(pool).await?,
+            Store::Postgres(pool, _) => migrator(Backend::Postgres).run(pool).await?,
         }
         Ok(())
     }
@@ -239,7 +252,7 @@ impl Store {
     pub(crate) async fn write_turn(&self) -> WriteTurn {
         match self {
             Store::Sqlite(_, gate) => WriteTurn(Some(gate.turn.clone().lock_owned().await)),
-            Store::Postgres(_) => WriteTurn(None),
+            Store::Postgres(..) => WriteTurn(None),
         }
     }
 

@@ -106,7 +106,7 @@ impl Store {
                     .map(|row| row.try_get::<String, _>("detail").map_err(Into::into))
                     .collect()
             }
-            Store::Postgres(pool) => {
+            Store::Postgres(pool, _) => {
                 // The plan the bot's connections run is the generic one (`plan_cache_mode`, see
                 // `Store::connect`); a plain EXPLAIN with values would show a custom plan instead.
                 // EXPLAIN EXECUTE of a statement prepared on a connection in that mode shows it.

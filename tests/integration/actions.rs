@@ -547,7 +547,7 @@ async fn sqlx_exec(app: &TestApp, sql: &'static str) {
         invite_bot::store::Store::Sqlite(pool, _) => {
             sqlx::query(sql).execute(pool).await.unwrap();
         }
-        invite_bot::store::Store::Postgres(pool) => {
+        invite_bot::store::Store::Postgres(pool, _) => {
             sqlx::query(sql).execute(pool).await.unwrap();
         }
     }

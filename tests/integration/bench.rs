@@ -126,7 +126,7 @@ async fn tiny_run(backend: Backend) {
                 invite_bot::store::Store::Sqlite(pool, _) => {
                     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
                 }
-                invite_bot::store::Store::Postgres(pool) => {
+                invite_bot::store::Store::Postgres(pool, _) => {
                     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
                 }
             };

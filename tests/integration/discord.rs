@@ -220,7 +220,7 @@ pub async fn age_buttons(store: &Store, hours: i64) {
                 .await
                 .unwrap();
         }
-        Store::Postgres(pool) => {
+        Store::Postgres(pool, _) => {
             sqlx::query("UPDATE chat_buttons SET offered_at = $1")
                 .bind(at)
                 .execute(pool)

@@ -209,7 +209,7 @@ impl TestApp {
                 .iter()
                 .map(row_text_sqlite)
                 .collect::<Vec<_>>(),
-            Store::Postgres(pool) => sqlx::query(sql)
+            Store::Postgres(pool, _) => sqlx::query(sql)
                 .fetch_all(pool)
                 .await
                 .unwrap()
@@ -258,7 +258,7 @@ impl TestApp {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
         match self.engine.store() {
             Store::Sqlite(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
-            Store::Postgres(pool) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
+            Store::Postgres(pool, _) => sqlx::query_scalar(sql).fetch_one(pool).await.unwrap(),
         }
     }
 }

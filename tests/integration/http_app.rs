@@ -173,7 +173,7 @@ pub async fn events(app: &TestApp) -> Vec<(String, Option<String>, bool, Option<
         invite_bot::store::Store::Sqlite(pool, _) => {
             sqlx::query_as(sql).fetch_all(pool).await.unwrap()
         }
-        invite_bot::store::Store::Postgres(pool) => {
+        invite_bot::store::Store::Postgres(pool, _) => {
             sqlx::query_as(sql).fetch_all(pool).await.unwrap()
         }
     }

@@ -21,6 +21,7 @@ mod http_health;
 mod input;
 mod lookups;
 mod plans;
+mod pools;
 mod serve;
 mod suggestions;
 mod verdicts;

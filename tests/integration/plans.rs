@@ -44,7 +44,7 @@ async fn load_bulk(store: &Store) {
             .await
             .map(|_| ())
             .unwrap(),
-        Store::Postgres(pool) => sqlx::raw_sql(POSTGRES_BULK)
+        Store::Postgres(pool, _) => sqlx::raw_sql(POSTGRES_BULK)
             .execute(pool)
             .await
             .map(|_| ())
@@ -71,7 +71,7 @@ async fn plan_without_full_scan(store: &Store, query: HotQuery) -> String {
     for line in &lines {
         let line = line.trim_start_matches([' ', '-', '>']).trim();
         let full_scan_of = match store {
-            Store::Postgres(_) => line.split("Seq Scan on ").nth(1),
+            Store::Postgres(..) => line.split("Seq Scan on ").nth(1),
             // SQLite says "SCAN t" for a full scan and "SEARCH t USING INDEX" for a look-up.
             Store::Sqlite(_, _) => line
                 .strip_prefix("SCAN ")
@@ -102,7 +102,7 @@ both_backends! {
         for query in [HotQuery::MemberInWorkspace, HotQuery::Memberships] {
             let plan = plan_without_full_scan(store, query).await;
             assert!(plan.contains("members_email_key"), "{query:?}:\n{plan}");
-            if let Store::Postgres(_) = store {
+            if let Store::Postgres(_, _) = store {
                 assert!(plan.contains("Index Scan using members_email_key"), "{query:?}:\n{plan}");
                 // The generic plan, the one the bot's connections run: the key stays a parameter.
                 assert!(plan.contains("(email_key = $"), "{query:?}:\n{plan}");
@@ -113,7 +113,7 @@ both_backends! {
 
     async fn postgres_connections_keep_one_generic_plan_per_statement(app) {
         // Custom plans would re-plan the compound check statements at every call (see Store::connect).
-        if let Store::Postgres(pool) = app.engine.store() {
+        if let Store::Postgres(pool, _) = app.engine.store() {
             let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.unwrap();
             assert_eq!(mode, "force_generic_plan");
         }
