@@ -24,9 +24,9 @@ pub(super) const INSERT_BUTTON: &str = "INSERT INTO chat_buttons (reference, act
      workspace, member_id, offered_to, offered_at, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
 /// Rows that are only ever added, each group all or none.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) enum Append {
-    Audit(AuditEntry),
+    Audit(Box<AuditEntry>),
     /// One reply's buttons.
     Buttons(Vec<ButtonRecord>),
 }
@@ -144,7 +144,7 @@ impl Store {
         if batch.is_empty() {
             return;
         }
-        let appends: Vec<Append> = batch.iter().map(|w| w.append.clone()).collect();
+        let appends: Vec<&Append> = batch.iter().map(|w| &w.append).collect();
         match self.commit_appends(&appends).await {
             Ok(()) => {
                 self.gate().appends.1.fetch_add(1, Ordering::Relaxed);
@@ -160,9 +160,7 @@ impl Store {
                 // caller hears about its own rows only.
                 tracing::warn!(error = %error, groups = batch.len(), "group commit failed; committing one by one");
                 for waiting in batch {
-                    let outcome = self
-                        .commit_appends(std::slice::from_ref(&waiting.append))
-                        .await;
+                    let outcome = self.commit_appends(&[&waiting.append]).await;
                     let _ = waiting.done.send(outcome);
                 }
             }
@@ -170,7 +168,7 @@ impl Store {
     }
 
     /// Commits `appends` in one transaction.
-    async fn commit_appends(&self, appends: &[Append]) -> StoreResult<()> {
+    async fn commit_appends(&self, appends: &[&Append]) -> StoreResult<()> {
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
             for append in appends {
