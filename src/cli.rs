@@ -142,8 +142,10 @@ pub enum Command {
         members: u64,
         #[arg(long, default_value_t = 1)]
         workspaces: u32,
-        #[arg(long, default_value_t = 16)]
-        concurrency: usize,
+        /// Operations in flight at once (default 16). With --discord: at most this many
+        /// interactions unanswered at a time (default: all at once).
+        #[arg(long)]
+        concurrency: Option<usize>,
         /// Operations per scenario.
         #[arg(long, default_value_t = 2_000)]
         checks: usize,
@@ -151,7 +153,7 @@ pub enum Command {
         /// --interactions `/invite-check`s at once, and the time from arrival to callback.
         #[arg(long)]
         discord: bool,
-        /// With --discord: how many interactions (all in flight at once).
+        /// With --discord: how many interactions.
         #[arg(long, default_value_t = 200)]
         interactions: usize,
         #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -526,13 +528,14 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             discord: true,
             database,
             interactions,
+            concurrency,
             format,
             ..
         } => {
             // The Discord scenario seeds only a database given explicitly, never the configured one.
             let report = crate::bench_discord::run(crate::bench_discord::DiscordBenchOptions {
                 interactions,
-                concurrency: 0,
+                concurrency: concurrency.unwrap_or(0),
                 database_url: database.or(explicit_database_url),
                 ..Default::default()
             })
@@ -567,7 +570,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     .unwrap_or_else(|| crate::bench::DEFAULT_DATABASE.to_owned()),
                 members,
                 workspaces,
-                concurrency,
+                concurrency: concurrency.unwrap_or(16),
                 checks,
             };
             let report = crate::bench::run(&options, &config, &|line| eprintln!("{line}"))

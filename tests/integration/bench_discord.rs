@@ -73,3 +73,31 @@ async fn serve_refuses_a_discord_api_base_that_is_not_local() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("discord.api_base_url"), "{stderr}");
 }
+
+#[test]
+fn the_command_line_passes_concurrency_to_the_discord_scenario() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = crate::helpers::run_binary(
+        dir.path(),
+        &[],
+        &[
+            "bench",
+            "--discord",
+            "--interactions",
+            "4",
+            "--concurrency",
+            "2",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        crate::helpers::stderr(&output)
+    );
+    let report: serde_json::Value = serde_json::from_str(&crate::helpers::stdout(&output)).unwrap();
+    assert_eq!(report["interactions"], 4);
+    assert_eq!(report["concurrency"], 2);
+    assert_eq!(report["answered"], 4);
+}
