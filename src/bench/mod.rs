@@ -132,7 +132,7 @@ pub async fn run(
         &ConnectOptions {
             // The pool the bot itself would have (`database_max_connections`, two per core by
             // default): on a 2-core machine running PostgreSQL too, 16 connections for 16 tasks
-            // gave the registered check a p99 of 5.7-6.4 ms, 4 connections 3.1-3.6 ms, at higher
+            // gave the registered check a p99 of 5.7-6.4 ms, 4 connections 3.1-4.6 ms, at higher
             // throughput (fewer server processes competing for the cores).
             max_connections: config.database_max_connections,
             ..ConnectOptions::default()

@@ -9,7 +9,6 @@
 //! the commits are fewer, not weaker. Measured with 200 `/invite-check`s at once (`bench
 //! --discord`): 409 fsyncs became 31, and the slowest answer came 3-4x sooner.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use tokio::sync::oneshot;
@@ -36,9 +35,14 @@ struct Waiting {
     done: oneshot::Sender<StoreResult<()>>,
 }
 
-/// Appends waiting for the next SQLite commit.
+/// Appends waiting for the next group commit.
 #[derive(Default)]
-pub(crate) struct AppendQueue(Mutex<Vec<Waiting>>, AtomicU64);
+pub(crate) struct AppendQueue {
+    waiting: Mutex<Vec<Waiting>>,
+    /// Group transactions committed, so tests can see the grouping.
+    #[cfg(test)]
+    commits: std::sync::atomic::AtomicU64,
+}
 
 impl std::fmt::Debug for AppendQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,20 +53,19 @@ impl std::fmt::Debug for AppendQueue {
 impl AppendQueue {
     fn push(&self, waiting: Waiting) {
         // A poisoned lock only means another writer panicked mid-push; the Vec is still whole.
-        self.0
+        self.waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(waiting);
     }
 
-    /// How many group transactions have been committed (tests use it to see the grouping).
     #[cfg(test)]
     fn commits(&self) -> u64 {
-        self.1.load(Ordering::Relaxed)
+        self.commits.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn take(&self) -> Vec<Waiting> {
-        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+        std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }
 
@@ -147,7 +150,11 @@ impl Store {
         let appends: Vec<&Append> = batch.iter().map(|w| &w.append).collect();
         match self.commit_appends(&appends).await {
             Ok(()) => {
-                self.gate().appends.1.fetch_add(1, Ordering::Relaxed);
+                #[cfg(test)]
+                self.gate()
+                    .appends
+                    .commits
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 for waiting in batch {
                     let _ = waiting.done.send(Ok(()));
                 }
@@ -279,7 +286,7 @@ mod tests {
         let Store::Sqlite(_, gate) = &store else {
             unreachable!()
         };
-        while gate.appends.0.lock().unwrap().len() < 20 {
+        while gate.appends.waiting.lock().unwrap().len() < 20 {
             tokio::task::yield_now().await;
         }
         drop(turn);

@@ -29,7 +29,7 @@ pub struct AuditFilter {
 }
 
 impl Store {
-    /// Adds one audit row; returns once it is committed (on SQLite, in a group: [`super::appends`]).
+    /// Adds one audit row; returns once it is committed (in a group: [`super::appends`]).
     pub async fn write_audit(&self, entry: &AuditEntry) -> StoreResult<()> {
         self.append(Append::Audit(Box::new(entry.clone()))).await
     }

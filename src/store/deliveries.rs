@@ -49,7 +49,7 @@ struct DeliveryFactRow {
 }
 
 /// Other recipients at one domain whose mail recently failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, sqlx::FromRow)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DomainTrouble {
     /// Distinct recipients with a bounce, deferral or complaint in the window.
     pub recipients: i64,
@@ -208,7 +208,7 @@ impl Store {
         if let Some((_, list)) = &mut record.latest {
             *list = events.into_iter().map(|(_, event)| event).collect();
         }
-        record.suppressions.sort_by(|a, b| b.at.cmp(&a.at));
+        record.suppressions.sort_by_key(|s| std::cmp::Reverse(s.at));
         if check_domain && record.domain_trouble.is_none() {
             record.domain_trouble = Some(DomainTrouble::default());
         }
