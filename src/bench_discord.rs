@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::fake_discord::{FakeDiscord, FakeUser, Recorded, GUILD_ID};
 use crate::fixture::Fixture;
 
@@ -234,7 +234,7 @@ async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
         database_url: database_url.to_owned(),
         ..Config::default()
     };
-    let engine = crate::startup::build_engine(&config)
+    let engine = crate::app::startup::build_engine(&config)
         .await
         .map_err(|e| DiscordBenchError::Seed(crate::error::error_chain(&e)))?;
     let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())

@@ -7,19 +7,19 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use crate::actions::ActionSettings;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::diagnosis::delivery::DeliveryFacts;
 use crate::diagnosis::{
     delivery, domain, registration, status, suggestions, Action, Check, Diagnosis, Finding,
     FindingDraft, Outcome, Verdict,
 };
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::mail::Mailer;
 use crate::prompts::Prompts;
 use crate::store::{DeliveryRecord, DomainWindow, MemberMatch, Store};
-use crate::workspace::{Workspace, WorkspaceSlug};
+use crate::domain::workspace::{Workspace, WorkspaceSlug};
 
 /// The knobs the checks read, taken from [`Config`].
 #[derive(Debug, Clone)]
@@ -169,7 +169,7 @@ impl Engine {
             }
         };
         for diagnosis in &diagnoses {
-            crate::metrics::record_check(diagnosis.verdict.as_str());
+            crate::app::metrics::record_check(diagnosis.verdict.as_str());
             tracing::info!(
                 verdict = diagnosis.verdict.as_str(),
                 workspace = diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),
@@ -322,7 +322,7 @@ impl Engine {
         &self,
         email: &EmailAddress,
         workspace: Option<Workspace>,
-        member: Option<crate::member::Member>,
+        member: Option<crate::domain::member::Member>,
         verdict: Verdict,
         suggestions: Vec<String>,
         drafts: Vec<FindingDraft>,

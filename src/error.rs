@@ -6,9 +6,9 @@
 
 use rand::Rng;
 
-use crate::email::EmailError;
+use crate::domain::email::EmailError;
 use crate::store::StoreError;
-use crate::workspace::{SlugError, WorkspaceSlug};
+use crate::domain::workspace::{SlugError, WorkspaceSlug};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {

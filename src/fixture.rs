@@ -9,10 +9,10 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use crate::delivery::{BounceKind, DeliveryEventKind, SuppressionReason};
-use crate::email::EmailAddress;
-use crate::member::{MemberStatus, Role};
-use crate::workspace::WorkspaceSlug;
+use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::domain::email::EmailAddress;
+use crate::domain::member::{MemberStatus, Role};
+use crate::domain::workspace::WorkspaceSlug;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FixtureError {

@@ -4,17 +4,15 @@
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
 pub mod actions;
-pub mod activation_api;
+pub mod app;
 pub mod bench;
 pub mod bench_discord;
 pub mod chat;
 pub mod cli;
-pub mod config;
 pub mod console;
-pub mod delivery;
 pub mod diagnosis;
 pub mod discord;
-pub mod email;
+pub mod domain;
 pub mod engine;
 pub mod error;
 /// A local stand-in for Discord, for the tests and `bench --discord` only.
@@ -24,17 +22,10 @@ pub mod fixture;
 pub mod http;
 pub mod humanize;
 pub mod mail;
-pub mod member;
-pub mod metrics;
 pub mod prompts;
 pub mod providers;
 pub mod reply;
-pub mod serve;
-pub mod startup;
 pub mod store;
-pub mod telemetry;
-pub mod webhooks;
-pub mod workspace;
 
 /// The demo fixture that ships with the binary, so a fresh clone has data to check.
 pub const DEMO_FIXTURE: &str = include_str!("../fixtures/demo.toml");

@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::config::{Config, SmtpSecurity};
+use crate::app::config::{Config, SmtpSecurity};
 
 /// Why an email did not go out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -4,7 +4,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let cli = invite_bot::cli::Cli::parse();
-    invite_bot::telemetry::init(cli.default_log_level());
+    invite_bot::app::telemetry::init(cli.default_log_level());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

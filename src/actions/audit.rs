@@ -55,9 +55,9 @@ impl Engine {
         // Every action outcome passes through here, so this is where the metrics count them too
         // (checks are counted by the engine itself, by verdict).
         if event.action != "check" {
-            crate::metrics::record_action(event.action, event.outcome);
+            crate::app::metrics::record_action(event.action, event.outcome);
             if let Some(reason) = event.reason.filter(|_| event.outcome == "refused") {
-                crate::metrics::record_refusal(reason);
+                crate::app::metrics::record_refusal(reason);
             }
         }
         self.store().write_audit(&entry).await.map_err(|error| {

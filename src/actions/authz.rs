@@ -3,8 +3,8 @@
 
 use std::collections::HashSet;
 
-use crate::config::{Config, GrantConfig};
-use crate::workspace::WorkspaceSlug;
+use crate::app::config::{Config, GrantConfig};
+use crate::domain::workspace::WorkspaceSlug;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Permission {

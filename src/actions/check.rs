@@ -3,10 +3,10 @@
 use super::audit::AuditEvent;
 use super::{Actor, Permission};
 use crate::diagnosis::Diagnosis;
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 impl Engine {
     /// [`Engine::check`] for `actor`: needs the `check` permission in the workspace asked about; without

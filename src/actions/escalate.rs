@@ -6,15 +6,15 @@ use serde_json::json;
 
 use super::audit::AuditEvent;
 use super::resend::minute;
-use super::webhook::{self, WebhookRound};
+use super::handover::{self, WebhookRound};
 use super::{new_reference, ActionDone, ActionOutcome, Actor, Escalation, RefusalReason};
 use crate::diagnosis::Action;
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 use crate::humanize::ago;
 use crate::store::{EscalationRow, EscalationStart, NewEscalation};
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 /// Retry a failed webhook delivery this long after a failed round.
 const WEBHOOK_RETRY_AFTER_MINUTES: i64 = 5;
@@ -181,7 +181,7 @@ impl Engine {
             "created_at": row.created_at.to_rfc3339(),
         })
         .to_string();
-        let round = webhook::deliver(self.http(), &settings, body.as_bytes()).await;
+        let round = handover::deliver(self.http(), &settings, body.as_bytes()).await;
         let (state, next) = if round.delivered {
             ("delivered", None)
         } else {

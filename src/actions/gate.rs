@@ -6,11 +6,11 @@ use serde_json::json;
 use super::audit::AuditEvent;
 use super::{ActionOutcome, Actor, Permission, Refusal, RefusalReason};
 use crate::diagnosis::{Action, Diagnosis};
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::store::PriorAction;
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 pub(crate) fn permission_for(action: Action) -> Permission {
     match action {

@@ -9,7 +9,7 @@ mod check;
 mod escalate;
 mod gate;
 mod resend;
-mod webhook;
+mod handover;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -18,9 +18,9 @@ use serde::Serialize;
 pub use activation::{ActivationCode, RedeemOutcome};
 pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
-pub use webhook::WebhookSettings;
+pub use handover::WebhookSettings;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::diagnosis::Action;
 use crate::store::ResendLimits;
 

@@ -13,13 +13,13 @@ use sha2::{Digest, Sha256};
 use super::audit::AuditEvent;
 use super::{new_reference, ActionDone, ActionOutcome, Actor, RefusalReason};
 use crate::diagnosis::{Action, Verdict};
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::{ActionFailure, EngineError};
 use crate::humanize::{ago, wait_words};
 use crate::mail::{MailError, OutgoingEmail};
 use crate::store::{NewResend, OutboxItem, PriorAction, ResendStart};
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 /// What one delivery attempt came to.
 enum Delivery {
@@ -264,7 +264,7 @@ impl Engine {
             reference: Some(item.reference.as_str()),
             detail,
         };
-        crate::metrics::record_smtp(sent.is_ok());
+        crate::app::metrics::record_smtp(sent.is_ok());
         match sent {
             Ok(()) => {
                 self.store().complete_send(&item, Utc::now()).await?;

@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::email::EmailAddress;
-use crate::member::{MemberStatus, Role};
+use crate::domain::email::EmailAddress;
+use crate::domain::member::{MemberStatus, Role};
 
 #[rustfmt::skip]
 const FIRST_NAMES: &[&str] = &[

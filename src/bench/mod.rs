@@ -18,13 +18,13 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::config::Config;
-use crate::email::EmailAddress;
+use crate::app::config::Config;
+use crate::domain::email::EmailAddress;
 use crate::engine::{CheckSettings, Engine};
 use crate::error::EngineError;
 use crate::prompts::Prompts;
 use crate::store::{ConnectOptions, Store, StoreError};
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 pub use report::{BenchReport, ScenarioReport};
 pub use seed::{SeedParameters, Seeding};
@@ -146,7 +146,7 @@ pub async fn run(
     };
     progress(&format!(
         "bench database: {} ({})",
-        crate::startup::redact_url(&options.database_url),
+        crate::app::startup::redact_url(&options.database_url),
         parameters.marker()
     ));
     let seeding = seed::ensure_seeded(&store, parameters, Utc::now()).await?;

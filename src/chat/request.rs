@@ -1,7 +1,7 @@
 //! What a person typed, read into a request: `/invite-check ADDRESS [WORKSPACE]`, `press N`, or a
 //! plain message that may name addresses.
 
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChatRequest {

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome, Verdict};
-use crate::delivery::{BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression};
+use crate::domain::invitation::{BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression};
 use crate::humanize::{ago, wait_words};
 
 pub struct DeliveryFacts<'a> {
@@ -171,7 +171,7 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::delivery::SuppressionReason;
+    use crate::domain::invitation::SuppressionReason;
 
     fn at(minutes_ago: i64) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")

@@ -9,9 +9,9 @@ pub mod suggestions;
 
 use serde::Serialize;
 
-use crate::email::EmailAddress;
-use crate::member::Member;
-use crate::workspace::Workspace;
+use crate::domain::email::EmailAddress;
+use crate::domain::member::Member;
+use crate::domain::workspace::Workspace;
 
 /// The one conclusion of a check. Variants are listed in precedence order: the first that applies wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

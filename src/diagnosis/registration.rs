@@ -3,9 +3,9 @@
 use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome};
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::store::MemberMatch;
-use crate::workspace::Workspace;
+use crate::domain::workspace::Workspace;
 
 /// The member was found: say where an admin sees them.
 pub fn found(found: &MemberMatch) -> FindingDraft {

@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome, Verdict};
-use crate::member::{Member, MemberStatus};
+use crate::domain::member::{Member, MemberStatus};
 
 /// Returns the status finding and, for Active and Deactivated, the verdict that ends the checklist.
 pub fn assess(member: &Member) -> (FindingDraft, Option<Verdict>) {

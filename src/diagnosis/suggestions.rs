@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::store::{MemberCandidate, NearQuery, Store, StoreResult};
 
 /// How far apart (in edits) a part may be and still be suggested.

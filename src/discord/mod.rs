@@ -21,7 +21,7 @@ use serenity::all::{
 use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
 
 use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
-use crate::config::{Config, DiscordConfig};
+use crate::app::config::{Config, DiscordConfig};
 use crate::engine::Engine;
 
 pub const COMMAND_NAME: &str = "invite-check";

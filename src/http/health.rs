@@ -47,6 +47,6 @@ pub async fn metrics() -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::metrics::render(),
+        crate::app::metrics::render(),
     )
 }

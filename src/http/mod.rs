@@ -3,6 +3,7 @@
 //! [`router`] builds the whole listener from one shared [`HttpState`]; a new endpoint is a new
 //! `.route(...)` line there and, when it needs more than the engine, a new field in the state.
 
+pub mod activate;
 mod health;
 mod webhooks;
 
@@ -15,7 +16,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 use crate::engine::Engine;
-use crate::webhooks::Webhooks;
+use crate::providers::Webhooks;
 
 /// What every handler can reach. Cheap to clone (handles and `Arc`s).
 #[derive(Clone, Debug)]
@@ -52,7 +53,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/webhooks/sendgrid", post(webhooks::sendgrid))
         .route("/webhooks/mailgun", post(webhooks::mailgun))
         .route("/webhooks/ses", post(webhooks::ses))
-        .merge(crate::activation_api::router::<HttpState>())
+        .merge(crate::http::activate::router::<HttpState>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(observe_latency))
         .with_state(state)
@@ -67,6 +68,6 @@ async fn observe_latency(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
-    crate::metrics::observe_request(&route, started.elapsed().as_secs_f64());
+    crate::app::metrics::observe_request(&route, started.elapsed().as_secs_f64());
     response
 }

@@ -15,7 +15,7 @@ use serde_json::json;
 
 use super::HttpState;
 use crate::store::{BatchOutcome, WebhookBatch};
-use crate::webhooks::WebhookError;
+use crate::providers::WebhookError;
 
 pub async fn postmark(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let batch = match &state.webhooks.postmark {
@@ -54,7 +54,7 @@ pub async fn ses(State(state): State<HttpState>, body: Bytes) -> Response {
 }
 
 fn refuse(provider: &'static str, status: StatusCode, reason: String) -> Response {
-    crate::metrics::record_webhook(provider, false);
+    crate::app::metrics::record_webhook(provider, false);
     // Reasons name the failed check, never a secret or an address.
     tracing::warn!(provider, status = status.as_u16(), reason = %reason, "webhook refused");
     (status, Json(json!({ "error": reason }))).into_response()
@@ -85,7 +85,7 @@ async fn store(
         .await
     {
         Ok(BatchOutcome::Written(report)) => {
-            crate::metrics::record_webhook(provider, true);
+            crate::app::metrics::record_webhook(provider, true);
             tracing::info!(
                 provider,
                 stored = report.stored,
@@ -105,7 +105,7 @@ async fn store(
             // 503 makes the provider retry later; nothing was written (one transaction).
             let reference = crate::error::new_reference();
             tracing::error!(provider, reference, error = %crate::error::error_chain(&error), "webhook not stored");
-            crate::metrics::record_webhook(provider, false);
+            crate::app::metrics::record_webhook(provider, false);
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "error": format!("not stored, try again later (ref {reference})") })),

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::actions::{PriorAction, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
+use super::outbox::{PriorAction, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
 use super::locking::BeginLocked;
 use super::{on_backend, Store, StoreResult};
 

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use super::{decode_enum, on_backend, Store, StoreError, StoreResult};
-use crate::delivery::{
+use crate::domain::invitation::{
     BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression, SuppressionReason,
 };
 

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{decode_enum, on_backend, prefix_upper_bound, Store, StoreError, StoreResult};
-use crate::member::{Member, MemberStatus, Role};
-use crate::workspace::{Workspace, WorkspaceSlug};
+use crate::domain::member::{Member, MemberStatus, Role};
+use crate::domain::workspace::{Workspace, WorkspaceSlug};
 
 /// A member found by exact address, with the workspace it belongs to.
 #[derive(Debug, Clone)]

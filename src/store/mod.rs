@@ -4,7 +4,7 @@
 //! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
-mod actions;
+mod outbox;
 mod activation;
 mod appends;
 mod audit;
@@ -26,7 +26,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::SqlSafeStr;
 
-pub use actions::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
+pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::{AuditEntry, AuditFilter};
 pub use buttons::ButtonRecord;

@@ -1,7 +1,7 @@
 //! Workspaces table.
 
 use super::{on_backend, Store, StoreError, StoreResult};
-use crate::workspace::{Workspace, WorkspaceSlug};
+use crate::domain::workspace::{Workspace, WorkspaceSlug};
 
 #[derive(sqlx::FromRow)]
 struct WorkspaceRow {

@@ -18,7 +18,7 @@ impl FromRef<State> for Engine {
 /// Serves the route on 127.0.0.1 and returns its base URL.
 async fn serve(app: &TestApp) -> String {
     let router =
-        invite_bot::activation_api::router::<State>().with_state(State(app.engine.clone()));
+        invite_bot::http::activate::router::<State>().with_state(State(app.engine.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

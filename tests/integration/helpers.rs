@@ -9,18 +9,18 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use invite_bot::actions::{ActionSettings, Actor, Authorizer};
-use invite_bot::config::Config;
+use invite_bot::app::config::Config;
 use invite_bot::mail::Mailer;
 
 use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
-use invite_bot::email::EmailAddress;
+use invite_bot::domain::email::EmailAddress;
 use invite_bot::engine::{CheckSettings, Engine};
 use invite_bot::error::EngineError;
 use invite_bot::fixture::{Fixture, FixtureError, SeedReport};
 use invite_bot::prompts::Prompts;
 use invite_bot::store::{ConnectOptions, Store};
-use invite_bot::workspace::WorkspaceSlug;
+use invite_bot::domain::workspace::WorkspaceSlug;
 use sqlx::Connection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,7 +312,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
                     #[allow(unused_variables)]
-                    let configure = |_: &mut invite_bot::config::Config| {};
+                    let configure = |_: &mut invite_bot::app::config::Config| {};
                     $(let configure = $configure;)?
                     let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, configure).await.unwrap();
                     $body
@@ -321,7 +321,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     #[allow(unused_variables)]
-                    let configure = |_: &mut invite_bot::config::Config| {};
+                    let configure = |_: &mut invite_bot::app::config::Config| {};
                     $(let configure = $configure;)?
                     let Some($app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, configure).await else {
                         return;

@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use invite_bot::config::Config;
+use invite_bot::app::config::Config;
 use invite_bot::http::HttpState;
-use invite_bot::serve::{self, HttpHandle};
+use invite_bot::app::serve::{self, HttpHandle};
 
 use crate::helpers::TestApp;
 

@@ -1,6 +1,6 @@
 //! The listener's own endpoints: liveness, readiness (database up and migrated), metrics, limits.
 
-use invite_bot::metrics::counter_value;
+use invite_bot::app::metrics::counter_value;
 use invite_bot::store::{ConnectOptions, Store};
 
 use crate::helpers::{both_backends, fresh_database, Backend};
@@ -86,11 +86,11 @@ async fn not_ready_without_migrations(backend: Backend) {
     let engine = invite_bot::engine::Engine::new(
         store,
         std::sync::Arc::new(invite_bot::prompts::Prompts::builtin().unwrap()),
-        invite_bot::engine::CheckSettings::from(&invite_bot::config::Config::default()),
+        invite_bot::engine::CheckSettings::from(&invite_bot::app::config::Config::default()),
     );
     let state = invite_bot::http::HttpState::new(engine, Default::default(), 1 << 20);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let handle = invite_bot::serve::start_http("127.0.0.1:0", state, async {
+    let handle = invite_bot::app::serve::start_http("127.0.0.1:0", state, async {
         let _ = stopped.await;
     })
     .await

@@ -7,10 +7,10 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use super::{json_body, send, status_error, Lookup};
-use crate::config::SesConfig;
-use crate::delivery::SuppressionReason;
-use crate::email::EmailAddress;
+use crate::providers::lookup::{json_body, send, status_error, Lookup};
+use crate::app::config::SesConfig;
+use crate::domain::invitation::SuppressionReason;
+use crate::domain::email::EmailAddress;
 
 #[derive(Debug)]
 pub struct Ses {

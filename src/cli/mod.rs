@@ -10,15 +10,15 @@ use chrono::Utc;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
-use crate::config::Config;
-use crate::email::EmailAddress;
+use crate::app::config::Config;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
 use crate::reply::render_text;
-use crate::startup::{self, StartupError};
+use crate::app::startup::{self, StartupError};
 use crate::store::AuditFilter;
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
@@ -308,17 +308,17 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Serve { no_discord } => {
             let engine = startup::build_engine_with(&config, true).await?;
-            let options = crate::serve::ServeOptions { no_discord };
-            crate::serve::run(
+            let options = crate::app::serve::ServeOptions { no_discord };
+            crate::app::serve::run(
                 &config,
                 engine.clone(),
                 options,
-                crate::serve::shutdown_signal(),
+                crate::app::serve::shutdown_signal(),
                 |addr| eprintln!("listening on http://{addr}"),
             )
             .await
             .map_err(|e| match e {
-                crate::serve::ServeError::Config(_) => Failure::bad_input(e.to_string()),
+                crate::app::serve::ServeError::Config(_) => Failure::bad_input(e.to_string()),
                 other => Failure::operational(error_chain(&other)),
             })?;
         }

@@ -7,21 +7,18 @@
 //! raw bytes, before the body is parsed. Event types that say nothing about delivery (opens, clicks)
 //! are accepted and ignored, so the provider does not retry them.
 
-pub mod mailgun;
-pub mod postmark;
-pub mod sendgrid;
-pub mod ses;
+use super::{mailgun, postmark, sendgrid, ses};
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::ProvidersConfig;
-use crate::delivery::{BounceKind, DeliveryEventKind, SuppressionReason};
-use crate::email::EmailAddress;
+use crate::app::config::ProvidersConfig;
+use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::domain::email::EmailAddress;
 use crate::store::{NewDeliveryEvent, NewSuppression, WebhookBatch};
 
-pub use ses::CertificateCache;
+pub use super::ses::webhook::CertificateCache;
 
 #[derive(Debug, thiserror::Error)]
 pub enum WebhookError {
@@ -60,10 +57,10 @@ pub struct WebhookConfigError {
 /// The verifiers of every configured provider; `None` where a provider is not configured.
 #[derive(Debug, Clone, Default)]
 pub struct Webhooks {
-    pub postmark: Option<Arc<postmark::Postmark>>,
-    pub sendgrid: Option<Arc<sendgrid::Sendgrid>>,
-    pub mailgun: Option<Arc<mailgun::Mailgun>>,
-    pub ses: Option<Arc<ses::Ses>>,
+    pub postmark: Option<Arc<postmark::webhook::Postmark>>,
+    pub sendgrid: Option<Arc<sendgrid::webhook::Sendgrid>>,
+    pub mailgun: Option<Arc<mailgun::webhook::Mailgun>>,
+    pub ses: Option<Arc<ses::webhook::Ses>>,
 }
 
 impl Webhooks {
@@ -73,21 +70,21 @@ impl Webhooks {
             postmark: config
                 .postmark
                 .as_ref()
-                .map(|c| Arc::new(postmark::Postmark::new(c))),
+                .map(|c| Arc::new(postmark::webhook::Postmark::new(c))),
             sendgrid: config
                 .sendgrid
                 .as_ref()
-                .map(sendgrid::Sendgrid::new)
+                .map(sendgrid::webhook::Sendgrid::new)
                 .transpose()?
                 .map(Arc::new),
             mailgun: config
                 .mailgun
                 .as_ref()
-                .map(|c| Arc::new(mailgun::Mailgun::new(c))),
+                .map(|c| Arc::new(mailgun::webhook::Mailgun::new(c))),
             ses: config
                 .ses
                 .as_ref()
-                .map(ses::Ses::new)
+                .map(ses::webhook::Ses::new)
                 .transpose()?
                 .map(Arc::new),
         })
@@ -285,7 +282,7 @@ mod tests {
             .collect();
         assert!(uncommented.contains("\n[providers.ses]\n"));
         let config =
-            crate::config::Config::from_toml(&uncommented, std::path::Path::new("example"))
+            crate::app::config::Config::from_toml(&uncommented, std::path::Path::new("example"))
                 .unwrap();
         let providers = &config.providers;
         assert!(providers.postmark.is_some() && providers.sendgrid.is_some());

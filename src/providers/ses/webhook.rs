@@ -22,12 +22,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
 
-use super::{
+use crate::providers::webhook::{
     bare_message_id, detail, recipient, rfc3339, BatchBuilder, EventParts, WebhookConfigError,
     WebhookError,
 };
-use crate::config::SesConfig;
-use crate::delivery::BounceKind;
+use crate::app::config::SesConfig;
+use crate::domain::invitation::BounceKind;
 use crate::store::WebhookBatch;
 
 /// Signing certificates by URL: fetched once, then read from memory.
@@ -284,7 +284,7 @@ impl Ses {
         verified.map_err(|_| WebhookError::unauthorized("the signature does not match"))?;
         let sent_at = rfc3339(Some(&message.timestamp), "SNS message")
             .map_err(|_| WebhookError::unauthorized("the signed Timestamp is not a time"))?;
-        super::check_fresh(sent_at.timestamp(), now, self.max_age_seconds)?;
+        crate::providers::webhook::check_fresh(sent_at.timestamp(), now, self.max_age_seconds)?;
 
         match message.kind.as_str() {
             "SubscriptionConfirmation" => {

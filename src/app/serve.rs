@@ -11,10 +11,10 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::engine::Engine;
 use crate::http::{router, HttpState};
-use crate::webhooks::{WebhookConfigError, Webhooks};
+use crate::providers::{WebhookConfigError, Webhooks};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use crate::actions::ActionSettings;
-use crate::config::Config;
+use crate::app::config::Config;
 use crate::engine::{CheckSettings, Engine};
 use crate::mail::{Mailer, MailerConfigError};
 use crate::prompts::{PromptError, Prompts};

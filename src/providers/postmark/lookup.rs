@@ -3,10 +3,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{json_body, send, status_error, Lookup};
-use crate::config::PostmarkConfig;
-use crate::delivery::SuppressionReason;
-use crate::email::EmailAddress;
+use crate::providers::lookup::{json_body, send, status_error, Lookup};
+use crate::app::config::PostmarkConfig;
+use crate::domain::invitation::SuppressionReason;
+use crate::domain::email::EmailAddress;
 
 #[derive(Debug)]
 pub struct Postmark {

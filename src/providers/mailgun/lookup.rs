@@ -3,10 +3,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{json_body, path_segment, send, status_error, Lookup};
-use crate::config::MailgunConfig;
-use crate::delivery::SuppressionReason;
-use crate::email::EmailAddress;
+use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup};
+use crate::app::config::MailgunConfig;
+use crate::domain::invitation::SuppressionReason;
+use crate::domain::email::EmailAddress;
 
 #[derive(Debug)]
 pub struct Mailgun {

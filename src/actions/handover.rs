@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
-use crate::config::EscalationConfig;
+use crate::app::config::EscalationConfig;
 
 #[derive(Debug, Clone)]
 pub struct WebhookSettings {

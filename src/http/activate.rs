@@ -12,9 +12,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::{Actor, RedeemOutcome};
-use crate::email::EmailAddress;
+use crate::domain::email::EmailAddress;
 use crate::engine::Engine;
-use crate::workspace::WorkspaceSlug;
+use crate::domain::workspace::WorkspaceSlug;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

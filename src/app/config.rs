@@ -383,7 +383,7 @@ impl Config {
         {
             return invalid("product.login_url", "must be an http(s) URL");
         }
-        if crate::email::EmailAddress::parse(&self.product.sender).is_err() {
+        if crate::domain::email::EmailAddress::parse(&self.product.sender).is_err() {
             return invalid("product.sender", "must be an email address");
         }
         if self.product.invitation_ttl_hours == 0 {
@@ -413,7 +413,7 @@ impl Config {
             if guild.parse::<u64>().is_err() {
                 return invalid("discord.default_workspaces", "keys must be guild ids");
             }
-            if crate::workspace::WorkspaceSlug::parse(workspace).is_err() {
+            if crate::domain::workspace::WorkspaceSlug::parse(workspace).is_err() {
                 return invalid(
                     "discord.default_workspaces",
                     "values must be workspace slugs",
@@ -449,7 +449,7 @@ impl Config {
                 }
             }
             for slug in grant.workspaces.iter().flatten() {
-                if crate::workspace::WorkspaceSlug::parse(slug).is_err() {
+                if crate::domain::workspace::WorkspaceSlug::parse(slug).is_err() {
                     return invalid(
                         "permissions.grant.workspaces",
                         &format!("`{slug}` is not a workspace slug"),
@@ -736,7 +736,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid_and_complete() {
-        let text = include_str!("../config.toml.example");
+        let text = include_str!("../../config.toml.example");
         let config = Config::from_toml(text, Path::new("config.toml.example")).unwrap();
         config.validate().unwrap();
     }
