@@ -14,12 +14,12 @@ use crate::diagnosis::{
     FindingDraft, Outcome, Verdict,
 };
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::{Workspace, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::mail::Mailer;
 use crate::prompts::Prompts;
 use crate::store::{DeliveryRecord, DomainWindow, MemberMatch, Store};
-use crate::domain::workspace::{Workspace, WorkspaceSlug};
 
 /// The knobs the checks read, taken from [`Config`].
 #[derive(Debug, Clone)]

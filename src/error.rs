@@ -7,8 +7,8 @@
 use rand::Rng;
 
 use crate::domain::email::EmailError;
-use crate::store::StoreError;
 use crate::domain::workspace::{SlugError, WorkspaceSlug};
+use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UserError {

@@ -9,8 +9,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
-use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::domain::member::{MemberStatus, Role};
 use crate::domain::workspace::WorkspaceSlug;
 

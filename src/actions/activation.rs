@@ -18,10 +18,10 @@ use super::resend::{minute, sha256_hex};
 use super::{new_reference, ActionDone, ActionOutcome, Actor, IssuedCode};
 use crate::diagnosis::Action;
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::store::{ActivationStart, NewActivationCode};
-use crate::domain::workspace::WorkspaceSlug;
 
 /// Easy to read aloud: no 0/O, no 1/I.
 const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";

@@ -4,36 +4,8 @@
 use std::collections::HashSet;
 
 use crate::app::config::{Config, GrantConfig};
+pub use crate::domain::permission::Permission;
 use crate::domain::workspace::WorkspaceSlug;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Permission {
-    Check,
-    ResendInvite,
-    IssueActivationCode,
-    Escalate,
-}
-
-impl Permission {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Permission::Check => "check",
-            Permission::ResendInvite => "resend_invite",
-            Permission::IssueActivationCode => "issue_activation_code",
-            Permission::Escalate => "escalate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "check" => Some(Permission::Check),
-            "resend_invite" => Some(Permission::ResendInvite),
-            "issue_activation_code" => Some(Permission::IssueActivationCode),
-            "escalate" => Some(Permission::Escalate),
-            _ => None,
-        }
-    }
-}
 
 /// One grant an actor holds: permissions, in some workspaces or all.
 #[derive(Debug, Clone)]
@@ -45,16 +17,11 @@ struct Grant {
 impl Grant {
     fn from_config(config: &GrantConfig) -> Self {
         Grant {
-            permissions: config
-                .allow
-                .iter()
-                .filter_map(|p| Permission::parse(p))
-                .collect(),
-            workspaces: config.workspaces.as_ref().map(|list| {
-                list.iter()
-                    .filter_map(|s| WorkspaceSlug::parse(s).ok())
-                    .collect()
-            }),
+            permissions: config.allow.iter().copied().collect(),
+            workspaces: config
+                .workspaces
+                .as_ref()
+                .map(|list| list.iter().cloned().collect()),
         }
     }
 
@@ -129,7 +96,7 @@ impl Actor {
 #[derive(Debug, Clone)]
 pub struct Authorizer {
     grants: Vec<GrantConfig>,
-    operator: Vec<String>,
+    operator: Vec<Permission>,
 }
 
 impl Authorizer {
@@ -163,11 +130,7 @@ impl Authorizer {
             id: "operator".into(),
             name: "local operator".into(),
             grants: vec![Grant {
-                permissions: self
-                    .operator
-                    .iter()
-                    .filter_map(|p| Permission::parse(p))
-                    .collect(),
+                permissions: self.operator.iter().copied().collect(),
                 workspaces: None,
             }],
         }
@@ -183,13 +146,13 @@ mod tests {
         config.permissions.grant = vec![
             GrantConfig {
                 roles: vec!["agents".into()],
-                allow: vec!["check".into()],
+                allow: vec![Permission::Check],
                 ..Default::default()
             },
             GrantConfig {
                 users: vec!["42".into()],
-                allow: vec!["resend_invite".into(), "issue_activation_code".into()],
-                workspaces: Some(vec!["acme".into()]),
+                allow: vec![Permission::ResendInvite, Permission::IssueActivationCode],
+                workspaces: Some(vec![WorkspaceSlug::parse("acme").unwrap()]),
                 ..Default::default()
             },
         ];
@@ -226,7 +189,7 @@ mod tests {
         let acme = WorkspaceSlug::parse("acme").unwrap();
         assert!(everything.may(Permission::ResendInvite, &acme));
         let mut config = Config::default();
-        config.permissions.operator = vec!["check".into()];
+        config.permissions.operator = vec![Permission::Check];
         let limited = Authorizer::from_config(&config).operator();
         assert!(!limited.may(Permission::IssueActivationCode, &acme));
         assert!(limited.may(Permission::Check, &acme));

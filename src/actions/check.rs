@@ -4,9 +4,9 @@ use super::audit::AuditEvent;
 use super::{Actor, Permission};
 use crate::diagnosis::Diagnosis;
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
-use crate::domain::workspace::WorkspaceSlug;
 
 impl Engine {
     /// [`Engine::check`] for `actor`: needs the `check` permission in the workspace asked about; without

@@ -5,16 +5,16 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::audit::AuditEvent;
-use super::resend::minute;
 use super::handover::{self, WebhookRound};
+use super::resend::minute;
 use super::{new_reference, ActionDone, ActionOutcome, Actor, Escalation, RefusalReason};
 use crate::diagnosis::Action;
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 use crate::humanize::ago;
 use crate::store::{EscalationRow, EscalationStart, NewEscalation};
-use crate::domain::workspace::WorkspaceSlug;
 
 /// Retry a failed webhook delivery this long after a failed round.
 const WEBHOOK_RETRY_AFTER_MINUTES: i64 = 5;

@@ -7,10 +7,10 @@ use super::audit::AuditEvent;
 use super::{ActionOutcome, Actor, Permission, Refusal, RefusalReason};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::store::PriorAction;
-use crate::domain::workspace::WorkspaceSlug;
 
 pub(crate) fn permission_for(action: Action) -> Permission {
     match action {

@@ -8,8 +8,8 @@ mod authz;
 mod check;
 mod escalate;
 mod gate;
-mod resend;
 mod handover;
+mod resend;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;

@@ -14,12 +14,12 @@ use super::audit::AuditEvent;
 use super::{new_reference, ActionDone, ActionOutcome, Actor, RefusalReason};
 use crate::diagnosis::{Action, Verdict};
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{ActionFailure, EngineError};
 use crate::humanize::{ago, wait_words};
 use crate::mail::{MailError, OutgoingEmail};
 use crate::store::{NewResend, OutboxItem, PriorAction, ResendStart};
-use crate::domain::workspace::WorkspaceSlug;
 
 /// What one delivery attempt came to.
 enum Delivery {

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::domain::{Permission, WorkspaceSlug};
 use serde::Deserialize;
 
 #[derive(Debug, thiserror::Error)]
@@ -154,19 +155,14 @@ impl Default for EscalationConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct PermissionsConfig {
     /// What the local operator (the CLI and the local chat without --user) may do.
-    pub operator: Vec<String>,
+    pub operator: Vec<Permission>,
     pub grant: Vec<GrantConfig>,
 }
 
 impl Default for PermissionsConfig {
     fn default() -> Self {
         Self {
-            operator: vec![
-                "check".into(),
-                "resend_invite".into(),
-                "issue_activation_code".into(),
-                "escalate".into(),
-            ],
+            operator: Permission::ALL.to_vec(),
             grant: Vec::new(),
         }
     }
@@ -182,9 +178,9 @@ pub struct GrantConfig {
     #[serde(default)]
     pub users: Vec<String>,
     /// Permissions: check, resend_invite, issue_activation_code, escalate.
-    pub allow: Vec<String>,
+    pub allow: Vec<Permission>,
     /// Workspace slugs the grant is limited to; omitted means every workspace.
-    pub workspaces: Option<Vec<String>>,
+    pub workspaces: Option<Vec<WorkspaceSlug>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -430,32 +426,6 @@ impl Config {
             || self.escalation.webhook_max_attempts == 0
         {
             return invalid("actions", "attempt limits must be at least 1");
-        }
-        for name in &self.permissions.operator {
-            if crate::actions::Permission::parse(name).is_none() {
-                return invalid(
-                    "permissions.operator",
-                    &format!("unknown permission `{name}`"),
-                );
-            }
-        }
-        for grant in &self.permissions.grant {
-            for name in &grant.allow {
-                if crate::actions::Permission::parse(name).is_none() {
-                    return invalid(
-                        "permissions.grant.allow",
-                        &format!("unknown permission `{name}`"),
-                    );
-                }
-            }
-            for slug in grant.workspaces.iter().flatten() {
-                if crate::domain::workspace::WorkspaceSlug::parse(slug).is_err() {
-                    return invalid(
-                        "permissions.grant.workspaces",
-                        &format!("`{slug}` is not a workspace slug"),
-                    );
-                }
-            }
         }
         if self.escalation.webhook_url.is_some() && self.escalation.webhook_secret.is_none() {
             return invalid(
@@ -750,5 +720,28 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("database_url:"));
+    }
+
+    #[test]
+    fn a_typo_in_a_grant_fails_at_start_up_naming_the_key() {
+        let typo =
+            "[[permissions.grant]]\nroles = [\"1\"]\nallow = [\"check\", \"resnd_invite\"]\n";
+        let message = Config::from_toml(typo, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("allow"), "{message}");
+        assert!(message.contains("resnd_invite"), "{message}");
+
+        let bad_slug = "[[permissions.grant]]\nroles = [\"1\"]\nallow = [\"check\"]\nworkspaces = [\"Not A Slug\"]\n";
+        let message = Config::from_toml(bad_slug, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("workspaces"), "{message}");
+
+        let operator = "[permissions]\noperator = [\"chek\"]\n";
+        let message = Config::from_toml(operator, Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("operator"), "{message}");
     }
 }

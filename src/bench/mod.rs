@@ -20,11 +20,11 @@ use rand::{Rng, SeedableRng};
 
 use crate::app::config::Config;
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::{CheckSettings, Engine};
 use crate::error::EngineError;
 use crate::prompts::Prompts;
 use crate::store::{ConnectOptions, Store, StoreError};
-use crate::domain::workspace::WorkspaceSlug;
 
 pub use report::{BenchReport, ScenarioReport};
 pub use seed::{SeedParameters, Seeding};

@@ -14,11 +14,11 @@ use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason
 use crate::app::config::Config;
 use crate::diagnosis::Diagnosis;
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 use crate::reply::Reply;
 use crate::store::ButtonRecord;
-use crate::domain::workspace::WorkspaceSlug;
 
 pub use reply::{ButtonAction, Card, ChatButton, ChatReply, EscalationPost, PressOutcome};
 pub use request::{addresses_in, ChatRequest};

@@ -11,14 +11,14 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
 use crate::app::config::Config;
+use crate::app::startup::{self, StartupError};
 use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
 use crate::reply::render_text;
-use crate::app::startup::{self, StartupError};
 use crate::store::AuditFilter;
-use crate::domain::workspace::WorkspaceSlug;
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]

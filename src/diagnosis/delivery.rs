@@ -4,7 +4,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome, Verdict};
-use crate::domain::invitation::{BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression};
+use crate::domain::invitation::{
+    BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression,
+};
 use crate::humanize::{ago, wait_words};
 
 pub struct DeliveryFacts<'a> {

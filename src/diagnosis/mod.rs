@@ -9,6 +9,7 @@ pub mod suggestions;
 
 use serde::Serialize;
 
+pub use crate::domain::action::Action;
 use crate::domain::email::EmailAddress;
 use crate::domain::member::Member;
 use crate::domain::workspace::Workspace;
@@ -110,34 +111,6 @@ pub enum Severity {
     Pending,
     Bad,
     Neutral,
-}
-
-/// Something a person can do about a verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    ResendInvite,
-    IssueActivationCode,
-    Escalate,
-}
-
-impl Action {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Action::ResendInvite => "resend_invite",
-            Action::IssueActivationCode => "issue_activation_code",
-            Action::Escalate => "escalate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "resend_invite" => Some(Action::ResendInvite),
-            "issue_activation_code" => Some(Action::IssueActivationCode),
-            "escalate" => Some(Action::Escalate),
-            _ => None,
-        }
-    }
 }
 
 /// Which step of the checklist produced a finding.

@@ -20,8 +20,8 @@ use serenity::all::{
 };
 use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
 
-use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
 use crate::app::config::{Config, DiscordConfig};
+use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
 use crate::engine::Engine;
 
 pub const COMMAND_NAME: &str = "invite-check";

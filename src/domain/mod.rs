@@ -1,7 +1,14 @@
 //! The support domain's types: parsed once at the boundary, so bad states cannot be built.
 //! Nothing here imports any other module of the bot.
 
+pub mod action;
 pub mod email;
 pub mod invitation;
 pub mod member;
+pub mod permission;
 pub mod workspace;
+
+pub use action::Action;
+pub use email::EmailAddress;
+pub use permission::Permission;
+pub use workspace::{Workspace, WorkspaceSlug};

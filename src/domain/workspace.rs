@@ -13,9 +13,24 @@ pub enum SlugError {
 }
 
 /// The short, URL-safe name of a workspace, e.g. `acme-academy`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(into = "String", try_from = "String")]
 pub struct WorkspaceSlug(String);
+
+impl TryFrom<String> for WorkspaceSlug {
+    type Error = SlugError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<WorkspaceSlug> for String {
+    fn from(slug: WorkspaceSlug) -> String {
+        slug.0
+    }
+}
 
 impl WorkspaceSlug {
     pub fn parse(input: &str) -> Result<Self, SlugError> {

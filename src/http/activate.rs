@@ -13,8 +13,8 @@ use serde_json::json;
 
 use crate::actions::{Actor, RedeemOutcome};
 use crate::domain::email::EmailAddress;
-use crate::engine::Engine;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::engine::Engine;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

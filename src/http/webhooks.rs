@@ -14,8 +14,8 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::HttpState;
-use crate::store::{BatchOutcome, WebhookBatch};
 use crate::providers::WebhookError;
+use crate::store::{BatchOutcome, WebhookBatch};
 
 pub async fn postmark(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let batch = match &state.webhooks.postmark {

@@ -13,9 +13,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use crate::app::config::ProvidersConfig;
-use crate::domain::invitation::{Suppression, SuppressionReason};
 use crate::diagnosis::{Check, FindingDraft, Outcome};
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::{Suppression, SuppressionReason};
 
 /// What one provider said about one address.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,13 +91,25 @@ impl LiveLookups {
     /// `None` when no provider has an API key configured.
     pub fn from_config(config: &ProvidersConfig) -> Option<Self> {
         let mut providers = Vec::new();
-        if let Some(p) = config.postmark.as_ref().and_then(postmark::lookup::Postmark::new) {
+        if let Some(p) = config
+            .postmark
+            .as_ref()
+            .and_then(postmark::lookup::Postmark::new)
+        {
             providers.push(Provider::Postmark(p));
         }
-        if let Some(p) = config.sendgrid.as_ref().and_then(sendgrid::lookup::Sendgrid::new) {
+        if let Some(p) = config
+            .sendgrid
+            .as_ref()
+            .and_then(sendgrid::lookup::Sendgrid::new)
+        {
             providers.push(Provider::Sendgrid(p));
         }
-        if let Some(p) = config.mailgun.as_ref().and_then(mailgun::lookup::Mailgun::new) {
+        if let Some(p) = config
+            .mailgun
+            .as_ref()
+            .and_then(mailgun::lookup::Mailgun::new)
+        {
             providers.push(Provider::Mailgun(p));
         }
         if let Some(p) = config.ses.as_ref().and_then(ses::lookup::Ses::new) {

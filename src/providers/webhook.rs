@@ -14,8 +14,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::app::config::ProvidersConfig;
-use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::store::{NewDeliveryEvent, NewSuppression, WebhookBatch};
 
 pub use super::ses::webhook::CertificateCache;

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use super::outbox::{PriorAction, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
 use super::locking::BeginLocked;
+use super::outbox::{PriorAction, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
 use super::{on_backend, Store, StoreResult};
 
 /// Marks an invited member active and voids their other codes, inside `$tx`; evaluates to false when

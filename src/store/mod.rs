@@ -4,7 +4,6 @@
 //! placeholders), so each query is written once and compiled once per backend by [`on_backend!`].
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
-mod outbox;
 mod activation;
 mod appends;
 mod audit;
@@ -14,6 +13,7 @@ mod escalations;
 mod fixture_load;
 mod locking;
 mod members;
+mod outbox;
 mod plans;
 mod webhook_events;
 mod workspaces;
@@ -26,13 +26,13 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use sqlx::SqlSafeStr;
 
-pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::{AuditEntry, AuditFilter};
 pub use buttons::ButtonRecord;
 pub use deliveries::{DeliveryRecord, DomainTrouble, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch, NearQuery};
+pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use plans::HotQuery;
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,

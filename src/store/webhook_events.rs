@@ -4,8 +4,8 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::{on_backend, Store, StoreResult};
-use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 
 /// One delivery event as a provider reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]

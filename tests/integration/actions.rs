@@ -155,13 +155,18 @@ fn with_admin_grants(config: &mut Config) {
     config.permissions.grant = vec![
         GrantConfig {
             roles: vec!["agents".into()],
-            allow: vec!["check".into()],
+            allow: vec![invite_bot::domain::Permission::Check],
             ..Default::default()
         },
         GrantConfig {
             roles: vec!["admins".into()],
-            allow: vec!["resend_invite".into(), "issue_activation_code".into()],
-            workspaces: Some(vec!["acme".into()]),
+            allow: vec![
+                invite_bot::domain::Permission::ResendInvite,
+                invite_bot::domain::Permission::IssueActivationCode,
+            ],
+            workspaces: Some(vec![
+                invite_bot::domain::WorkspaceSlug::parse("acme").unwrap()
+            ]),
             ..Default::default()
         },
     ];

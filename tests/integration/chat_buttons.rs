@@ -10,7 +10,10 @@ const ADMIN_ROLE: &str = "8000";
 fn grant_admins(config: &mut invite_bot::app::config::Config) {
     config.permissions.grant = vec![invite_bot::app::config::GrantConfig {
         roles: vec![ADMIN_ROLE.into()],
-        allow: vec!["check".into(), "resend_invite".into()],
+        allow: vec![
+            invite_bot::domain::Permission::Check,
+            invite_bot::domain::Permission::ResendInvite,
+        ],
         ..Default::default()
     }];
 }

@@ -108,15 +108,18 @@ impl DiscordApp {
             config.permissions.grant = vec![
                 GrantConfig {
                     roles: vec![SUPPORT_ROLE.into()],
-                    allow: vec!["check".into(), "escalate".into()],
+                    allow: vec![
+                        invite_bot::domain::Permission::Check,
+                        invite_bot::domain::Permission::Escalate,
+                    ],
                     ..GrantConfig::default()
                 },
                 GrantConfig {
                     roles: vec![ADMIN_ROLE.into()],
                     allow: vec![
-                        "check".into(),
-                        "resend_invite".into(),
-                        "issue_activation_code".into(),
+                        invite_bot::domain::Permission::Check,
+                        invite_bot::domain::Permission::ResendInvite,
+                        invite_bot::domain::Permission::IssueActivationCode,
                     ],
                     ..GrantConfig::default()
                 },

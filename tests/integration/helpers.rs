@@ -15,12 +15,12 @@ use invite_bot::mail::Mailer;
 use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
 use invite_bot::domain::email::EmailAddress;
+use invite_bot::domain::workspace::WorkspaceSlug;
 use invite_bot::engine::{CheckSettings, Engine};
 use invite_bot::error::EngineError;
 use invite_bot::fixture::{Fixture, FixtureError, SeedReport};
 use invite_bot::prompts::Prompts;
 use invite_bot::store::{ConnectOptions, Store};
-use invite_bot::domain::workspace::WorkspaceSlug;
 use sqlx::Connection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

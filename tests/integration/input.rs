@@ -1,8 +1,8 @@
 //! Bad input reaches the engine only as typed errors, with a message for the person.
 
 use invite_bot::domain::email::EmailAddress;
-use invite_bot::error::{EngineError, UserError};
 use invite_bot::domain::workspace::WorkspaceSlug;
+use invite_bot::error::{EngineError, UserError};
 
 use crate::helpers::both_backends;
 

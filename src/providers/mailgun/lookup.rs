@@ -3,10 +3,10 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup};
 use crate::app::config::MailgunConfig;
-use crate::domain::invitation::SuppressionReason;
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::SuppressionReason;
+use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup};
 
 #[derive(Debug)]
 pub struct Mailgun {

@@ -10,12 +10,12 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::Sha256;
 
+use crate::app::config::MailgunConfig;
+use crate::domain::invitation::BounceKind;
 use crate::providers::webhook::{
     bare_message_id, check_fresh, detail, recipient, unix_time, BatchBuilder, EventParts,
     WebhookError,
 };
-use crate::app::config::MailgunConfig;
-use crate::domain::invitation::BounceKind;
 use crate::store::{ReplayToken, WebhookBatch};
 
 #[derive(Debug)]

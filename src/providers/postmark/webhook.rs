@@ -8,12 +8,12 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::app::config::PostmarkConfig;
+use crate::domain::invitation::BounceKind;
 use crate::providers::webhook::{
     bare_message_id, constant_time_eq, detail, recipient, rfc3339, BatchBuilder, EventParts,
     WebhookError,
 };
-use crate::app::config::PostmarkConfig;
-use crate::domain::invitation::BounceKind;
 use crate::store::WebhookBatch;
 
 #[derive(Debug)]

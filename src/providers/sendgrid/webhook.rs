@@ -10,12 +10,12 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 
+use crate::app::config::SendgridConfig;
+use crate::domain::invitation::{BounceKind, SuppressionReason};
 use crate::providers::webhook::{
     bare_message_id, check_fresh, detail, recipient, unix_time, BatchBuilder, EventParts,
     WebhookConfigError, WebhookError,
 };
-use crate::app::config::SendgridConfig;
-use crate::domain::invitation::{BounceKind, SuppressionReason};
 use crate::store::WebhookBatch;
 
 pub const SIGNATURE_HEADER: &str = "x-twilio-email-event-webhook-signature";

@@ -7,10 +7,10 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::providers::lookup::{json_body, send, status_error, Lookup};
 use crate::app::config::SesConfig;
-use crate::domain::invitation::SuppressionReason;
 use crate::domain::email::EmailAddress;
+use crate::domain::invitation::SuppressionReason;
+use crate::providers::lookup::{json_body, send, status_error, Lookup};
 
 #[derive(Debug)]
 pub struct Ses {

@@ -22,12 +22,12 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
 
+use crate::app::config::SesConfig;
+use crate::domain::invitation::BounceKind;
 use crate::providers::webhook::{
     bare_message_id, detail, recipient, rfc3339, BatchBuilder, EventParts, WebhookConfigError,
     WebhookError,
 };
-use crate::app::config::SesConfig;
-use crate::domain::invitation::BounceKind;
 use crate::store::WebhookBatch;
 
 /// Signing certificates by URL: fetched once, then read from memory.
