@@ -12,7 +12,6 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::actions::Actor;
 use crate::chat::{Chat, ChatReply, ChatRequest, BUTTON_PREFIX};
-use crate::cli::Format;
 
 /// One bot reply as a JSON line.
 #[derive(Debug, Serialize)]
@@ -27,6 +26,13 @@ pub struct ReplyLine<'a> {
     /// Set when an escalation was handed to human support.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub escalation: Option<String>,
+}
+
+/// How replies are written: for people, or one JSON object per line for programs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Serialize)]

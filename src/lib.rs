@@ -24,8 +24,9 @@ pub mod humanize;
 pub mod mail;
 pub mod prompts;
 pub mod providers;
-pub mod reply;
+
 pub mod store;
+pub mod summary;
 
 /// The demo fixture that ships with the binary, so a fresh clone has data to check.
 pub const DEMO_FIXTURE: &str = include_str!("../fixtures/demo.toml");

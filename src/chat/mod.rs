@@ -17,8 +17,8 @@ use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
-use crate::reply::Reply;
 use crate::store::ButtonRecord;
+use crate::summary::Summary;
 
 pub use reply::{ButtonAction, Card, ChatButton, ChatReply, EscalationPost, PressOutcome};
 pub use request::{addresses_in, ChatRequest};
@@ -167,7 +167,7 @@ impl Chat {
     }
 
     fn card(&self, diagnosis: &Diagnosis) -> Result<Card, EngineError> {
-        let reply = Reply::for_diagnosis(diagnosis, self.engine.prompts())?;
+        let reply = Summary::for_diagnosis(diagnosis, self.engine.prompts())?;
         Ok(Card {
             title: reply.title,
             verdict: Some(reply.verdict),

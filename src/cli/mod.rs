@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chrono::Utc;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
+
+pub use crate::console::Format;
 
 use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
 use crate::app::config::Config;
@@ -17,8 +19,8 @@ use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
-use crate::reply::render_text;
 use crate::store::AuditFilter;
+use crate::summary::render_text;
 use secrecy::ExposeSecret;
 
 #[derive(Debug, Parser)]
@@ -159,12 +161,6 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Format {
-    Text,
-    Json,
 }
 
 impl Cli {

@@ -2,12 +2,16 @@
 //! (`<name>/webhook.rs`), and how to ask it live whether an address is suppressed (`<name>/lookup.rs`).
 //! What all providers share lives in [`webhook`] and [`lookup`].
 
+pub mod live;
 pub mod lookup;
 pub mod mailgun;
 pub mod postmark;
 pub mod sendgrid;
 pub mod ses;
+pub mod verifiers;
 pub mod webhook;
 
-pub use lookup::{apply, LiveAnswer, LiveLookups};
-pub use webhook::{CertificateCache, WebhookConfigError, WebhookError, Webhooks};
+pub use live::{apply, LiveLookups};
+pub use lookup::LiveAnswer;
+pub use verifiers::Webhooks;
+pub use webhook::{CertificateCache, WebhookConfigError, WebhookError};

@@ -7,13 +7,8 @@
 //! raw bytes, before the body is parsed. Event types that say nothing about delivery (opens, clicks)
 //! are accepted and ignored, so the provider does not retry them.
 
-use super::{mailgun, postmark, sendgrid, ses};
-
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 
-use crate::app::config::ProvidersConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
 use crate::store::{NewDeliveryEvent, NewSuppression, WebhookBatch};
@@ -52,43 +47,6 @@ impl WebhookError {
 pub struct WebhookConfigError {
     pub key: &'static str,
     pub message: String,
-}
-
-/// The verifiers of every configured provider; `None` where a provider is not configured.
-#[derive(Debug, Clone, Default)]
-pub struct Webhooks {
-    pub postmark: Option<Arc<postmark::webhook::Postmark>>,
-    pub sendgrid: Option<Arc<sendgrid::webhook::Sendgrid>>,
-    pub mailgun: Option<Arc<mailgun::webhook::Mailgun>>,
-    pub ses: Option<Arc<ses::webhook::Ses>>,
-}
-
-impl Webhooks {
-    /// Checks every configured provider's keys and patterns once, at start-up.
-    pub fn from_config(config: &ProvidersConfig) -> Result<Self, WebhookConfigError> {
-        Ok(Webhooks {
-            postmark: config
-                .postmark
-                .as_ref()
-                .map(|c| Arc::new(postmark::webhook::Postmark::new(c))),
-            sendgrid: config
-                .sendgrid
-                .as_ref()
-                .map(sendgrid::webhook::Sendgrid::new)
-                .transpose()?
-                .map(Arc::new),
-            mailgun: config
-                .mailgun
-                .as_ref()
-                .map(|c| Arc::new(mailgun::webhook::Mailgun::new(c))),
-            ses: config
-                .ses
-                .as_ref()
-                .map(ses::webhook::Ses::new)
-                .transpose()?
-                .map(Arc::new),
-        })
-    }
 }
 
 /// Compares secrets without leaking through timing how much of a guess was right.

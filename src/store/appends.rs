@@ -13,22 +13,8 @@ use std::sync::Mutex;
 
 use tokio::sync::oneshot;
 
-use super::{on_backend, AuditEntry, ButtonRecord, Store, StoreError, StoreResult};
-
-pub(super) const INSERT_AUDIT: &str = "INSERT INTO audit_log (at, actor_id, actor_name, action, \
-     workspace, email_key, outcome, reason, reference, detail) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
-
-pub(super) const INSERT_BUTTON: &str = "INSERT INTO chat_buttons (reference, action, email, \
-     workspace, member_id, offered_to, offered_at, message) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
-/// Rows that are only ever added, each group all or none.
-#[derive(Debug)]
-pub(crate) enum Append {
-    Audit(Box<AuditEntry>),
-    /// One reply's buttons.
-    Buttons(Vec<ButtonRecord>),
-}
+use super::records::{execute_append, Append};
+use super::{on_backend, Store, StoreError, StoreResult};
 
 struct Waiting {
     append: Append,
@@ -67,44 +53,6 @@ impl AppendQueue {
     fn take(&self) -> Vec<Waiting> {
         std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()))
     }
-}
-
-/// Binds one append's rows and executes them on `$conn` (a transaction of either backend).
-macro_rules! execute_append {
-    ($conn:expr, $append:expr) => {
-        match $append {
-            Append::Audit(entry) => {
-                sqlx::query(INSERT_AUDIT)
-                    .bind(entry.at)
-                    .bind(&entry.actor_id)
-                    .bind(&entry.actor_name)
-                    .bind(&entry.action)
-                    .bind(&entry.workspace)
-                    .bind(&entry.email)
-                    .bind(&entry.outcome)
-                    .bind(&entry.reason)
-                    .bind(&entry.reference)
-                    .bind(&entry.detail)
-                    .execute(&mut *$conn)
-                    .await?;
-            }
-            Append::Buttons(records) => {
-                for record in records {
-                    sqlx::query(INSERT_BUTTON)
-                        .bind(&record.reference)
-                        .bind(&record.action)
-                        .bind(&record.email)
-                        .bind(&record.workspace)
-                        .bind(record.member_id)
-                        .bind(&record.offered_to)
-                        .bind(super::buttons::encode_time(record.offered_at))
-                        .bind(&record.message)
-                        .execute(&mut *$conn)
-                        .await?;
-                }
-            }
-        }
-    };
 }
 
 impl Store {
@@ -204,7 +152,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
-    use crate::store::ConnectOptions;
+    use crate::store::{AuditEntry, ConnectOptions};
 
     fn entry(actor: &str) -> AuditEntry {
         AuditEntry {

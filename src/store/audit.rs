@@ -1,24 +1,9 @@
 //! The audit log: one row per check, action, refusal and redemption. Never a code or a token.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
-use super::appends::Append;
+use super::records::{Append, AuditEntry};
 use super::{on_backend, Store, StoreResult};
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
-pub struct AuditEntry {
-    pub at: DateTime<Utc>,
-    pub actor_id: String,
-    pub actor_name: String,
-    pub action: String,
-    pub workspace: Option<String>,
-    pub email: Option<String>,
-    pub outcome: String,
-    pub reason: Option<String>,
-    pub reference: Option<String>,
-    pub detail: Option<String>,
-}
 
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

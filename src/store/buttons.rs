@@ -1,74 +1,9 @@
 //! Chat button records: the server-side half of every button the bot offers.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Utc};
 
-use super::appends::Append;
-use super::{on_backend, Store, StoreError, StoreResult};
-
-/// What a button offers, as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ButtonRecord {
-    pub reference: String,
-    /// `check`, `resend_invite`, `issue_activation_code` or `escalate`.
-    pub action: String,
-    pub email: String,
-    pub workspace: Option<String>,
-    pub member_id: Option<i64>,
-    pub offered_to: String,
-    pub offered_at: DateTime<Utc>,
-    pub used_at: Option<DateTime<Utc>>,
-    pub used_by: Option<String>,
-    pub outcome: Option<String>,
-    pub message: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ButtonRow {
-    reference: String,
-    action: String,
-    email: String,
-    workspace: Option<String>,
-    member_id: Option<i64>,
-    offered_to: String,
-    offered_at: String,
-    used_at: Option<String>,
-    used_by: Option<String>,
-    outcome: Option<String>,
-    message: Option<String>,
-}
-
-pub(super) fn encode_time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Micros, true)
-}
-
-fn decode_time(text: &str, column: &str) -> StoreResult<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| StoreError::Corrupt(format!("chat_buttons.{column} = {text:?}")))
-}
-
-impl TryFrom<ButtonRow> for ButtonRecord {
-    type Error = StoreError;
-    fn try_from(row: ButtonRow) -> StoreResult<Self> {
-        Ok(ButtonRecord {
-            offered_at: decode_time(&row.offered_at, "offered_at")?,
-            used_at: row
-                .used_at
-                .as_deref()
-                .map(|t| decode_time(t, "used_at"))
-                .transpose()?,
-            reference: row.reference,
-            action: row.action,
-            email: row.email,
-            workspace: row.workspace,
-            member_id: row.member_id,
-            offered_to: row.offered_to,
-            used_by: row.used_by,
-            outcome: row.outcome,
-            message: row.message,
-        })
-    }
-}
+use super::records::{Append, ButtonRecord};
+use super::{on_backend, Store, StoreResult};
 
 const COLUMNS: &str = "reference, action, email, workspace, member_id, offered_to, offered_at, \
                        used_at, used_by, outcome, message";
@@ -86,10 +21,10 @@ impl Store {
         let sql = sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM chat_buttons WHERE reference = $1"
         ));
-        let row: Option<ButtonRow> = on_backend!(self, pool => {
+        let row: Option<ButtonRecord> = on_backend!(self, pool => {
             sqlx::query_as(sql).bind(reference).fetch_optional(pool).await?
         });
-        row.map(ButtonRecord::try_from).transpose()
+        Ok(row)
     }
 
     /// Marks the button used by `used_by`; false when another press got there first. The
@@ -106,7 +41,7 @@ impl Store {
                 "UPDATE chat_buttons SET used_at = $1, used_by = $2 \
                  WHERE reference = $3 AND used_at IS NULL",
             )
-            .bind(encode_time(at))
+            .bind(at)
             .bind(used_by)
             .bind(reference)
             .execute(pool)

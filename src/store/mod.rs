@@ -15,6 +15,7 @@ mod locking;
 mod members;
 mod outbox;
 mod plans;
+mod records;
 mod webhook_events;
 mod workspaces;
 
@@ -27,13 +28,13 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::SqlSafeStr;
 
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
-pub use audit::{AuditEntry, AuditFilter};
-pub use buttons::ButtonRecord;
+pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainTrouble, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch, NearQuery};
 pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use plans::HotQuery;
+pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
 };
@@ -291,6 +292,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "chat buttons",
                 include_str!("../../migrations/sqlite/0004_chat_buttons.sql"),
             ),
+            (
+                5,
+                "chat button timestamps",
+                include_str!("../../migrations/sqlite/0005_chat_buttons_timestamps.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -312,6 +318,11 @@ fn migrator(backend: Backend) -> Migrator {
                 4,
                 "chat buttons",
                 include_str!("../../migrations/postgres/0004_chat_buttons.sql"),
+            ),
+            (
+                5,
+                "chat button timestamps",
+                include_str!("../../migrations/postgres/0005_chat_buttons_timestamps.sql"),
             ),
         ],
     };

@@ -173,13 +173,13 @@ both_backends! {
     async fn the_reply_explains_what_delivered_means(app) {
         app.seed(FIXTURE).await;
         let diagnosis = app.check("delivered@corp.example", "acme").await;
-        let text = invite_bot::reply::render_text(&diagnosis, app.engine.prompts()).unwrap();
+        let text = invite_bot::summary::render_text(&diagnosis, app.engine.prompts()).unwrap();
         assert!(text.contains("noreply@example.com"), "{text}");
         assert!(text.contains("does not prove it reached the inbox"), "{text}");
         assert!(text.contains("Gmail"), "{text}");
 
         let active = app.check("active@corp.example", "acme").await;
-        let text = invite_bot::reply::render_text(&active, app.engine.prompts()).unwrap();
+        let text = invite_bot::summary::render_text(&active, app.engine.prompts()).unwrap();
         assert!(text.contains("https://app.example.com/login"), "{text}");
     }
 

@@ -1,5 +1,5 @@
-//! The platform-neutral reply: what the bot says about a diagnosis, before any chat platform shapes it.
-//! The Discord adapter turns it into an embed with buttons; the console and the CLI print it as text.
+//! A diagnosis summed up for people: its title, next steps and one field per finding, before any
+//! chat platform shapes it. The chat flow turns it into a card; the CLI prints it as text.
 
 use serde::Serialize;
 
@@ -7,29 +7,29 @@ use crate::diagnosis::{Action, Diagnosis, Severity, Verdict};
 use crate::prompts::{PromptError, Prompts};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct ReplyField {
+pub struct SummaryField {
     pub name: &'static str,
     pub value: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Reply {
+pub struct Summary {
     pub verdict: Verdict,
     pub severity: Severity,
     pub title: String,
     pub workspace: Option<String>,
     pub next_steps: String,
-    pub fields: Vec<ReplyField>,
+    pub fields: Vec<SummaryField>,
     pub suggestions: Vec<String>,
     pub actions: Vec<Action>,
 }
 
-impl Reply {
+impl Summary {
     pub fn for_diagnosis(diagnosis: &Diagnosis, prompts: &Prompts) -> Result<Self, PromptError> {
         let fields = diagnosis
             .findings
             .iter()
-            .map(|finding| ReplyField {
+            .map(|finding| SummaryField {
                 name: match finding.check {
                     crate::diagnosis::Check::Registration => "Registration",
                     crate::diagnosis::Check::Status => "Status",
@@ -39,7 +39,7 @@ impl Reply {
                 value: finding.detail.clone(),
             })
             .collect();
-        Ok(Reply {
+        Ok(Summary {
             verdict: diagnosis.verdict,
             severity: diagnosis.verdict.severity(),
             title: prompts.verdict_title(diagnosis.verdict, &diagnosis.facts)?,
@@ -54,14 +54,14 @@ impl Reply {
 
 /// A diagnosis as plain text, the way the CLI prints it.
 pub fn render_text(diagnosis: &Diagnosis, prompts: &Prompts) -> Result<String, PromptError> {
-    let reply = Reply::for_diagnosis(diagnosis, prompts)?;
+    let summary = Summary::for_diagnosis(diagnosis, prompts)?;
     let context = serde_json::json!({
-        "title": reply.title,
+        "title": summary.title,
         "workspace": diagnosis.workspace.as_ref().map(|w| serde_json::json!({"slug": w.slug.as_str(), "name": w.name})),
         "findings": diagnosis.findings,
-        "suggestions": reply.suggestions,
-        "next_steps": reply.next_steps,
-        "actions": reply.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "suggestions": summary.suggestions,
+        "next_steps": summary.next_steps,
+        "actions": summary.actions.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
     });
     Ok(prompts
         .render("reply.txt.j2", &context)?
