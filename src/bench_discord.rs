@@ -234,11 +234,12 @@ async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
         database_url: database_url.to_owned(),
         ..Config::default()
     };
-    let engine = crate::app::startup::build_engine(&config)
+    let actions = crate::app::startup::build(&config)
         .await
         .map_err(|e| DiscordBenchError::Seed(crate::error::error_chain(&e)))?;
     let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())
         .map_err(|e| DiscordBenchError::Seed(e.to_string()))?;
+    let engine = actions.engine();
     engine
         .seed(&fixture)
         .await

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::actions::ActionSettings;
 use crate::app::config::Config;
 use crate::diagnosis::delivery::DeliveryFacts;
 use crate::diagnosis::{
@@ -17,7 +16,6 @@ use crate::domain::email::EmailAddress;
 use crate::domain::workspace::{Workspace, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
-use crate::mail::Mailer;
 use crate::prompts::Prompts;
 use crate::store::{DeliveryRecord, DomainWindow, MemberMatch, Store};
 
@@ -53,9 +51,6 @@ pub struct Engine {
     store: Store,
     prompts: Arc<Prompts>,
     settings: Arc<CheckSettings>,
-    actions: Arc<ActionSettings>,
-    mailer: Mailer,
-    http: reqwest::Client,
     /// Providers asked at check time whether the address is suppressed (optional).
     lookups: Option<crate::providers::LiveLookups>,
 }
@@ -66,30 +61,8 @@ impl Engine {
             store,
             prompts,
             settings: Arc::new(settings),
-            actions: Arc::new(ActionSettings::from(&Config::default())),
-            mailer: Mailer::Disabled,
-            http: reqwest::Client::new(),
             lookups: None,
         }
-    }
-
-    /// Sets how actions behave and how email leaves (the default sends none).
-    pub fn with_actions(mut self, settings: ActionSettings, mailer: Mailer) -> Self {
-        self.actions = Arc::new(settings);
-        self.mailer = mailer;
-        self
-    }
-
-    pub fn action_settings(&self) -> &ActionSettings {
-        &self.actions
-    }
-
-    pub(crate) fn mailer(&self) -> &Mailer {
-        &self.mailer
-    }
-
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.http
     }
 
     /// Also asks these providers, at every check, whether the address is suppressed right now.

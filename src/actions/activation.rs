@@ -15,11 +15,10 @@ use serde_json::json;
 
 use super::audit::AuditEvent;
 use super::resend::{minute, sha256_hex};
-use super::{new_reference, ActionDone, ActionOutcome, Actor, IssuedCode};
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode};
 use crate::diagnosis::Action;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::store::{ActivationStart, NewActivationCode};
 
@@ -100,7 +99,7 @@ pub enum RedeemOutcome {
     Rejected,
 }
 
-impl Engine {
+impl Actions {
     #[tracing::instrument(
         name = "issue_activation_code",
         skip_all,

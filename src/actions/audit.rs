@@ -2,8 +2,7 @@
 
 use chrono::Utc;
 
-use super::Actor;
-use crate::engine::Engine;
+use super::{Actions, Actor};
 use crate::error::EngineError;
 use crate::store::{AuditEntry, AuditFilter};
 
@@ -22,7 +21,7 @@ pub(crate) struct AuditEvent<'a> {
     pub detail: Option<String>,
 }
 
-impl Engine {
+impl Actions {
     /// Writes one audit row. An action whose audit row cannot be written reports the failure: an
     /// unaccountable action is worse than a failed one.
     pub(crate) async fn audit(
@@ -33,7 +32,7 @@ impl Engine {
         self.audit_as(actor.id(), actor.name(), event).await
     }
 
-    /// Like [`Engine::audit`], for work done later on someone's behalf (the outbox worker).
+    /// Like [`Actions::audit`], for work done later on someone's behalf (the outbox worker).
     pub(crate) async fn audit_as(
         &self,
         actor_id: &str,

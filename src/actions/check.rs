@@ -1,14 +1,13 @@
 //! The check as an actor asks for it: authorized and audited.
 
 use super::audit::AuditEvent;
-use super::{Actor, Permission};
+use super::{Actions, Actor, Permission};
 use crate::diagnosis::Diagnosis;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 
-impl Engine {
+impl Actions {
     /// [`Engine::check`] for `actor`: needs the `check` permission in the workspace asked about; without
     /// a workspace, results are limited to the workspaces the actor may check. One audit row per result.
     pub async fn check_as(
@@ -41,7 +40,7 @@ impl Engine {
             }
             .into());
         }
-        let mut diagnoses = self.check(email, workspace).await?;
+        let mut diagnoses = self.engine.check(email, workspace).await?;
         diagnoses.retain(|d| {
             d.workspace
                 .as_ref()
@@ -49,7 +48,7 @@ impl Engine {
         });
         if diagnoses.is_empty() {
             // Every membership is in workspaces this actor may not see: answer as if there were none.
-            diagnoses = self.check(email, None).await?;
+            diagnoses = self.engine.check(email, None).await?;
             diagnoses.retain(|d| d.workspace.is_none());
         }
         for diagnosis in &diagnoses {

@@ -7,11 +7,10 @@ use serde_json::json;
 use super::audit::AuditEvent;
 use super::handover::{self, WebhookRound};
 use super::resend::minute;
-use super::{new_reference, ActionDone, ActionOutcome, Actor, Escalation, RefusalReason};
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, Escalation, RefusalReason};
 use crate::diagnosis::Action;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 use crate::humanize::ago;
 use crate::store::{EscalationRow, EscalationStart, NewEscalation};
@@ -19,7 +18,7 @@ use crate::store::{EscalationRow, EscalationStart, NewEscalation};
 /// Retry a failed webhook delivery this long after a failed round.
 const WEBHOOK_RETRY_AFTER_MINUTES: i64 = 5;
 
-impl Engine {
+impl Actions {
     #[tracing::instrument(
         name = "escalate",
         skip_all,

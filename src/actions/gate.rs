@@ -4,11 +4,10 @@
 use serde_json::json;
 
 use super::audit::AuditEvent;
-use super::{ActionOutcome, Actor, Permission, Refusal, RefusalReason};
+use super::{ActionOutcome, Actions, Actor, Permission, Refusal, RefusalReason};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 use crate::error::EngineError;
 use crate::store::PriorAction;
 
@@ -29,7 +28,7 @@ pub(crate) fn action_words(action: Action) -> &'static str {
     }
 }
 
-impl Engine {
+impl Actions {
     /// Refuses and audits the refusal.
     pub(crate) async fn refuse(
         &self,
@@ -123,7 +122,7 @@ impl Engine {
         email: &EmailAddress,
         workspace: &WorkspaceSlug,
     ) -> Result<Diagnosis, EngineError> {
-        let mut diagnoses = self.check(email, Some(workspace)).await?;
+        let mut diagnoses = self.engine.check(email, Some(workspace)).await?;
         Ok(diagnoses.remove(0))
     }
 

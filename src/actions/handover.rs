@@ -25,7 +25,7 @@ impl WebhookSettings {
             secret: config.webhook_secret.clone()?,
             timeout: Duration::from_secs(config.webhook_timeout_seconds),
             max_attempts: config.webhook_max_attempts,
-            retry_base: Duration::from_millis(200),
+            retry_base: Duration::from_millis(config.webhook_retry_base_ms),
         })
     }
 }

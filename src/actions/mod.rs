@@ -20,9 +20,70 @@ pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
 pub use handover::WebhookSettings;
 
+use std::sync::Arc;
+
 use crate::app::config::Config;
 use crate::diagnosis::Action;
-use crate::store::ResendLimits;
+use crate::engine::Engine;
+use crate::mail::Mailer;
+use crate::prompts::Prompts;
+use crate::store::{ResendLimits, Store};
+
+/// The actions a verdict offers, as one service over the engine (which decides what is offered)
+/// and the store (limits, locks, idempotency keys, audit). Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Actions {
+    engine: Engine,
+    settings: Arc<ActionSettings>,
+    mailer: Mailer,
+    http: reqwest::Client,
+}
+
+impl Actions {
+    pub fn new(engine: Engine, settings: ActionSettings, mailer: Mailer) -> Self {
+        // Bounds for the escalation hand-over; each request also carries its own timeout.
+        let http = reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default();
+        Actions {
+            engine,
+            settings: Arc::new(settings),
+            mailer,
+            http,
+        }
+    }
+
+    /// The checks these actions are offered by.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn settings(&self) -> &ActionSettings {
+        &self.settings
+    }
+
+    fn action_settings(&self) -> &ActionSettings {
+        &self.settings
+    }
+
+    fn store(&self) -> &Store {
+        self.engine.store()
+    }
+
+    fn prompts(&self) -> &Prompts {
+        self.engine.prompts()
+    }
+
+    fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+}
 
 /// What came of an action.
 #[derive(Debug)]
@@ -145,7 +206,7 @@ impl From<&Config> for ActionSettings {
                 actions.escalation_dedupe_minutes,
             )),
             smtp_max_attempts: config.smtp.max_attempts,
-            smtp_retry_base: std::time::Duration::from_millis(500),
+            smtp_retry_base: std::time::Duration::from_millis(config.smtp.retry_base_ms),
             outbox_claim_timeout: chrono::Duration::minutes(5),
             webhook: WebhookSettings::from_config(&config.escalation),
         }

@@ -11,11 +11,10 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::audit::AuditEvent;
-use super::{new_reference, ActionDone, ActionOutcome, Actor, RefusalReason};
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, RefusalReason};
 use crate::diagnosis::{Action, Verdict};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 use crate::error::{ActionFailure, EngineError};
 use crate::humanize::{ago, wait_words};
 use crate::mail::{MailError, OutgoingEmail};
@@ -29,7 +28,7 @@ enum Delivery {
     Failed(MailError),
 }
 
-impl Engine {
+impl Actions {
     #[tracing::instrument(
         name = "resend_invite",
         skip_all,
@@ -92,7 +91,7 @@ impl Engine {
                 reference: &reference,
                 message_id: &message_id,
                 now,
-                expires_at: now + self.settings().invitation_ttl,
+                expires_at: now + self.engine.settings().invitation_ttl,
                 limits: settings.resend_limits,
             })
             .await?;
@@ -248,7 +247,7 @@ impl Engine {
         let sent = self
             .mailer()
             .send(&OutgoingEmail {
-                from: &self.settings().sender,
+                from: &self.engine.settings().sender,
                 to: &item.recipient,
                 subject: &subject,
                 body: &body,

@@ -95,6 +95,8 @@ pub struct SmtpConfig {
     pub timeout_seconds: u64,
     /// Attempts for a temporary (4xx) failure before the email is left to the background retry.
     pub max_attempts: u32,
+    /// First wait between those attempts, in milliseconds; it doubles each time.
+    pub retry_base_ms: u64,
     /// Where emails go when no SMTP server is configured (lettre's file transport).
     pub outbox_dir: PathBuf,
     /// lettre's URL form, e.g. `smtp://127.0.0.1:2525`; overrides host/port/security. Env: `SMTP_URL`.
@@ -120,6 +122,7 @@ impl Default for SmtpConfig {
             password: None,
             timeout_seconds: 10,
             max_attempts: 3,
+            retry_base_ms: 500,
             outbox_dir: PathBuf::from("outbox"),
             url: None,
         }
@@ -137,6 +140,8 @@ pub struct EscalationConfig {
     pub webhook_timeout_seconds: u64,
     /// Tries per delivery round before the escalation is left marked undelivered for a later retry.
     pub webhook_max_attempts: u32,
+    /// First wait between webhook attempts, in milliseconds; it doubles each time.
+    pub webhook_retry_base_ms: u64,
 }
 
 impl Default for EscalationConfig {
@@ -146,6 +151,7 @@ impl Default for EscalationConfig {
             webhook_secret: None,
             webhook_timeout_seconds: 5,
             webhook_max_attempts: 3,
+            webhook_retry_base_ms: 200,
         }
     }
 }

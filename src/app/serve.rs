@@ -11,8 +11,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::actions::Actions;
 use crate::app::config::Config;
-use crate::engine::Engine;
 use crate::http::{router, HttpState};
 use crate::providers::{WebhookConfigError, Webhooks};
 
@@ -58,10 +58,14 @@ impl HttpHandle {
     }
 }
 
-/// The state the HTTP edge shares, built from the config and the engine.
-pub fn http_state(config: &Config, engine: Engine) -> Result<HttpState, ServeError> {
+/// The state the HTTP edge shares, built from the config and the actions.
+pub fn http_state(config: &Config, actions: Actions) -> Result<HttpState, ServeError> {
     let webhooks = Webhooks::from_config(&config.providers)?;
-    Ok(HttpState::new(engine, webhooks, config.http.max_body_bytes))
+    Ok(HttpState::new(
+        actions,
+        webhooks,
+        config.http.max_body_bytes,
+    ))
 }
 
 /// Binds `listen` and serves `state` until `shutdown` completes.
@@ -94,7 +98,7 @@ pub async fn start_http(
 /// `on_listening` is told the HTTP address once it is bound (the CLI prints it; tests connect to it).
 pub async fn run(
     config: &Config,
-    engine: Engine,
+    actions: Actions,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
     on_listening: impl FnOnce(SocketAddr),
@@ -105,11 +109,11 @@ pub async fn run(
     };
 
     let retries = tokio::spawn(retry_pending_work(
-        engine.clone(),
+        actions.clone(),
         wait_for_stop(stopped.clone()),
     ));
-    let discord_engine = engine.clone();
-    let state = http_state(config, engine)?;
+    let discord_actions = actions.clone();
+    let state = http_state(config, actions)?;
     let http = start_http(&config.http.listen, state, wait_for_stop(stopped.clone())).await?;
     on_listening(http.local_addr);
 
@@ -117,13 +121,13 @@ pub async fn run(
         tracing::info!("Discord is not started (no token configured, or --no-discord)");
         None
     } else {
-        let (engine, config, stop) = (
-            discord_engine,
+        let (actions, config, stop) = (
+            discord_actions,
             config.clone(),
             wait_for_stop(stopped.clone()),
         );
         Some(tokio::spawn(async move {
-            crate::discord::run(engine, &config, stop).await
+            crate::discord::run(actions, &config, stop).await
         }))
     };
 
@@ -164,17 +168,17 @@ pub async fn run(
 const RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Sends what a crash or an outage left waiting, at start-up and then every minute, until `stop`.
-async fn retry_pending_work(engine: Engine, stop: impl Future<Output = ()>) {
+async fn retry_pending_work(actions: Actions, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
-        match engine.send_due_invitations().await {
+        match actions.send_due_invitations().await {
             Ok(0) => {}
             Ok(sent) => tracing::info!(sent, "sent queued invitations"),
             Err(error) => {
                 tracing::warn!(error = %crate::error::error_chain(&error), "retrying queued invitations failed")
             }
         }
-        match engine.deliver_due_escalations().await {
+        match actions.deliver_due_escalations().await {
             Ok(0) => {}
             Ok(delivered) => tracing::info!(delivered, "delivered pending escalations"),
             Err(error) => {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::actions::ActionSettings;
+use crate::actions::{ActionSettings, Actions};
 use crate::app::config::Config;
 use crate::engine::{CheckSettings, Engine};
 use crate::mail::{Mailer, MailerConfigError};
@@ -24,13 +24,13 @@ pub enum StartupError {
 }
 
 /// Loads templates first (a broken template should stop start-up before anything touches the
-/// database), then connects and applies migrations.
-pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
-    build_engine_with(config, false).await
+/// database), then connects and applies migrations. The one constructor `main` and the tests use.
+pub async fn build(config: &Config) -> Result<Actions, StartupError> {
+    build_with(config, false).await
 }
 
-/// [`build_engine`] for the long-running bot: `warm` keeps the whole pool open from the start.
-pub async fn build_engine_with(config: &Config, warm: bool) -> Result<Engine, StartupError> {
+/// [`build`] for the long-running bot: `warm` keeps the whole pool open from the start.
+pub async fn build_with(config: &Config, warm: bool) -> Result<Actions, StartupError> {
     let prompts = Prompts::load(config.prompts_dir.as_deref())?;
     let store = connect_with(config, warm).await?;
     store
@@ -41,14 +41,11 @@ pub async fn build_engine_with(config: &Config, warm: bool) -> Result<Engine, St
             source,
         })?;
     let mailer = Mailer::from_config(config)?;
-    let engine = Engine::new(store, Arc::new(prompts), CheckSettings::from(config))
-        .with_actions(ActionSettings::from(config), mailer);
-    Ok(
-        match crate::providers::LiveLookups::from_config(&config.providers) {
-            Some(lookups) => engine.with_lookups(lookups),
-            None => engine,
-        },
-    )
+    let mut engine = Engine::new(store, Arc::new(prompts), CheckSettings::from(config));
+    if let Some(lookups) = crate::providers::LiveLookups::from_config(&config.providers) {
+        engine = engine.with_lookups(lookups);
+    }
+    Ok(Actions::new(engine, ActionSettings::from(config), mailer))
 }
 
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {

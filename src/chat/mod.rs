@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use rand::Rng;
 
+use crate::actions::Actions;
 use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason};
 use crate::app::config::Config;
 use crate::diagnosis::Diagnosis;
@@ -56,22 +57,22 @@ impl ChatSettings {
 /// The chat flow. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Chat {
-    engine: Engine,
+    actions: Actions,
     settings: Arc<ChatSettings>,
     authorizer: Arc<Authorizer>,
 }
 
 impl Chat {
-    pub fn new(engine: Engine, config: &Config) -> Self {
+    pub fn new(actions: Actions, config: &Config) -> Self {
         Chat {
-            engine,
+            actions,
             settings: Arc::new(ChatSettings::from_config(config)),
             authorizer: Arc::new(Authorizer::from_config(config)),
         }
     }
 
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.actions.engine()
     }
 
     pub fn settings(&self) -> &ChatSettings {
@@ -121,7 +122,7 @@ impl Chat {
         workspace: Option<&WorkspaceSlug>,
     ) -> Result<ChatReply, EngineError> {
         // Authorized (and audited) by the engine: a refusal comes back as a user error.
-        let diagnoses = self.engine.check_as(actor, email, workspace).await?;
+        let diagnoses = self.actions.check_as(actor, email, workspace).await?;
         let now = Utc::now();
         let mut cards = Vec::with_capacity(diagnoses.len());
         let mut buttons = Vec::new();
@@ -157,7 +158,7 @@ impl Chat {
                 records.push(record);
             }
         }
-        self.engine.store().insert_buttons(&records).await?;
+        self.engine().store().insert_buttons(&records).await?;
         Ok(ChatReply {
             ephemeral: self.settings.ephemeral_replies,
             text: String::new(),
@@ -167,7 +168,7 @@ impl Chat {
     }
 
     fn card(&self, diagnosis: &Diagnosis) -> Result<Card, EngineError> {
-        let reply = Summary::for_diagnosis(diagnosis, self.engine.prompts())?;
+        let reply = Summary::for_diagnosis(diagnosis, self.engine().prompts())?;
         Ok(Card {
             title: reply.title,
             verdict: Some(reply.verdict),
@@ -211,7 +212,7 @@ impl Chat {
                 message: None,
             })
             .collect();
-        if let Err(error) = self.engine.store().insert_buttons(&records).await {
+        if let Err(error) = self.engine().store().insert_buttons(&records).await {
             // A missing button is better than an error message in a public channel.
             tracing::warn!(error = %crate::error::error_chain(&error), "no check buttons offered");
             return None;
@@ -259,7 +260,7 @@ impl Chat {
             tracing::warn!("press of a button that is not ours");
             return refuse(FORGED);
         };
-        let record = match self.engine.store().find_button(reference).await {
+        let record = match self.engine().store().find_button(reference).await {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::warn!("press of an unknown button");
@@ -313,7 +314,7 @@ impl Chat {
         ) else {
             return notice(FORGED.to_owned());
         };
-        let store = self.engine.store();
+        let store = self.engine().store();
         // Claimed before acting, so two presses at once cannot both act; given back below when
         // nothing was done.
         match store.claim_button(&record.reference, actor.id(), now).await {
@@ -329,16 +330,16 @@ impl Chat {
         let key = Some(record.reference.as_str());
         let result = match action {
             ButtonAction::ResendInvite => {
-                self.engine
+                self.actions
                     .resend_invite(actor, &email, &workspace, key)
                     .await
             }
             ButtonAction::IssueActivationCode => {
-                self.engine
+                self.actions
                     .issue_activation_code(actor, &email, &workspace, key)
                     .await
             }
-            ButtonAction::Escalate => self.engine.escalate(actor, &email, &workspace, None).await,
+            ButtonAction::Escalate => self.actions.escalate(actor, &email, &workspace, None).await,
             // Check buttons never get here (they are answered by a check); refuse rather than panic.
             ButtonAction::Check => {
                 let _ = store.release_button(&record.reference).await;
@@ -429,7 +430,12 @@ impl Chat {
 
     /// Workspaces whose slug or name starts with `prefix`, as (label, slug), for autocompletion.
     pub async fn workspace_choices(&self, prefix: &str) -> Vec<(String, String)> {
-        match self.engine.store().list_workspaces(prefix.trim(), 25).await {
+        match self
+            .engine()
+            .store()
+            .list_workspaces(prefix.trim(), 25)
+            .await
+        {
             Ok(workspaces) => workspaces
                 .into_iter()
                 .map(|w| {

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 
 pub use crate::console::Format;
 
-use crate::actions::{ActionOutcome, Actor, Authorizer, RedeemOutcome};
+use crate::actions::{ActionOutcome, Actions, Actor, Authorizer, RedeemOutcome};
 use crate::app::config::Config;
 use crate::app::startup::{self, StartupError};
 use crate::domain::email::EmailAddress;
@@ -274,19 +274,20 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 .map(WorkspaceSlug::parse)
                 .transpose()
                 .map_err(UserError::from)?;
-            let (engine, operator) = operator_engine(&config).await?;
-            let diagnoses = engine
+            let (actions, operator) = operator_actions(&config).await?;
+            let diagnoses = actions
                 .check_as(&operator, &email, workspace.as_ref())
                 .await?;
-            print_diagnoses(&engine, &diagnoses, format)?;
-            engine.store().close().await;
+            print_diagnoses(actions.engine(), &diagnoses, format)?;
+            actions.engine().store().close().await;
         }
         Command::Seed { file } => {
             let text = std::fs::read_to_string(&file).map_err(|e| {
                 Failure::bad_input(format!("cannot read the fixture {}: {e}", file.display()))
             })?;
             let fixture = Fixture::parse(&text, &file.display().to_string(), Utc::now())?;
-            let engine = startup::build_engine(&config).await?;
+            let actions = startup::build(&config).await?;
+            let engine = actions.engine();
             let report = engine.seed(&fixture).await?;
             println!(
                 "seeded {} workspaces, {} members, {} invitations, {} delivery events, {} suppressions",
@@ -303,11 +304,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             store.close().await;
         }
         Command::Serve { no_discord } => {
-            let engine = startup::build_engine_with(&config, true).await?;
+            let actions = startup::build_with(&config, true).await?;
             let options = crate::app::serve::ServeOptions { no_discord };
             crate::app::serve::run(
                 &config,
-                engine.clone(),
+                actions,
                 options,
                 crate::app::serve::shutdown_signal(),
                 |addr| eprintln!("listening on http://{addr}"),
@@ -325,13 +326,14 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             demo,
         } => {
             use std::io::IsTerminal;
-            let engine = startup::build_engine(&config).await?;
+            let actions = startup::build(&config).await?;
+            let engine = actions.engine();
             if demo {
                 let fixture =
                     Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
                 engine.seed(&fixture).await?;
             }
-            let chat = crate::chat::Chat::new(engine.clone(), &config);
+            let chat = crate::chat::Chat::new(actions.clone(), &config);
             let actor = match user {
                 Some(id) => chat.actor(&crate::chat::ChatUser {
                     name: id.clone(),
@@ -362,7 +364,8 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { format } => {
             let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
-            let engine = startup::build_engine(&config).await?;
+            let actions = startup::build(&config).await?;
+            let engine = actions.engine();
             engine.seed(&fixture).await?;
             let mut all = Vec::new();
             for address in DEMO_ADDRESSES {
@@ -385,11 +388,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let (engine, operator) = operator_engine(&config).await?;
-            let outcome = engine
+            let (actions, operator) = operator_actions(&config).await?;
+            let outcome = actions
                 .resend_invite(&operator, &email, &workspace, None)
                 .await;
-            engine.store().close().await;
+            actions.engine().store().close().await;
             return report_action(outcome?, format);
         }
         Command::ActivationCode {
@@ -398,11 +401,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let (engine, operator) = operator_engine(&config).await?;
-            let outcome = engine
+            let (actions, operator) = operator_actions(&config).await?;
+            let outcome = actions
                 .issue_activation_code(&operator, &email, &workspace, None)
                 .await;
-            engine.store().close().await;
+            actions.engine().store().close().await;
             return report_action(outcome?, format);
         }
         Command::Escalate {
@@ -412,11 +415,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let (engine, operator) = operator_engine(&config).await?;
-            let outcome = engine
+            let (actions, operator) = operator_actions(&config).await?;
+            let outcome = actions
                 .escalate(&operator, &email, &workspace, note.as_deref())
                 .await;
-            engine.store().close().await;
+            actions.engine().store().close().await;
             return report_action(outcome?, format);
         }
         Command::Activate {
@@ -426,9 +429,9 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             format,
         } => {
             let (email, workspace) = parse_target(&email, &workspace)?;
-            let (engine, operator) = operator_engine(&config).await?;
-            let outcome = engine.redeem(&operator, &email, &workspace, &code).await;
-            engine.store().close().await;
+            let (actions, operator) = operator_actions(&config).await?;
+            let outcome = actions.redeem(&operator, &email, &workspace, &code).await;
+            actions.engine().store().close().await;
             let activated = outcome? == RedeemOutcome::Activated;
             let message = if activated {
                 format!("{} is now active and can log in.", email.key())
@@ -472,8 +475,9 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 .map(|s| crate::fixture::parse_when(&toml::Value::String(s), Utc::now()))
                 .transpose()
                 .map_err(|e| Failure::bad_input(format!("--since: {e}")))?;
-            let engine = startup::build_engine(&config).await?;
-            let entries = engine
+            let actions = startup::build(&config).await?;
+            let engine = actions.engine();
+            let entries = actions
                 .read_audit(&AuditFilter {
                     email_key: email.map(|e| e.key().to_owned()),
                     workspace: workspace.map(|w| w.as_str().to_owned()),
@@ -514,9 +518,10 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             }
         }
         Command::RetryPending => {
-            let engine = startup::build_engine(&config).await?;
-            let sent = engine.send_due_invitations().await?;
-            let delivered = engine.deliver_due_escalations().await?;
+            let actions = startup::build(&config).await?;
+            let engine = actions.engine();
+            let sent = actions.send_due_invitations().await?;
+            let delivered = actions.deliver_due_escalations().await?;
             engine.store().close().await;
             println!("sent {sent} waiting invitations, delivered {delivered} escalations");
         }
@@ -588,9 +593,9 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
 }
 
 /// The engine and the local operator, for the action commands.
-async fn operator_engine(config: &Config) -> Result<(Engine, Actor), Failure> {
-    let engine = startup::build_engine(config).await?;
-    Ok((engine, Authorizer::from_config(config).operator()))
+async fn operator_actions(config: &Config) -> Result<(Actions, Actor), Failure> {
+    let actions = startup::build(config).await?;
+    Ok((actions, Authorizer::from_config(config).operator()))
 }
 
 fn parse_target(email: &str, workspace: &str) -> Result<(EmailAddress, WorkspaceSlug), Failure> {

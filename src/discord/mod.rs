@@ -20,9 +20,9 @@ use serenity::all::{
 };
 use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
 
+use crate::actions::Actions;
 use crate::app::config::{Config, DiscordConfig};
 use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
-use crate::engine::Engine;
 
 pub const COMMAND_NAME: &str = "invite-check";
 
@@ -59,11 +59,11 @@ impl Default for DiscordOptions {
 
 /// Connects with the configured token and runs until `shutdown` completes.
 pub async fn run(
-    engine: Engine,
+    actions: Actions,
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
-    let bot = DiscordBot::new(engine, config)?;
+    let bot = DiscordBot::new(actions, config)?;
     // Tests and benchmarks point serve at a local fake Discord; config validation keeps it local.
     let bot = match &config.discord.api_base_url {
         Some(base) => bot.with_api_base(base.trim_end_matches('/')),
@@ -82,7 +82,7 @@ pub struct DiscordBot {
 }
 
 impl DiscordBot {
-    pub fn new(engine: Engine, config: &Config) -> Result<Self, DiscordError> {
+    pub fn new(actions: Actions, config: &Config) -> Result<Self, DiscordError> {
         let token = config
             .discord
             .token
@@ -91,7 +91,7 @@ impl DiscordBot {
             .filter(|t| !t.trim().is_empty())
             .ok_or(DiscordError::MissingToken)?;
         Ok(DiscordBot {
-            chat: Chat::new(engine, config),
+            chat: Chat::new(actions, config),
             discord: config.discord.clone(),
             token,
             api_base: None,

@@ -11,10 +11,10 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::actions::Actions;
 use crate::actions::{Actor, RedeemOutcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::Engine;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -25,11 +25,11 @@ pub struct ActivateRequest {
     pub code: String,
 }
 
-/// The route, for any router state that holds an [`Engine`].
+/// The route, for any router state that holds an [`Actions`].
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
-    Engine: FromRef<S>,
+    Actions: FromRef<S>,
 {
     Router::new().route("/api/activate", post(activate::<S>))
 }
@@ -40,9 +40,9 @@ async fn activate<S>(
 ) -> Response
 where
     S: Clone + Send + Sync + 'static,
-    Engine: FromRef<S>,
+    Actions: FromRef<S>,
 {
-    let engine = Engine::from_ref(&state);
+    let actions = Actions::from_ref(&state);
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return bad_request(&rejection.body_text()),
@@ -59,7 +59,7 @@ where
         return rejected();
     };
     let caller = Actor::without_permissions("api", "activation API");
-    match engine.redeem(&caller, &email, &workspace, &request.code).await {
+    match actions.redeem(&caller, &email, &workspace, &request.code).await {
         Ok(RedeemOutcome::Activated) => (
             StatusCode::OK,
             Json(json!({ "activated": true, "message": "The account is active: log in and choose a password." })),

@@ -16,7 +16,7 @@ pub async fn healthz() -> &'static str {
 }
 
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
-    let store = state.engine.store();
+    let store = state.actions.engine().store();
     let probe = async {
         store.ping().await?;
         store.is_migrated().await

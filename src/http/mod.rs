@@ -15,31 +15,31 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::engine::Engine;
+use crate::actions::Actions;
 use crate::providers::Webhooks;
 
 /// What every handler can reach. Cheap to clone (handles and `Arc`s).
 #[derive(Clone, Debug)]
 pub struct HttpState {
-    pub engine: Engine,
+    pub actions: Actions,
     pub webhooks: Webhooks,
     /// Largest request body accepted; larger ones get 413 before they are read.
     pub max_body_bytes: usize,
 }
 
 impl HttpState {
-    pub fn new(engine: Engine, webhooks: Webhooks, max_body_bytes: usize) -> Self {
+    pub fn new(actions: Actions, webhooks: Webhooks, max_body_bytes: usize) -> Self {
         Self {
-            engine,
+            actions,
             webhooks,
             max_body_bytes,
         }
     }
 }
 
-impl axum::extract::FromRef<HttpState> for Engine {
-    fn from_ref(state: &HttpState) -> Engine {
-        state.engine.clone()
+impl axum::extract::FromRef<HttpState> for Actions {
+    fn from_ref(state: &HttpState) -> Actions {
+        state.actions.clone()
     }
 }
 

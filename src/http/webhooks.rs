@@ -79,7 +79,8 @@ async fn store(
         }
     };
     match state
-        .engine
+        .actions
+        .engine()
         .store()
         .record_webhook_batch(&batch, Utc::now())
         .await

@@ -106,14 +106,14 @@ fn refused(outcome: ActionOutcome) -> invite_bot::actions::Refusal {
 }
 
 async fn resend(app: &TestApp, email: &str) -> Result<ActionOutcome, EngineError> {
-    app.engine
+    app.actions
         .resend_invite(&app.operator(), &app.email(email), &app.slug("acme"), None)
         .await
 }
 
 async fn issue_code(app: &TestApp, email: &str) -> String {
     let outcome = app
-        .engine
+        .actions
         .issue_activation_code(&app.operator(), &app.email(email), &app.slug("acme"), None)
         .await
         .unwrap();
@@ -126,7 +126,7 @@ async fn issue_code(app: &TestApp, email: &str) -> String {
 }
 
 async fn redeem(app: &TestApp, email: &str, secret: &str) -> RedeemOutcome {
-    app.engine
+    app.actions
         .redeem(
             &app.operator(),
             &app.email(email),
@@ -138,7 +138,7 @@ async fn redeem(app: &TestApp, email: &str, secret: &str) -> RedeemOutcome {
 }
 
 async fn audit(app: &TestApp, email: &str) -> Vec<(String, String, Option<String>)> {
-    app.engine
+    app.actions
         .read_audit(&AuditFilter {
             email_key: Some(email.into()),
             limit: 1000,
@@ -214,7 +214,7 @@ both_backends! {
 
     async fn fifty_presses_of_one_button_send_one_email(app) {
         app.seed(PEOPLE).await;
-        let engine = Arc::new(app.engine.clone());
+        let engine = Arc::new(app.actions.clone());
         let actor = app.operator();
         let mut tasks = Vec::new();
         for _ in 0..50 {
@@ -237,7 +237,7 @@ both_backends! {
         assert_eq!(sent, 1);
         assert_eq!(app.smtp.received().len(), 1);
         // The second press is told what happened.
-        let again = refused(app.engine.resend_invite(&app.operator(), &app.email("never@learners.example"), &app.slug("acme"), Some("button-7")).await.unwrap());
+        let again = refused(app.actions.resend_invite(&app.operator(), &app.email("never@learners.example"), &app.slug("acme"), Some("button-7")).await.unwrap());
         assert_eq!(again.reason, RefusalReason::AlreadyDone);
         assert!(again.message.contains("by local operator"), "{}", again.message);
     }
@@ -245,7 +245,7 @@ both_backends! {
     async fn two_instances_send_one_email(app) {
         app.seed(PEOPLE).await;
         let other = app.second_instance().await;
-        let (a, b) = (app.engine.clone(), other.clone());
+        let (a, b) = (app.actions.clone(), other.clone());
         let actor = app.operator();
         let (email, slug) = (app.email("never@learners.example"), app.slug("acme"));
         let mut tasks = Vec::new();
@@ -286,29 +286,29 @@ both_backends! {
         let stranger = app.chat_user("300", &[]);
         let (email, acme, beta) = (app.email("never@learners.example"), app.slug("acme"), app.slug("beta"));
 
-        let refusal = refused(app.engine.resend_invite(&agent, &email, &acme, Some("b1")).await.unwrap());
+        let refusal = refused(app.actions.resend_invite(&agent, &email, &acme, Some("b1")).await.unwrap());
         assert_eq!(refusal.reason, RefusalReason::Forbidden);
         assert!(refusal.message.contains("resend_invite"), "{}", refusal.message);
-        let refusal = refused(app.engine.issue_activation_code(&agent, &email, &acme, None).await.unwrap());
+        let refusal = refused(app.actions.issue_activation_code(&agent, &email, &acme, None).await.unwrap());
         assert_eq!(refusal.reason, RefusalReason::Forbidden);
-        let refusal = refused(app.engine.escalate(&stranger, &email, &acme, None).await.unwrap());
+        let refusal = refused(app.actions.escalate(&stranger, &email, &acme, None).await.unwrap());
         assert_eq!(refusal.reason, RefusalReason::Forbidden);
         // A grant scoped to acme does not reach beta.
         let beta_member = app.email("beta@learners.example");
-        let refusal = refused(app.engine.resend_invite(&admin, &beta_member, &beta, None).await.unwrap());
+        let refusal = refused(app.actions.resend_invite(&admin, &beta_member, &beta, None).await.unwrap());
         assert_eq!(refusal.reason, RefusalReason::Forbidden);
         assert!(app.smtp.received().is_empty(), "a refusal sends nothing");
 
         // The same button pressed by an admin works: who showed the button grants nothing either way.
-        done(app.engine.resend_invite(&admin, &email, &acme, Some("b1")).await.unwrap());
+        done(app.actions.resend_invite(&admin, &email, &acme, Some("b1")).await.unwrap());
         assert_eq!(app.smtp.received().len(), 1);
         // The agent may escalate (anyone who may check).
-        done(app.engine.escalate(&agent, &email, &acme, None).await.unwrap());
+        done(app.actions.escalate(&agent, &email, &acme, None).await.unwrap());
 
         let rows = audit(&app, "never@learners.example").await;
         assert_eq!(rows.iter().filter(|r| r.2.as_deref() == Some("forbidden")).count(), 3, "{rows:?}");
 
-        let error = app.engine.check_as(&stranger, &email, Some(&acme)).await.unwrap_err();
+        let error = app.actions.check_as(&stranger, &email, Some(&acme)).await.unwrap_err();
         assert!(error.public_message().contains("`check` permission"), "{}", error.public_message());
     }
 
@@ -377,8 +377,8 @@ both_backends! {
         // The server recovers; the background retry sends it, once.
         app.smtp.set_mode(SmtpMode::Accept);
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
-        assert_eq!(app.engine.send_invitations_due_at(later).await.unwrap(), 1);
-        assert_eq!(app.engine.send_invitations_due_at(later).await.unwrap(), 0);
+        assert_eq!(app.actions.send_invitations_due_at(later).await.unwrap(), 1);
+        assert_eq!(app.actions.send_invitations_due_at(later).await.unwrap(), 0);
         assert_eq!(app.smtp.received().len(), 1);
         assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::InviteSent);
     }
@@ -401,11 +401,11 @@ both_backends! {
         app.seed(PEOPLE).await;
         let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
         app.smtp.set_mode(SmtpMode::Permanent);
-        let error = app.engine.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap_err();
+        let error = app.actions.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap_err();
         assert!(matches!(error, EngineError::Action(ActionFailure::MailRejected { .. })));
         // Nothing was sent, so the same button is not "already done".
         app.smtp.set_mode(SmtpMode::Accept);
-        done(app.engine.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap());
+        done(app.actions.resend_invite(&app.operator(), &email, &acme, Some("button-9")).await.unwrap());
         assert_eq!(app.smtp.received().len(), 1);
     }
 
@@ -420,7 +420,7 @@ both_backends! {
         assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::InviteNeverSent);
         // Back up: the queued email goes out through a working server, once.
         let later = chrono::Utc::now() + chrono::Duration::hours(2);
-        assert_eq!(app.engine.send_invitations_due_at(later).await.unwrap(), 1);
+        assert_eq!(app.actions.send_invitations_due_at(later).await.unwrap(), 1);
         assert_eq!(app.smtp.received().len(), 1);
     }
 
@@ -439,7 +439,7 @@ both_backends! {
             message_id: "<crash@invite-bot>",
             now,
             expires_at: now + chrono::Duration::days(7),
-            limits: app.engine.action_settings().resend_limits,
+            limits: app.actions.settings().resend_limits,
         }).await.unwrap();
         assert!(matches!(start, invite_bot::store::ResendStart::Started { .. }));
         assert!(app.smtp.received().is_empty());
@@ -447,7 +447,7 @@ both_backends! {
         let restarted = app.second_instance().await;
         assert_eq!(restarted.send_due_invitations().await.unwrap(), 1);
         assert_eq!(restarted.send_due_invitations().await.unwrap(), 0);
-        assert_eq!(app.engine.send_due_invitations().await.unwrap(), 0);
+        assert_eq!(app.actions.send_due_invitations().await.unwrap(), 0);
         let mails = app.smtp.received();
         assert_eq!(mails.len(), 1);
         assert_eq!(mails[0].header("Message-ID").as_deref(), Some("<crash@invite-bot>"));
@@ -456,7 +456,7 @@ both_backends! {
 
     async fn activation_codes_are_one_time_and_hashed(app) {
         app.seed(PEOPLE).await;
-        let outcome = done(app.engine.issue_activation_code(&app.operator(), &app.email("bounced@learners.example"), &app.slug("acme"), None).await.unwrap());
+        let outcome = done(app.actions.issue_activation_code(&app.operator(), &app.email("bounced@learners.example"), &app.slug("acme"), None).await.unwrap());
         let code = outcome.activation_code.unwrap();
         let shown = code.code.expose_secret().to_owned();
         assert_eq!(shown.len(), 12);
@@ -522,7 +522,7 @@ both_backends! {
         let other = app.second_instance().await;
         let (email, slug, actor) = (app.email("blocked@learners.example"), app.slug("acme"), app.operator());
         let (a, b) = tokio::join!(
-            app.engine.redeem(&actor, &email, &slug, &code),
+            app.actions.redeem(&actor, &email, &slug, &code),
             other.redeem(&actor, &email, &slug, &code)
         );
         let outcomes = [a.unwrap(), b.unwrap()];
@@ -533,7 +533,7 @@ both_backends! {
         app.seed(PEOPLE).await;
         issue_code(&app, "blocked@learners.example").await;
         issue_code(&app, "blocked@learners.example").await;
-        let refusal = refused(app.engine.issue_activation_code(&app.operator(), &app.email("blocked@learners.example"), &app.slug("acme"), None).await.unwrap());
+        let refusal = refused(app.actions.issue_activation_code(&app.operator(), &app.email("blocked@learners.example"), &app.slug("acme"), None).await.unwrap());
         assert_eq!(refusal.reason, RefusalReason::RateLimited);
         assert!(refusal.message.contains("already got 2 activation codes"), "{}", refusal.message);
     }
@@ -541,7 +541,7 @@ both_backends! {
     async fn codes_are_not_offered_where_the_verdict_has_none(app) {
         app.seed(PEOPLE).await;
         for email in ["active@learners.example", "gone@learners.example", "nobody@learners.example"] {
-            let refusal = refused(app.engine.issue_activation_code(&app.operator(), &app.email(email), &app.slug("acme"), None).await.unwrap());
+            let refusal = refused(app.actions.issue_activation_code(&app.operator(), &app.email(email), &app.slug("acme"), None).await.unwrap());
             assert_eq!(refusal.reason, RefusalReason::NotOffered, "{email}");
         }
     }

@@ -1,16 +1,16 @@
 //! `POST /api/activate` over real HTTP.
 
 use axum::extract::FromRef;
-use invite_bot::engine::Engine;
+use invite_bot::actions::Actions;
 use serde_json::{json, Value};
 
 use crate::helpers::{both_backends, TestApp};
 
 #[derive(Clone)]
-struct State(Engine);
+struct State(Actions);
 
-impl FromRef<State> for Engine {
-    fn from_ref(state: &State) -> Engine {
+impl FromRef<State> for Actions {
+    fn from_ref(state: &State) -> Actions {
         state.0.clone()
     }
 }
@@ -18,7 +18,7 @@ impl FromRef<State> for Engine {
 /// Serves the route on 127.0.0.1 and returns its base URL.
 async fn serve(app: &TestApp) -> String {
     let router =
-        invite_bot::http::activate::router::<State>().with_state(State(app.engine.clone()));
+        invite_bot::http::activate::router::<State>().with_state(State(app.actions.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -50,7 +50,7 @@ status = "invited"
 both_backends! {
     async fn a_code_activates_over_http_once(app) {
         app.seed(PEOPLE).await;
-        let outcome = app.engine.issue_activation_code(&app.operator(), &app.email("jo@learners.example"), &app.slug("acme"), None).await.unwrap();
+        let outcome = app.actions.issue_activation_code(&app.operator(), &app.email("jo@learners.example"), &app.slug("acme"), None).await.unwrap();
         let invite_bot::actions::ActionOutcome::Done(done) = outcome else { panic!() };
         let code = secrecy::ExposeSecret::expose_secret(&done.activation_code.unwrap().code).to_owned();
         let base = serve(&app).await;

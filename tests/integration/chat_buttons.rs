@@ -21,7 +21,7 @@ fn grant_admins(config: &mut invite_bot::app::config::Config) {
 both_backends! {
     async fn two_presses_at_once_send_one_invitation(app) with grant_admins; {
         app.seed(crate::discord::FIXTURE).await;
-        let chat = Chat::new(app.engine.clone(), &app.config);
+        let chat = Chat::new(app.actions.clone(), &app.config);
         let admin = chat.actor(&ChatUser { id: "333".into(), name: "admin".into(), roles: vec![ADMIN_ROLE.into()] });
         let reply = chat.invite_check(&admin, "never@corp.example", None).await;
         let resend = reply.buttons.iter().find(|b| b.label == "Resend invite").unwrap();
@@ -37,7 +37,7 @@ both_backends! {
 
     async fn records_hold_what_the_button_does(app) with grant_admins; {
         app.seed(crate::discord::FIXTURE).await;
-        let chat = Chat::new(app.engine.clone(), &app.config);
+        let chat = Chat::new(app.actions.clone(), &app.config);
         let admin = chat.actor(&ChatUser { id: "333".into(), name: "admin".into(), roles: vec![ADMIN_ROLE.into()] });
         let reply = chat.invite_check(&admin, "jane.deo@corp.example", Some("acme")).await;
         let labels: Vec<&str> = reply.buttons.iter().map(|b| b.label.as_str()).collect();

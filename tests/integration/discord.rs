@@ -131,7 +131,7 @@ impl DiscordApp {
         app.seed(FIXTURE).await;
         let config = captured.lock().unwrap().take().unwrap();
         let fake = FakeDiscord::start().await;
-        let bot = DiscordBot::new(app.engine.clone(), &config)
+        let bot = DiscordBot::new(app.actions.clone(), &config)
             .unwrap()
             .with_api_base(fake.base_url.clone())
             .with_options(DiscordOptions {
@@ -213,8 +213,7 @@ impl Drop for DiscordApp {
 
 /// Sets a button record's offer time back, as if the check had been run long ago.
 pub async fn age_buttons(store: &Store, hours: i64) {
-    let at = (chrono::Utc::now() - chrono::Duration::hours(hours))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let at = chrono::Utc::now() - chrono::Duration::hours(hours);
     match store {
         Store::Sqlite(pool, _) => {
             sqlx::query("UPDATE chat_buttons SET offered_at = $1")

@@ -78,14 +78,14 @@ async fn escalation_is_delivered_signed_with_everything_known(backend: Backend) 
     let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
     // An action already taken, which the escalation must carry.
     assert!(app
-        .engine
+        .actions
         .resend_invite(&app.operator(), &email, &acme, None)
         .await
         .unwrap()
         .is_done());
 
     let outcome = app
-        .engine
+        .actions
         .escalate(&app.operator(), &email, &acme, Some("asked twice already"))
         .await
         .unwrap();
@@ -117,7 +117,7 @@ async fn escalation_is_delivered_signed_with_everything_known(backend: Backend) 
 
     // Twice within the hour: linked to the open one, not duplicated.
     let again = app
-        .engine
+        .actions
         .escalate(&app.operator(), &email, &acme, None)
         .await
         .unwrap();
@@ -149,7 +149,7 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
     };
     app.seed(PEOPLE).await;
     let outcome = app
-        .engine
+        .actions
         .escalate(
             &app.operator(),
             &app.email("gone@learners.example"),
@@ -183,14 +183,14 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
     assert_eq!(row.webhook_attempts, 3);
 
     // Not due yet; then due, delivered once.
-    assert_eq!(app.engine.deliver_due_escalations().await.unwrap(), 0);
+    assert_eq!(app.actions.deliver_due_escalations().await.unwrap(), 0);
     let later = chrono::Utc::now() + chrono::Duration::minutes(10);
     assert_eq!(
-        app.engine.deliver_escalations_due_at(later).await.unwrap(),
+        app.actions.deliver_escalations_due_at(later).await.unwrap(),
         1
     );
     assert_eq!(
-        app.engine.deliver_escalations_due_at(later).await.unwrap(),
+        app.actions.deliver_escalations_due_at(later).await.unwrap(),
         0
     );
     assert_eq!(
@@ -216,7 +216,7 @@ async fn a_webhook_that_rejects_is_not_hammered(backend: Backend) {
     };
     app.seed(PEOPLE).await;
     let outcome = app
-        .engine
+        .actions
         .escalate(
             &app.operator(),
             &app.email("gone@learners.example"),
@@ -301,14 +301,14 @@ async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
     app.seed(PEOPLE).await;
     let (email, acme) = (app.email("never@learners.example"), app.slug("acme"));
     assert!(app
-        .engine
+        .actions
         .resend_invite(&app.operator(), &email, &acme, None)
         .await
         .unwrap()
         .is_done());
     let token = app.smtp.received()[0].token();
     let ActionOutcome::Done(done) = app
-        .engine
+        .actions
         .issue_activation_code(&app.operator(), &email, &acme, None)
         .await
         .unwrap()
@@ -321,11 +321,11 @@ async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
         .code
         .expose_secret()
         .to_owned();
-    app.engine
+    app.actions
         .redeem(&app.operator(), &email, &acme, "WRON-GCOD-EE")
         .await
         .unwrap();
-    app.engine
+    app.actions
         .redeem(&app.operator(), &email, &acme, &code)
         .await
         .unwrap();
@@ -358,7 +358,7 @@ async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
     );
 
     let audit = app
-        .engine
+        .actions
         .read_audit(&AuditFilter {
             limit: 1000,
             ..Default::default()

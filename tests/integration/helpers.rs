@@ -5,22 +5,19 @@
 //! database there and drops it afterwards. With `INVITE_BOT_REQUIRE_POSTGRES=1` (also set by
 //! `.ci/run`) a missing server fails the test instead of skipping it.
 
-use std::sync::Arc;
-
 use chrono::Utc;
-use invite_bot::actions::{ActionSettings, Actor, Authorizer};
+use invite_bot::actions::{Actions, Actor, Authorizer};
 use invite_bot::app::config::Config;
-use invite_bot::mail::Mailer;
+use invite_bot::app::startup;
 
 use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
 use invite_bot::domain::email::EmailAddress;
 use invite_bot::domain::workspace::WorkspaceSlug;
-use invite_bot::engine::{CheckSettings, Engine};
+use invite_bot::engine::Engine;
 use invite_bot::error::EngineError;
 use invite_bot::fixture::{Fixture, FixtureError, SeedReport};
-use invite_bot::prompts::Prompts;
-use invite_bot::store::{ConnectOptions, Store};
+use invite_bot::store::Store;
 use sqlx::Connection;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +27,9 @@ pub enum Backend {
 }
 
 pub struct TestApp {
+    /// The actions service, built exactly as `main` builds it.
+    pub actions: Actions,
+    /// Its engine (the checks), for convenience.
     pub engine: Engine,
     pub config: Config,
     /// The real SMTP server this app's invitations go to.
@@ -153,23 +153,27 @@ impl TestApp {
         config.database_url = database.url.clone();
         configure(&mut config);
         let smtp = SmtpServer::start();
-        let engine = build_engine(&config, &database.url, &smtp.url).await;
+        // Real backoff, shortened so the suite stays quick.
+        config.smtp.retry_base_ms = 10;
+        config.escalation.webhook_retry_base_ms = 10;
+        let actions = build(&config, &smtp.url).await;
         Some(TestApp {
-            engine,
+            engine: actions.engine().clone(),
+            actions,
             config,
             smtp,
             _database: database,
         })
     }
 
-    /// Another engine with its own connection pool on the same database: a second bot instance.
-    pub async fn second_instance(&self) -> Engine {
-        build_engine(&self.config, &self.config.database_url, &self.smtp.url).await
+    /// Another bot with its own connection pool on the same database: a second instance.
+    pub async fn second_instance(&self) -> Actions {
+        build(&self.config, &self.smtp.url).await
     }
 
-    /// An engine like this one whose mail goes to `smtp_url`.
-    pub async fn with_smtp(&self, smtp_url: &str) -> Engine {
-        build_engine(&self.config, &self.config.database_url, smtp_url).await
+    /// A bot like this one whose mail goes to `smtp_url`.
+    pub async fn with_smtp(&self, smtp_url: &str) -> Actions {
+        build(&self.config, smtp_url).await
     }
 
     pub fn operator(&self) -> Actor {
@@ -263,24 +267,14 @@ impl TestApp {
     }
 }
 
-async fn build_engine(config: &Config, database_url: &str, smtp_url: &str) -> Engine {
-    let store = Store::connect(database_url, &ConnectOptions::default())
+/// The app as `main` builds it (the same `startup::build`), with mail going to `smtp_url`.
+async fn build(config: &Config, smtp_url: &str) -> Actions {
+    let mut config = config.clone();
+    config.smtp.url = Some(smtp_url.to_owned().into());
+    config.smtp.timeout_seconds = 5;
+    startup::build(&config)
         .await
-        .unwrap();
-    store.migrate().await.unwrap();
-    let mut actions = ActionSettings::from(config);
-    // Real backoff, shortened so the suite stays quick.
-    actions.smtp_retry_base = std::time::Duration::from_millis(10);
-    if let Some(webhook) = actions.webhook.as_mut() {
-        webhook.retry_base = std::time::Duration::from_millis(10);
-    }
-    let mailer = Mailer::smtp_url(smtp_url, std::time::Duration::from_secs(5)).unwrap();
-    Engine::new(
-        store,
-        Arc::new(Prompts::builtin().unwrap()),
-        CheckSettings::from(config),
-    )
-    .with_actions(actions, mailer)
+        .unwrap_or_else(|e| panic!("startup failed: {e}"))
 }
 
 fn row_text_sqlite(row: &sqlx::sqlite::SqliteRow) -> String {

@@ -79,7 +79,7 @@ impl HttpApp {
         let mut config = Config::default();
         config.http.listen = "127.0.0.1:0".into();
         configure(&mut config);
-        let state = serve::http_state(&config, app.engine.clone()).expect("valid provider config");
+        let state = serve::http_state(&config, app.actions.clone()).expect("valid provider config");
         prepare(&state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let handle = serve::start_http(&config.http.listen, state, async {

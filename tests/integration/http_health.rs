@@ -88,7 +88,12 @@ async fn not_ready_without_migrations(backend: Backend) {
         std::sync::Arc::new(invite_bot::prompts::Prompts::builtin().unwrap()),
         invite_bot::engine::CheckSettings::from(&invite_bot::app::config::Config::default()),
     );
-    let state = invite_bot::http::HttpState::new(engine, Default::default(), 1 << 20);
+    let actions = invite_bot::actions::Actions::new(
+        engine,
+        invite_bot::actions::ActionSettings::from(&invite_bot::app::config::Config::default()),
+        invite_bot::mail::Mailer::Disabled,
+    );
+    let state = invite_bot::http::HttpState::new(actions, Default::default(), 1 << 20);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let handle = invite_bot::app::serve::start_http("127.0.0.1:0", state, async {
         let _ = stopped.await;
