@@ -13,11 +13,12 @@ use crate::diagnosis::{
     FindingDraft, Outcome, Verdict,
 };
 use crate::domain::email::EmailAddress;
+use crate::domain::member::MemberMatch;
 use crate::domain::workspace::{Workspace, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::prompts::Prompts;
-use crate::store::{DeliveryRecord, DomainWindow, MemberMatch, Store};
+use crate::store::{DeliveryRecord, DomainWindow, Store};
 
 /// The knobs the checks read, taken from [`Config`].
 #[derive(Debug, Clone)]
@@ -158,13 +159,9 @@ impl Engine {
         workspace: Option<Workspace>,
         elsewhere: &[MemberMatch],
     ) -> Result<Diagnosis, EngineError> {
-        let suggestions = suggestions::suggest(
-            &self.store,
-            email,
-            workspace.as_ref().map(|w| w.id),
-            self.settings.max_suggestions,
-        )
-        .await?;
+        let suggestions = self
+            .suggestions(email, workspace.as_ref().map(|w| w.id))
+            .await?;
         let mut drafts = vec![registration::not_found(
             email,
             workspace.as_ref(),
@@ -245,13 +242,7 @@ impl Engine {
 
         let mut suggestions = Vec::new();
         if assessment.verdict == Verdict::InviteBounced {
-            suggestions = suggestions::suggest(
-                &self.store,
-                email,
-                Some(found.workspace.id),
-                self.settings.max_suggestions,
-            )
-            .await?;
+            suggestions = self.suggestions(email, Some(found.workspace.id)).await?;
             if !suggestions.is_empty() {
                 drafts.push(FindingDraft::new(
                     Check::Registration,
@@ -287,6 +278,22 @@ impl Engine {
             diagnosis.actions.retain(|a| *a != Action::ResendInvite);
         }
         Ok(diagnosis)
+    }
+
+    /// Reads the candidates near `email` and lets the diagnosis rank them.
+    async fn suggestions(
+        &self,
+        email: &EmailAddress,
+        workspace_id: Option<i64>,
+    ) -> Result<Vec<String>, EngineError> {
+        let ranges = suggestions::near_query(email);
+        let candidates = self.store.candidates_near(&ranges.query(email)).await?;
+        Ok(suggestions::rank(
+            email,
+            candidates,
+            workspace_id,
+            self.settings.max_suggestions,
+        ))
     }
 
     /// Renders the findings' words and assembles the diagnosis.

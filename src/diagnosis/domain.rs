@@ -3,7 +3,7 @@
 use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome};
-use crate::store::DomainTrouble;
+use crate::domain::invitation::DomainTrouble;
 
 /// A finding when enough other recipients at the domain had trouble; `None` otherwise.
 /// Never changes the verdict.

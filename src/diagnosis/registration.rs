@@ -4,8 +4,8 @@ use serde_json::json;
 
 use super::{Check, FindingDraft, Outcome};
 use crate::domain::email::EmailAddress;
+use crate::domain::member::MemberMatch;
 use crate::domain::workspace::Workspace;
-use crate::store::MemberMatch;
 
 /// The member was found: say where an admin sees them.
 pub fn found(found: &MemberMatch) -> FindingDraft {

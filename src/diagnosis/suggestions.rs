@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crate::domain::email::EmailAddress;
-use crate::store::{MemberCandidate, NearQuery, Store, StoreResult};
+use crate::domain::member::{MemberCandidate, NearQuery};
 
 /// How far apart (in edits) a part may be and still be suggested.
 pub const MAX_PART_DISTANCE: usize = 2;
@@ -156,41 +156,56 @@ struct Ranked {
     display: String,
 }
 
-/// Finds what `email` probably meant, best first, at most `limit`.
+/// The ranges a suggestion for `email` is picked from: what the engine asks the store for.
 ///
-/// `workspace_id` limits member candidates to one workspace; `None` searches all of them.
-/// The address itself is never suggested.
-pub async fn suggest(
-    store: &Store,
-    email: &EmailAddress,
-    workspace_id: Option<i64>,
-    limit: usize,
-) -> StoreResult<Vec<String>> {
-    let local = email.local_part();
-    let domain = email.domain();
-    let local_chars: Vec<char> = local.chars().collect();
-    let n = local_chars.len();
+/// The ranges only bound the windows: a third each way is still one edit's intact part on at
+/// least one side (for n >= 3), and short bounds let the window on the side with the longer
+/// intact part reach the intended member (`michelle.iecker`: the suffix side, `?ecker`).
+pub fn near_query(email: &EmailAddress) -> NearRanges {
+    let local_chars: Vec<char> = email.local_part().chars().collect();
+    let third = local_chars.len() / 3;
+    NearRanges {
+        local_prefix: local_chars[..third].iter().collect(),
+        reversed_suffix: local_chars.iter().rev().take(third).collect(),
+        local_rev: local_chars.iter().rev().collect(),
+    }
+}
 
-    // The ranges only bound the windows: a third each way is still one edit's intact part on at
-    // least one side (for n >= 3), and short bounds let the window on the side with the longer
-    // intact part reach the intended member (`michelle.iecker`: the suffix side, `?ecker`).
-    let prefix_len = n / 3;
-    let prefix: String = local_chars[..prefix_len].iter().collect();
-    let suffix_len = n / 3;
-    let reversed_suffix: String = local_chars.iter().rev().take(suffix_len).collect();
-    let local_rev: String = local_chars.iter().rev().collect();
-    let candidates: Vec<MemberCandidate> = store
-        .candidates_near(&NearQuery {
-            local,
-            domain,
-            local_prefix: &prefix,
-            local_rev: &local_rev,
-            reversed_suffix: &reversed_suffix,
+/// The owned parts of a [`NearQuery`]; [`NearRanges::query`] borrows them with the address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NearRanges {
+    local_prefix: String,
+    reversed_suffix: String,
+    local_rev: String,
+}
+
+impl NearRanges {
+    pub fn query<'a>(&'a self, email: &'a EmailAddress) -> NearQuery<'a> {
+        NearQuery {
+            local: email.local_part(),
+            domain: email.domain(),
+            local_prefix: &self.local_prefix,
+            local_rev: &self.local_rev,
+            reversed_suffix: &self.reversed_suffix,
             same_local_limit: CANDIDATES_PER_RANGE,
             window: CANDIDATES_WINDOW,
-        })
-        .await?;
+        }
+    }
+}
 
+/// What `email` probably meant, best first, at most `limit`, from the `candidates` the store
+/// found in [`near_query`]'s ranges, plus common webmail typos.
+///
+/// `workspace_id` limits member candidates to one workspace; `None` takes all of them.
+/// The address itself is never suggested.
+pub fn rank(
+    email: &EmailAddress,
+    candidates: Vec<MemberCandidate>,
+    workspace_id: Option<i64>,
+    limit: usize,
+) -> Vec<String> {
+    let local = email.local_part();
+    let domain = email.domain();
     let mut ranked: HashMap<String, Ranked> = HashMap::new();
     for candidate in candidates {
         if candidate.email_key == email.key()
@@ -228,7 +243,7 @@ pub async fn suggest(
     ranked.sort_by(|a, b| {
         (a.distance, !a.is_member, &a.key).cmp(&(b.distance, !b.is_member, &b.key))
     });
-    Ok(ranked.into_iter().take(limit).map(|r| r.display).collect())
+    ranked.into_iter().take(limit).map(|r| r.display).collect()
 }
 
 #[cfg(test)]
@@ -266,5 +281,49 @@ mod tests {
             prop_assert_eq!(ab, edit_distance(&b, &a, 16));
             prop_assert_eq!(ab == Some(0), a == b);
         }
+    }
+
+    fn candidate(workspace_id: i64, email: &str) -> MemberCandidate {
+        let (local, domain) = email.split_once('@').unwrap();
+        MemberCandidate {
+            workspace_id,
+            email: email.to_owned(),
+            email_key: email.to_lowercase(),
+            local_key: local.to_lowercase(),
+            domain_key: domain.to_lowercase(),
+        }
+    }
+
+    #[test]
+    fn ranks_members_by_distance_within_the_workspace_and_never_the_address_itself() {
+        let typed = EmailAddress::parse("jane.deo@acme.com").unwrap();
+        let candidates = vec![
+            candidate(1, "Jane.Doe@acme.com"),
+            candidate(1, "jane.deo@acme.com"),
+            candidate(1, "jane.deo@acme.co"),
+            candidate(2, "jane.dee@acme.com"),
+            candidate(1, "bob@acme.com"),
+        ];
+        assert_eq!(
+            rank(&typed, candidates.clone(), Some(1), 5),
+            ["jane.deo@acme.co", "Jane.Doe@acme.com"]
+        );
+        assert_eq!(rank(&typed, candidates, None, 1), ["jane.dee@acme.com"]);
+    }
+
+    #[test]
+    fn webmail_typos_are_suggested_without_any_member() {
+        let typed = EmailAddress::parse("sam@gmial.com").unwrap();
+        assert_eq!(rank(&typed, Vec::new(), None, 5), ["sam@gmail.com"]);
+    }
+
+    #[test]
+    fn the_ranges_keep_a_third_of_the_local_part_on_each_side() {
+        let typed = EmailAddress::parse("michelle.iecker@acme.com").unwrap();
+        let ranges = near_query(&typed);
+        let query = ranges.query(&typed);
+        assert_eq!(query.local_prefix, "miche");
+        assert_eq!(query.reversed_suffix, "rekce");
+        assert_eq!(query.local_rev, "rekcei.ellehcim");
     }
 }

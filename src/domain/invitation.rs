@@ -109,3 +109,13 @@ pub struct Suppression {
     pub reason: SuppressionReason,
     pub at: DateTime<Utc>,
 }
+
+/// Other recipients at one domain whose mail recently failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DomainTrouble {
+    /// Distinct recipients with a bounce, deferral or complaint in the window.
+    pub recipients: i64,
+    pub bounced: i64,
+    pub deferred: i64,
+    pub complained: i64,
+}

@@ -3,6 +3,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::workspace::Workspace;
+
 /// Which tab of Users the member is listed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,4 +82,37 @@ pub struct Member {
     pub invited_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub activated_at: Option<DateTime<Utc>>,
+}
+
+/// A member found by exact address, with the workspace it belongs to.
+#[derive(Debug, Clone)]
+pub struct MemberMatch {
+    pub member: Member,
+    pub workspace: Workspace,
+}
+
+/// A member that might be the one a mistyped address meant.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MemberCandidate {
+    pub workspace_id: i64,
+    pub email: String,
+    pub email_key: String,
+    pub local_key: String,
+    pub domain_key: String,
+}
+
+/// The address ranges a "did you mean" reads around a typed address (see `diagnosis::suggestions`).
+#[derive(Debug, Clone)]
+pub struct NearQuery<'a> {
+    pub local: &'a str,
+    pub domain: &'a str,
+    /// The first half of the local part: the prefix range.
+    pub local_prefix: &'a str,
+    /// The local part reversed, and its last half reversed: the suffix range.
+    pub local_rev: &'a str,
+    pub reversed_suffix: &'a str,
+    /// Most members with the same local part read.
+    pub same_local_limit: i64,
+    /// Most members read each way around the typed address, per range.
+    pub window: i64,
 }

@@ -4,7 +4,8 @@ use chrono::{DateTime, Utc};
 
 use super::{decode_enum, on_backend, Store, StoreError, StoreResult};
 use crate::domain::invitation::{
-    BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression, SuppressionReason,
+    BounceKind, DeliveryEvent, DeliveryEventKind, DomainTrouble, Invitation, Suppression,
+    SuppressionReason,
 };
 
 #[derive(sqlx::FromRow)]
@@ -46,16 +47,6 @@ struct DeliveryFactRow {
     bounced: Option<i64>,
     deferred: Option<i64>,
     complained: Option<i64>,
-}
-
-/// Other recipients at one domain whose mail recently failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DomainTrouble {
-    /// Distinct recipients with a bounce, deferral or complaint in the window.
-    pub recipients: i64,
-    pub bounced: i64,
-    pub deferred: i64,
-    pub complained: i64,
 }
 
 pub(super) const LATEST_INVITATION: &str =

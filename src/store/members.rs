@@ -4,25 +4,8 @@
 use chrono::{DateTime, Utc};
 
 use super::{decode_enum, on_backend, prefix_upper_bound, Store, StoreError, StoreResult};
-use crate::domain::member::{Member, MemberStatus, Role};
+use crate::domain::member::{Member, MemberCandidate, MemberMatch, MemberStatus, NearQuery, Role};
 use crate::domain::workspace::{Workspace, WorkspaceSlug};
-
-/// A member found by exact address, with the workspace it belongs to.
-#[derive(Debug, Clone)]
-pub struct MemberMatch {
-    pub member: Member,
-    pub workspace: Workspace,
-}
-
-/// A member that might be the one a mistyped address meant.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct MemberCandidate {
-    pub workspace_id: i64,
-    pub email: String,
-    pub email_key: String,
-    pub local_key: String,
-    pub domain_key: String,
-}
 
 #[derive(sqlx::FromRow)]
 struct MemberRow {
@@ -105,22 +88,6 @@ pub(super) const CANDIDATES_NEAR: &str = concat!(
       WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 \
       ORDER BY local_rev DESC LIMIT $9) AS suffix_down"
 );
-
-/// What [`Store::candidates_near`] looks around.
-#[derive(Debug, Clone)]
-pub struct NearQuery<'a> {
-    pub local: &'a str,
-    pub domain: &'a str,
-    /// The first half of the local part: the prefix range.
-    pub local_prefix: &'a str,
-    /// The local part reversed, and its last half reversed: the suffix range.
-    pub local_rev: &'a str,
-    pub reversed_suffix: &'a str,
-    /// Most members with the same local part read.
-    pub same_local_limit: i64,
-    /// Most members read each way around the typed address, per range.
-    pub window: i64,
-}
 
 impl Store {
     /// All candidates a suggestion is picked from, in one round trip (see [`CANDIDATES_NEAR`]).

@@ -29,9 +29,9 @@ use sqlx::SqlSafeStr;
 
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::AuditFilter;
-pub use deliveries::{DeliveryRecord, DomainTrouble, DomainWindow};
+pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
-pub use members::{MemberCandidate, MemberMatch, NearQuery};
+
 pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
 pub use plans::HotQuery;
 pub use records::{AuditEntry, ButtonRecord};
