@@ -344,4 +344,69 @@ both_backends! {
         assert_eq!(http.stored().await, (0, 0));
         http.stop().await;
     }
+
+    async fn only_sns_certificate_urls_are_fetched_once_each_and_the_cache_stays_bounded(app) {
+        app.seed(MEMBERS).await;
+        let aws = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/SimpleNotificationService-live.pem"))
+            .respond_with(ResponseTemplate::new(200).set_body_string(valid_certificate()).set_delay(Duration::from_millis(200)))
+            .expect(1)
+            .mount(&aws)
+            .await;
+        let held = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let keep = held.clone();
+        let http = HttpApp::start_with(app, configure, move |state| {
+            *keep.lock().unwrap() = state.webhooks.ses.clone();
+        })
+        .await;
+        let ses = held.lock().unwrap().clone().unwrap();
+        let (key, _) = keys();
+        let live_url = format!("{}/SimpleNotificationService-live.pem", aws.uri());
+
+        // Ten messages signed with a certificate not yet held: one fetch serves them all.
+        let mut replies = tokio::task::JoinSet::new();
+        for i in 0..10 {
+            let mut message = notification(&bounce(&format!("msg-{i}"), "Transient", &["ada@school.example"]));
+            message["SigningCertURL"] = json!(live_url);
+            sign(&mut message, key, "2");
+            let (client, url) = (http.client.clone(), format!("{}/webhooks/ses", http.base));
+            replies.spawn(async move {
+                let reply = client
+                    .post(url)
+                    .header("x-amz-sns-message-type", "Notification")
+                    .body(message.to_string())
+                    .send()
+                    .await
+                    .unwrap();
+                (reply.status().as_u16(), reply.text().await.unwrap())
+            });
+        }
+        while let Some(reply) = replies.join_next().await {
+            let (status, body) = reply.unwrap();
+            assert_eq!(status, 200, "{body}");
+        }
+        assert_eq!(ses.certificates.len(), 1);
+
+        // Anything but a bare SNS certificate URL is refused before any fetch, and never cached.
+        let host = "https://sns.eu-west-1.amazonaws.com";
+        for (name, url) in [
+            ("query", format!("{live_url}?x=1")),
+            ("another query", format!("{CERT_URL}?cache-buster=2")),
+            ("fragment", format!("{CERT_URL}#x")),
+            ("user info", CERT_URL.replace("https://", "https://user:pw@")),
+            ("port", format!("{}:8443/SimpleNotificationService-test.pem", host)),
+            ("not an SNS certificate", format!("{host}/cert.pem")),
+            ("not a certificate", format!("{host}/SimpleNotificationService-test.txt")),
+        ] {
+            let mut message = notification(&bounce("msg-x", "Permanent", &["ada@school.example"]));
+            message["SigningCertURL"] = json!(url);
+            sign(&mut message, key, "2");
+            let reply = post(&http, &message).await;
+            assert_eq!(reply.status, 401, "{name}: {}", reply.body);
+        }
+        assert_eq!(ses.certificates.len(), 1);
+        aws.verify().await;
+        http.stop().await;
+    }
 }

@@ -30,11 +30,19 @@ use crate::providers::webhook::{
 };
 use crate::store::WebhookBatch;
 
-/// Signing certificates by URL: fetched once, then read from memory.
+/// Signing certificates by host and path: fetched once, then read from memory. Keyed by what
+/// identifies the certificate (never the raw URL, so query strings cannot grow it) and bounded:
+/// SNS signs with a handful of certificates, so a full cache means someone is probing.
 #[derive(Debug, Default)]
 pub struct CertificateCache {
     keys: RwLock<HashMap<String, CachedKey>>,
+    /// One fetch per certificate at a time: concurrent messages signed with a new certificate
+    /// wait for the first fetch instead of each fetching it.
+    fetching: tokio::sync::Mutex<()>,
 }
+
+/// Most certificates kept; beyond it the oldest-expiring one makes room.
+const MAX_CACHED_CERTIFICATES: usize = 32;
 
 #[derive(Debug, Clone)]
 struct CachedKey {
@@ -45,21 +53,47 @@ struct CachedKey {
 impl CertificateCache {
     /// Adds a PEM certificate under `url`, as if it had been fetched from there.
     pub fn preload(&self, url: &str, pem: &str) -> Result<(), String> {
+        let parsed = reqwest::Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
         let key = parse_certificate(pem)?;
-        self.keys
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(url.to_owned(), key);
+        self.insert(cache_key(&parsed), key);
         Ok(())
     }
 
-    fn get(&self, url: &str) -> Option<CachedKey> {
+    /// How many certificates are held.
+    pub fn len(&self) -> usize {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn get(&self, key: &str) -> Option<CachedKey> {
         self.keys
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .get(url)
+            .get(key)
             .cloned()
     }
+
+    fn insert(&self, key: String, value: CachedKey) {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys.len() >= MAX_CACHED_CERTIFICATES && !keys.contains_key(&key) {
+            if let Some(oldest) = keys
+                .iter()
+                .min_by_key(|(_, cached)| cached.not_after)
+                .map(|(k, _)| k.clone())
+            {
+                keys.remove(&oldest);
+            }
+        }
+        keys.insert(key, value);
+    }
+}
+
+/// What names a certificate: its host and path (the URL was checked to carry nothing else).
+fn cache_key(url: &reqwest::Url) -> String {
+    format!("{}{}", url.host_str().unwrap_or(""), url.path())
 }
 
 fn parse_certificate(pem: &str) -> Result<CachedKey, String> {
@@ -187,15 +221,20 @@ impl Ses {
         })
     }
 
-    /// Only https URLs on an allowed host; plain http only to this machine's loopback, where nothing
-    /// between us and the server could change the answer (and where tests run their servers).
+    /// Only https URLs on an allowed host, with no user info, port, query or fragment; plain http
+    /// (and a port) only to this machine's loopback, where nothing between us and the server could
+    /// change the answer (and where tests run their servers).
     fn check_url(&self, url: &str, what: &str) -> Result<reqwest::Url, WebhookError> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|_| WebhookError::unauthorized(format!("{what} is not a URL")))?;
         let host = parsed.host_str().unwrap_or("");
         let loopback = matches!(host, "127.0.0.1" | "[::1]" | "localhost");
         let scheme_ok = parsed.scheme() == "https" || (parsed.scheme() == "http" && loopback);
-        if !scheme_ok || !self.host_pattern.is_match(host) {
+        let extras = !parsed.username().is_empty()
+            || parsed.password().is_some()
+            || parsed.fragment().is_some()
+            || (parsed.port().is_some() && !loopback);
+        if !scheme_ok || extras || !self.host_pattern.is_match(host) {
             return Err(WebhookError::unauthorized(format!(
                 "{what} is not on an allowed host"
             )));
@@ -209,33 +248,29 @@ impl Ses {
         now: DateTime<Utc>,
     ) -> Result<RsaPublicKey, WebhookError> {
         let parsed = self.check_url(url, "SigningCertURL")?;
-        if !parsed.path().ends_with(".pem") {
+        // SNS's certificates are all named like this; anything else on the host is not one.
+        let file = parsed.path().rsplit('/').next().unwrap_or("");
+        if parsed.query().is_some()
+            || !file.starts_with("SimpleNotificationService-")
+            || !file.ends_with(".pem")
+        {
             return Err(WebhookError::unauthorized(
-                "SigningCertURL is not a .pem file",
+                "SigningCertURL is not an SNS certificate",
             ));
         }
-        let cached = match self.certificates.get(url) {
+        let key = cache_key(&parsed);
+        let cached = match self.certificates.get(&key) {
             Some(cached) => cached,
             None => {
-                let response = self
-                    .client
-                    .get(parsed)
-                    .send()
-                    .await
-                    .and_then(|r| r.error_for_status())
-                    .map_err(|e| {
-                        WebhookError::Upstream(format!("cannot fetch the signing certificate: {e}"))
-                    })?;
-                let pem = response.text().await.map_err(|e| {
-                    WebhookError::Upstream(format!("cannot read the signing certificate: {e}"))
-                })?;
-                let key = parse_certificate(&pem).map_err(WebhookError::Unauthorized)?;
-                self.certificates
-                    .keys
-                    .write()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(url.to_owned(), key.clone());
-                key
+                let _fetching = self.certificates.fetching.lock().await;
+                match self.certificates.get(&key) {
+                    Some(cached) => cached,
+                    None => {
+                        let fetched = self.fetch_certificate(parsed).await?;
+                        self.certificates.insert(key, fetched.clone());
+                        fetched
+                    }
+                }
             }
         };
         if cached.not_after < now {
@@ -244,6 +279,40 @@ impl Ses {
             ));
         }
         Ok(cached.key)
+    }
+
+    async fn fetch_certificate(&self, url: reqwest::Url) -> Result<CachedKey, WebhookError> {
+        // A certificate is a few kilobytes; a body much larger is not one.
+        const MAX_CERTIFICATE_BYTES: usize = 64 * 1024;
+        let mut response = self
+            .client
+            .get(url)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status())
+            .map_err(|e| {
+                WebhookError::Upstream(format!(
+                    "cannot fetch the signing certificate: {}",
+                    e.without_url()
+                ))
+            })?;
+        let mut pem = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| {
+            WebhookError::Upstream(format!(
+                "cannot read the signing certificate: {}",
+                e.without_url()
+            ))
+        })? {
+            pem.extend_from_slice(&chunk);
+            if pem.len() > MAX_CERTIFICATE_BYTES {
+                return Err(WebhookError::Upstream(
+                    "the signing certificate is too large".into(),
+                ));
+            }
+        }
+        let pem = String::from_utf8(pem)
+            .map_err(|_| WebhookError::unauthorized("the signing certificate is not PEM text"))?;
+        parse_certificate(&pem).map_err(WebhookError::Unauthorized)
     }
 
     /// Authenticates an SNS message and returns the delivery data of its SES event (an empty batch
@@ -306,7 +375,12 @@ impl Ses {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| WebhookError::Upstream(format!("cannot confirm the subscription: {e}")))?;
+            .map_err(|e| {
+                WebhookError::Upstream(format!(
+                    "cannot confirm the subscription: {}",
+                    e.without_url()
+                ))
+            })?;
         tracing::info!(topic = %self.topic_arn, "SNS subscription confirmed");
         Ok(())
     }
