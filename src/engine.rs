@@ -14,7 +14,7 @@ use crate::diagnosis::{
 };
 use crate::domain::email::EmailAddress;
 use crate::domain::member::MemberMatch;
-use crate::domain::workspace::{Workspace, WorkspaceSlug};
+use crate::domain::workspace::{Workspace, WorkspaceScope, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::prompts::Prompts;
@@ -94,16 +94,32 @@ impl Engine {
         self.check_at(email, workspace, Utc::now()).await
     }
 
+    /// [`Engine::check`] at `now`, seeing every workspace.
+    pub async fn check_at(
+        &self,
+        email: &EmailAddress,
+        workspace: Option<&WorkspaceSlug>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Diagnosis>, EngineError> {
+        self.check_within(email, workspace, &WorkspaceScope::All, now)
+            .await
+    }
+
+    /// Checks as someone who sees only the workspaces in `scope`: memberships, "member elsewhere"
+    /// and suggestions outside it are never looked at, so the answer is the one they would get if
+    /// those workspaces did not exist (`not_registered` when they can see no membership).
+    /// A `workspace` outside the scope is the caller's to refuse before asking.
     // The request id ties every log line of one check together; the address is logged masked only.
     #[tracing::instrument(
         name = "check",
         skip_all,
         fields(request_id = %crate::error::new_reference(), email = %email.masked(), workspace = workspace.map(|w| w.as_str()))
     )]
-    pub async fn check_at(
+    pub async fn check_within(
         &self,
         email: &EmailAddress,
         workspace: Option<&WorkspaceSlug>,
+        scope: &WorkspaceScope,
         now: DateTime<Utc>,
     ) -> Result<Vec<Diagnosis>, EngineError> {
         let diagnoses = match workspace {
@@ -121,18 +137,20 @@ impl Engine {
                             .find_workspace(slug)
                             .await?
                             .ok_or_else(|| UserError::UnknownWorkspace(slug.clone()))?;
-                        let elsewhere = self.store.memberships(email.key()).await?;
+                        let mut elsewhere = self.store.memberships(email.key()).await?;
+                        elsewhere.retain(|m| scope.contains(&m.workspace.slug));
                         vec![
-                            self.diagnose_unregistered(email, Some(workspace), &elsewhere)
+                            self.diagnose_unregistered(email, Some(workspace), &elsewhere, scope)
                                 .await?,
                         ]
                     }
                 }
             }
             None => {
-                let memberships = self.store.memberships(email.key()).await?;
+                let mut memberships = self.store.memberships(email.key()).await?;
+                memberships.retain(|m| scope.contains(&m.workspace.slug));
                 if memberships.is_empty() {
-                    vec![self.diagnose_unregistered(email, None, &[]).await?]
+                    vec![self.diagnose_unregistered(email, None, &[], scope).await?]
                 } else {
                     let mut diagnoses = Vec::with_capacity(memberships.len());
                     for found in memberships {
@@ -158,10 +176,22 @@ impl Engine {
         email: &EmailAddress,
         workspace: Option<Workspace>,
         elsewhere: &[MemberMatch],
+        scope: &WorkspaceScope,
     ) -> Result<Diagnosis, EngineError> {
-        let suggestions = self
-            .suggestions(email, workspace.as_ref().map(|w| w.id))
-            .await?;
+        let visible = match (&workspace, scope) {
+            (Some(workspace), _) => Some(vec![workspace.id]),
+            (None, WorkspaceScope::All) => None,
+            (None, WorkspaceScope::Only(slugs)) => {
+                let mut ids = Vec::with_capacity(slugs.len());
+                for slug in slugs {
+                    if let Some(workspace) = self.store.find_workspace(slug).await? {
+                        ids.push(workspace.id);
+                    }
+                }
+                Some(ids)
+            }
+        };
+        let suggestions = self.suggestions(email, visible.as_deref()).await?;
         let mut drafts = vec![registration::not_found(
             email,
             workspace.as_ref(),
@@ -242,7 +272,7 @@ impl Engine {
 
         let mut suggestions = Vec::new();
         if assessment.verdict == Verdict::InviteBounced {
-            suggestions = self.suggestions(email, Some(found.workspace.id)).await?;
+            suggestions = self.suggestions(email, Some(&[found.workspace.id])).await?;
             if !suggestions.is_empty() {
                 drafts.push(FindingDraft::new(
                     Check::Registration,
@@ -284,14 +314,14 @@ impl Engine {
     async fn suggestions(
         &self,
         email: &EmailAddress,
-        workspace_id: Option<i64>,
+        workspaces: Option<&[i64]>,
     ) -> Result<Vec<String>, EngineError> {
         let ranges = suggestions::near_query(email);
         let candidates = self.store.candidates_near(&ranges.query(email)).await?;
         Ok(suggestions::rank(
             email,
             candidates,
-            workspace_id,
+            workspaces,
             self.settings.max_suggestions,
         ))
     }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use crate::app::config::{Config, GrantConfig};
 pub use crate::domain::permission::Permission;
-use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::workspace::{WorkspaceScope, WorkspaceSlug};
 
 /// One grant an actor holds: permissions, in some workspaces or all.
 #[derive(Debug, Clone)]
@@ -75,6 +75,23 @@ impl Actor {
                 || (permission == Permission::Escalate
                     && g.permissions.contains(&Permission::Check))
         })
+    }
+
+    /// The workspaces in which this actor may do `permission`.
+    pub fn scope(&self, permission: Permission) -> WorkspaceScope {
+        if self.may_everywhere(permission) {
+            return WorkspaceScope::All;
+        }
+        let implied = |p: Permission| {
+            p == permission || (permission == Permission::Escalate && p == Permission::Check)
+        };
+        WorkspaceScope::Only(
+            self.grants
+                .iter()
+                .filter(|g| g.permissions.iter().any(|p| implied(*p)))
+                .flat_map(|g| g.workspaces.iter().flatten().cloned())
+                .collect(),
+        )
     }
 
     /// May this actor do `permission` in every workspace (a check across all of them)?

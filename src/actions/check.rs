@@ -40,17 +40,11 @@ impl Actions {
             }
             .into());
         }
-        let mut diagnoses = self.engine.check(email, workspace).await?;
-        diagnoses.retain(|d| {
-            d.workspace
-                .as_ref()
-                .is_none_or(|w| actor.may(Permission::Check, &w.slug))
-        });
-        if diagnoses.is_empty() {
-            // Every membership is in workspaces this actor may not see: answer as if there were none.
-            diagnoses = self.engine.check(email, None).await?;
-            diagnoses.retain(|d| d.workspace.is_none());
-        }
+        let scope = actor.scope(Permission::Check);
+        let diagnoses = self
+            .engine
+            .check_within(email, workspace, &scope, chrono::Utc::now())
+            .await?;
         for diagnosis in &diagnoses {
             self.audit(
                 actor,

@@ -428,8 +428,13 @@ impl Chat {
         }
     }
 
-    /// Workspaces whose slug or name starts with `prefix`, as (label, slug), for autocompletion.
-    pub async fn workspace_choices(&self, prefix: &str) -> Vec<(String, String)> {
+    /// Workspaces whose slug or name starts with `prefix` and that `actor` may check, as
+    /// (label, slug), for autocompletion: nobody learns a workspace's name from it.
+    pub async fn workspace_choices(&self, actor: &Actor, prefix: &str) -> Vec<(String, String)> {
+        let scope = actor.scope(crate::domain::Permission::Check);
+        if !actor.may_anywhere(crate::domain::Permission::Check) {
+            return Vec::new();
+        }
         match self
             .engine()
             .store()
@@ -438,6 +443,7 @@ impl Chat {
         {
             Ok(workspaces) => workspaces
                 .into_iter()
+                .filter(|w| scope.contains(&w.slug))
                 .map(|w| {
                     (
                         truncate(&format!("{} ({})", w.name, w.slug), 100),

@@ -196,12 +196,12 @@ impl NearRanges {
 /// What `email` probably meant, best first, at most `limit`, from the `candidates` the store
 /// found in [`near_query`]'s ranges, plus common webmail typos.
 ///
-/// `workspace_id` limits member candidates to one workspace; `None` takes all of them.
+/// `workspaces` limits member candidates to those workspace ids; `None` takes all of them.
 /// The address itself is never suggested.
 pub fn rank(
     email: &EmailAddress,
     candidates: Vec<MemberCandidate>,
-    workspace_id: Option<i64>,
+    workspaces: Option<&[i64]>,
     limit: usize,
 ) -> Vec<String> {
     let local = email.local_part();
@@ -209,7 +209,7 @@ pub fn rank(
     let mut ranked: HashMap<String, Ranked> = HashMap::new();
     for candidate in candidates {
         if candidate.email_key == email.key()
-            || workspace_id.is_some_and(|id| id != candidate.workspace_id)
+            || workspaces.is_some_and(|ids| !ids.contains(&candidate.workspace_id))
         {
             continue;
         }
@@ -305,7 +305,7 @@ mod tests {
             candidate(1, "bob@acme.com"),
         ];
         assert_eq!(
-            rank(&typed, candidates.clone(), Some(1), 5),
+            rank(&typed, candidates.clone(), Some(&[1]), 5),
             ["jane.deo@acme.co", "Jane.Doe@acme.com"]
         );
         assert_eq!(rank(&typed, candidates, None, 1), ["jane.dee@acme.com"]);

@@ -358,8 +358,11 @@ impl Handler {
             .filter(|option| option.name == "workspace")
             .map(|option| option.value.to_owned())
             .unwrap_or_default();
+        let actor = self
+            .chat
+            .actor(&chat_user(&interaction.user, interaction.member.as_deref()));
         let mut response = CreateAutocompleteResponse::new();
-        for (label, slug) in self.chat.workspace_choices(&prefix).await {
+        for (label, slug) in self.chat.workspace_choices(&actor, &prefix).await {
             response = response.add_string_choice(label, slug);
         }
         let result = interaction

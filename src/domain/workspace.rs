@@ -103,3 +103,20 @@ mod tests {
         ));
     }
 }
+
+/// The workspaces an actor may see: all of them, or a named few. A scoped actor learns nothing
+/// about the others (no membership, no suggestion, no name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WorkspaceScope {
+    All,
+    Only(std::collections::BTreeSet<WorkspaceSlug>),
+}
+
+impl WorkspaceScope {
+    pub fn contains(&self, slug: &WorkspaceSlug) -> bool {
+        match self {
+            WorkspaceScope::All => true,
+            WorkspaceScope::Only(slugs) => slugs.contains(slug),
+        }
+    }
+}

@@ -22,6 +22,7 @@ mod input;
 mod lookups;
 mod plans;
 mod pools;
+mod scopes;
 mod serve;
 mod suggestions;
 mod verdicts;
