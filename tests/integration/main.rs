@@ -16,6 +16,7 @@ mod domain_finding;
 mod escalations;
 mod fake_discord;
 mod fixtures;
+mod hostile_input;
 mod http_app;
 mod http_health;
 mod input;
