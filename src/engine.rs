@@ -68,7 +68,7 @@ impl Engine {
             settings: Arc::new(settings),
             actions: Arc::new(ActionSettings::from(&Config::default())),
             mailer: Mailer::Disabled,
-            http: reqwest::Client::new(),
+            http: crate::actions::escalation_client(),
             lookups: None,
         }
     }

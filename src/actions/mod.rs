@@ -18,6 +18,7 @@ use serde::Serialize;
 pub use activation::{ActivationCode, RedeemOutcome};
 pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
+pub(crate) use webhook::client as escalation_client;
 pub use webhook::WebhookSettings;
 
 use crate::config::Config;

@@ -224,9 +224,11 @@ impl Ses {
                     .await
                     .and_then(|r| r.error_for_status())
                     .map_err(|e| {
+                        let e = e.without_url();
                         WebhookError::Upstream(format!("cannot fetch the signing certificate: {e}"))
                     })?;
                 let pem = response.text().await.map_err(|e| {
+                    let e = e.without_url();
                     WebhookError::Upstream(format!("cannot read the signing certificate: {e}"))
                 })?;
                 let key = parse_certificate(&pem).map_err(WebhookError::Unauthorized)?;
@@ -306,7 +308,11 @@ impl Ses {
             .send()
             .await
             .and_then(|r| r.error_for_status())
-            .map_err(|e| WebhookError::Upstream(format!("cannot confirm the subscription: {e}")))?;
+            // The SubscribeURL carries the confirmation token: reqwest's error would repeat it.
+            .map_err(|e| {
+                let e = e.without_url();
+                WebhookError::Upstream(format!("cannot confirm the subscription: {e}"))
+            })?;
         tracing::info!(topic = %self.topic_arn, "SNS subscription confirmed");
         Ok(())
     }

@@ -23,6 +23,7 @@ mod input;
 mod lookups;
 mod plans;
 mod pools;
+mod secrets_kept;
 mod serve;
 mod suggestions;
 mod verdicts;
