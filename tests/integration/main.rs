@@ -24,6 +24,7 @@ mod lookups;
 mod plans;
 mod pools;
 mod secrets_kept;
+mod seed_conflicts;
 mod serve;
 mod suggestions;
 mod verdicts;
