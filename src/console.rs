@@ -51,7 +51,8 @@ pub async fn run(
     output: &mut (impl Write + Send),
     prompt: bool,
 ) -> std::io::Result<()> {
-    let mut lines = input.lines();
+    let mut input = input;
+    let mut raw = Vec::new();
     // The buttons of the latest reply that had any: number -> reference.
     let mut buttons: HashMap<usize, String> = HashMap::new();
     loop {
@@ -59,17 +60,22 @@ pub async fn run(
             write!(output, "> ")?;
             output.flush()?;
         }
-        let Some(line) = lines.next_line().await? else {
-            break;
+        // A line that cannot be read is answered like a usage mistake, and reading goes on.
+        let request = match read_line(&mut input, &mut raw).await? {
+            None => break,
+            Some(Err(skipped)) => ChatRequest::Usage(skipped),
+            Some(Ok(line)) => {
+                let line = line.trim();
+                if line.is_empty() {
+                    continue;
+                }
+                if line == "quit" || line == "exit" {
+                    break;
+                }
+                ChatRequest::parse(line)
+            }
         };
-        let line = line.trim();
-        if line.is_empty() {
-            continue;
-        }
-        if line == "quit" || line == "exit" {
-            break;
-        }
-        let (reply, finished, escalation) = match ChatRequest::parse(line) {
+        let (reply, finished, escalation) = match request {
             ChatRequest::InviteCheck { email, workspace } => (
                 chat.invite_check(actor, &email, workspace.as_deref()).await,
                 None,
@@ -140,6 +146,53 @@ pub async fn run(
     Ok(())
 }
 
+/// A line longer than this is skipped, not held: no request is anywhere near it.
+const MAX_LINE_BYTES: usize = 64 * 1024;
+
+const NOT_UTF8: &str =
+    "That line is not valid UTF-8 text, so it was skipped. Type the request again.";
+const TOO_LONG: &str = "That line is longer than 64 KiB, so it was skipped.";
+
+/// The next line without its end, `Err` with what to tell the person when it cannot be used, or
+/// `None` at the end of the input. Memory stays within [`MAX_LINE_BYTES`] however long a line is.
+async fn read_line<'a>(
+    input: &mut (impl AsyncBufRead + Unpin),
+    raw: &'a mut Vec<u8>,
+) -> std::io::Result<Option<Result<&'a str, &'static str>>> {
+    raw.clear();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = input.fill_buf().await?;
+        if available.is_empty() {
+            break;
+        }
+        read_any = true;
+        let (part, end) = match available.iter().position(|&b| b == b'\n') {
+            Some(newline) => (&available[..newline], true),
+            None => (available, false),
+        };
+        if !too_long && raw.len() + part.len() <= MAX_LINE_BYTES {
+            raw.extend_from_slice(part);
+        } else {
+            too_long = true;
+            raw.clear();
+        }
+        let consumed = part.len() + usize::from(end);
+        input.consume(consumed);
+        if end {
+            break;
+        }
+    }
+    if !read_any {
+        return Ok(None);
+    }
+    if too_long {
+        return Ok(Some(Err(TOO_LONG)));
+    }
+    Ok(Some(std::str::from_utf8(raw).map_err(|_| NOT_UTF8)))
+}
+
 fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<()> {
     let who = if line.ephemeral {
         "bot (only you see this)"
@@ -171,4 +224,36 @@ fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<
         writeln!(output, "  {}    (type: press N)", buttons.join("  "))?;
     }
     writeln!(output)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn lines(mut input: &[u8]) -> Vec<Result<String, &'static str>> {
+        let mut raw = Vec::new();
+        let mut out = Vec::new();
+        while let Some(line) = read_line(&mut input, &mut raw).await.unwrap() {
+            out.push(line.map(str::to_owned));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_line_that_cannot_be_read_is_skipped_and_reading_goes_on() {
+        let mut input = b"first\n\xff\xfe broken\n".to_vec();
+        input.extend(vec![b'x'; MAX_LINE_BYTES + 1]);
+        input.extend(b"\nlast");
+        assert_eq!(
+            lines(&input).await,
+            [
+                Ok("first".to_owned()),
+                Err(NOT_UTF8),
+                Err(TOO_LONG),
+                Ok("last".to_owned())
+            ]
+        );
+        assert_eq!(lines(b"").await, []);
+        assert_eq!(lines(b"\n").await, [Ok(String::new())]);
+    }
 }

@@ -6,6 +6,8 @@
 //! or relative to the moment of seeding (`"now"`, `"3 days ago"`, `"in 2 hours"`, `"-90m"`, `"+7d"`),
 //! which keeps demo data meaningful whenever it is loaded.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 
@@ -22,6 +24,13 @@ pub enum FixtureError {
     Entry {
         entry: String,
         field: &'static str,
+        reason: String,
+    },
+    /// Two entries for the same thing that disagree: which one would land is not the file's call.
+    #[error("{first} and {second}: {reason}")]
+    Conflict {
+        first: String,
+        second: String,
         reason: String,
     },
     #[error(transparent)]
@@ -45,6 +54,14 @@ impl FixtureError {
             entry: format!("[[{entry}]] #{}", index + 1),
             field,
             reason: reason.into(),
+        }
+    }
+
+    fn conflict(entry: &str, first: usize, second: usize, reason: String) -> Self {
+        FixtureError::Conflict {
+            first: format!("[[{entry}]] #{}", first + 1),
+            second: format!("[[{entry}]] #{}", second + 1),
+            reason,
         }
     }
 }
@@ -338,14 +355,174 @@ impl Fixture {
             })
             .collect::<Result<Vec<_>, _>>()?;
 
-        Ok(Fixture {
+        let fixture = Fixture {
             workspaces,
             members,
             invitations,
             delivery_events,
             suppressions,
-        })
+        };
+        fixture.check_repeats()?;
+        Ok(fixture)
     }
+
+    /// Entries naming the same workspace, member, invitation (by message id) or suppression must
+    /// agree. An exact repeat is harmless and lands once; one that differs would silently land as
+    /// whichever came last, so it is an error naming both entries and what differs.
+    pub fn check_repeats(&self) -> Result<(), FixtureError> {
+        let mut workspaces: HashMap<&str, usize> = HashMap::new();
+        for (i, workspace) in self.workspaces.iter().enumerate() {
+            let slug = workspace.slug.as_str();
+            let Some(&first) = workspaces.get(slug) else {
+                workspaces.insert(slug, i);
+                continue;
+            };
+            let earlier = &self.workspaces[first];
+            if earlier.name != workspace.name {
+                return Err(FixtureError::conflict(
+                    "workspace",
+                    first,
+                    i,
+                    format!(
+                        "workspace `{slug}` twice with different names ({:?}, then {:?})",
+                        earlier.name, workspace.name
+                    ),
+                ));
+            }
+        }
+
+        let mut members: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, member) in self.members.iter().enumerate() {
+            let key = (member.workspace.as_str(), member.email.key());
+            let Some(&first) = members.get(&key) else {
+                members.insert(key, i);
+                continue;
+            };
+            let earlier = &self.members[first];
+            let differs = differences([
+                (
+                    "role",
+                    earlier.role.as_str().into(),
+                    member.role.as_str().into(),
+                ),
+                (
+                    "status",
+                    earlier.status.as_str().into(),
+                    member.status.as_str().into(),
+                ),
+                (
+                    "email",
+                    earlier.email.as_entered().into(),
+                    member.email.as_entered().into(),
+                ),
+                (
+                    "invited_at",
+                    when(earlier.invited_at),
+                    when(member.invited_at),
+                ),
+                (
+                    "activated_at",
+                    when(earlier.activated_at),
+                    when(member.activated_at),
+                ),
+            ]);
+            if let Some(differs) = differs {
+                return Err(FixtureError::conflict(
+                    "member",
+                    first,
+                    i,
+                    format!(
+                        "{} in `{}` twice with different {differs}",
+                        member.email.key(),
+                        key.0
+                    ),
+                ));
+            }
+        }
+
+        let mut invitations: HashMap<&str, usize> = HashMap::new();
+        for (i, invitation) in self.invitations.iter().enumerate() {
+            let Some(message_id) = invitation.message_id.as_deref() else {
+                continue;
+            };
+            let Some(&first) = invitations.get(message_id) else {
+                invitations.insert(message_id, i);
+                continue;
+            };
+            let earlier = &self.invitations[first];
+            let differs = differences([
+                (
+                    "workspace",
+                    earlier.workspace.as_str().into(),
+                    invitation.workspace.as_str().into(),
+                ),
+                (
+                    "email",
+                    earlier.email.key().into(),
+                    invitation.email.key().into(),
+                ),
+                (
+                    "sent_at",
+                    when(Some(earlier.sent_at)),
+                    when(Some(invitation.sent_at)),
+                ),
+                (
+                    "expires_at",
+                    when(earlier.expires_at),
+                    when(invitation.expires_at),
+                ),
+            ]);
+            if let Some(differs) = differs {
+                return Err(FixtureError::conflict(
+                    "invitation",
+                    first,
+                    i,
+                    format!(
+                        "two invitations with message id {message_id:?} and different {differs}"
+                    ),
+                ));
+            }
+        }
+
+        let mut suppressions: HashMap<(&str, &str), usize> = HashMap::new();
+        for (i, suppression) in self.suppressions.iter().enumerate() {
+            let key = (suppression.email.key(), suppression.reason.as_str());
+            let Some(&first) = suppressions.get(&key) else {
+                suppressions.insert(key, i);
+                continue;
+            };
+            let earlier = &self.suppressions[first];
+            if earlier.at != suppression.at {
+                return Err(FixtureError::conflict(
+                    "suppression",
+                    first,
+                    i,
+                    format!(
+                        "{} suppressed for {} twice with different at ({}, then {})",
+                        key.0,
+                        key.1,
+                        when(Some(earlier.at)),
+                        when(Some(suppression.at))
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// "role (learner, then trainer)" for each field whose two values differ, or `None`.
+fn differences<const N: usize>(fields: [(&str, String, String); N]) -> Option<String> {
+    let differing: Vec<String> = fields
+        .into_iter()
+        .filter(|(_, earlier, later)| earlier != later)
+        .map(|(field, earlier, later)| format!("{field} ({earlier}, then {later})"))
+        .collect();
+    (!differing.is_empty()).then(|| differing.join(" and "))
+}
+
+fn when(at: Option<DateTime<Utc>>) -> String {
+    at.map_or_else(|| "none".to_owned(), |at| at.to_rfc3339())
 }
 
 fn non_empty(value: Option<String>) -> Result<Option<String>, String> {
@@ -460,6 +637,111 @@ mod tests {
             err,
             "[[member]] #2, field `role`: expected learner or trainer, got \"admin\""
         );
+    }
+
+    const ACME: &str = "[[workspace]]\nslug = \"acme\"\nname = \"Acme\"\n";
+
+    fn member(email: &str, role: &str, status: &str) -> String {
+        format!(
+            "[[member]]\nworkspace = \"acme\"\nemail = \"{email}\"\nrole = \"{role}\"\nstatus = \"{status}\"\n"
+        )
+    }
+
+    fn invitation(email: &str, sent_at: &str, message_id: &str) -> String {
+        format!(
+            "[[invitation]]\nworkspace = \"acme\"\nemail = \"{email}\"\nsent_at = \"{sent_at}\"\nmessage_id = \"{message_id}\"\n"
+        )
+    }
+
+    fn conflict(text: &str) -> String {
+        match Fixture::parse(text, "f.toml", now()) {
+            Err(error @ FixtureError::Conflict { .. }) => error.to_string(),
+            other => panic!("expected a conflict, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn conflicting_repeats_are_errors_naming_both_entries() {
+        let text = [
+            ACME.to_owned(),
+            member("a@acme.com", "learner", "invited"),
+            member("b@acme.com", "learner", "invited"),
+            member("a@acme.com", "trainer", "invited"),
+        ]
+        .concat();
+        assert_eq!(
+            conflict(&text),
+            "[[member]] #1 and [[member]] #3: a@acme.com in `acme` twice with different role \
+             (learner, then trainer)"
+        );
+        let text = [
+            ACME.to_owned(),
+            member("a@acme.com", "learner", "invited"),
+            member("A@Acme.com", "learner", "active"),
+        ]
+        .concat();
+        assert_eq!(
+            conflict(&text),
+            "[[member]] #1 and [[member]] #2: a@acme.com in `acme` twice with different status \
+             (invited, then active) and email (a@acme.com, then A@Acme.com)"
+        );
+
+        let text = format!("{ACME}[[workspace]]\nslug = \"globex\"\nname = \"G\"\n[[workspace]]\nslug = \"acme\"\nname = \"Acme Academy\"\n");
+        assert_eq!(
+            conflict(&text),
+            "[[workspace]] #1 and [[workspace]] #3: workspace `acme` twice with different names \
+             (\"Acme\", then \"Acme Academy\")"
+        );
+
+        let text = [
+            ACME.to_owned(),
+            member("a@acme.com", "learner", "invited"),
+            member("b@acme.com", "learner", "invited"),
+            invitation("a@acme.com", "2 days ago", "m-1"),
+            invitation("b@acme.com", "2 days ago", "m-1"),
+        ]
+        .concat();
+        assert_eq!(
+            conflict(&text),
+            "[[invitation]] #1 and [[invitation]] #2: two invitations with message id \"m-1\" and \
+             different email (a@acme.com, then b@acme.com)"
+        );
+
+        let text = "[[suppression]]\nemail = \"a@acme.com\"\nreason = \"manual\"\nat = \"now\"\n\
+                    [[suppression]]\nemail = \"a@acme.com\"\nreason = \"manual\"\nat = \"1 day ago\"\n";
+        assert!(
+            conflict(text).starts_with("[[suppression]] #1 and [[suppression]] #2: a@acme.com"),
+            "{}",
+            conflict(text)
+        );
+    }
+
+    #[test]
+    fn exact_repeats_are_harmless() {
+        let text = [
+            ACME.to_owned(),
+            ACME.to_owned(),
+            member("a@acme.com", "learner", "invited"),
+            member("a@acme.com", "learner", "invited"),
+            invitation("a@acme.com", "2 days ago", "m-1"),
+            invitation("a@acme.com", "2 days ago", "m-1"),
+            "[[suppression]]\nemail = \"a@acme.com\"\nreason = \"manual\"\nat = \"now\"\n"
+                .repeat(2),
+        ]
+        .concat();
+        let fixture = Fixture::parse(&text, "f.toml", now()).unwrap();
+        assert_eq!(
+            fixture.members.len(),
+            2,
+            "kept as read; the loader writes them once"
+        );
+        // The same member in two workspaces, or one address suppressed for two reasons, is no repeat.
+        let text = format!(
+            "{ACME}[[workspace]]\nslug = \"globex\"\nname = \"G\"\n{}{}",
+            member("a@acme.com", "learner", "invited"),
+            member("a@acme.com", "trainer", "active").replace("\"acme\"", "\"globex\"")
+        );
+        Fixture::parse(&text, "f.toml", now()).unwrap();
     }
 
     #[test]

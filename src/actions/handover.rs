@@ -1,5 +1,8 @@
 //! Delivery of escalations to a support desk's HTTP endpoint: JSON, signed with HMAC-SHA256, retried
 //! with backoff on server errors and timeouts.
+//!
+//! The URL is a secret (desks put their token in it): it goes only to the HTTP client, never into an
+//! error, a log, an audit row or a reply, and the client follows no redirect with it.
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ use sha2::Sha256;
 
 use crate::app::config::EscalationConfig;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookSettings {
     pub url: String,
     pub secret: SecretString,
@@ -28,6 +31,63 @@ impl WebhookSettings {
             retry_base: Duration::from_millis(config.webhook_retry_base_ms),
         })
     }
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &Self::redacted_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base", &self.retry_base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebhookSettings {
+    /// Why `url` may not receive escalations, if it may not: it must be https (the body holds an
+    /// address and a diagnosis, the URL often a token), except on this machine, for tests.
+    pub fn url_problem(url: &str) -> Option<&'static str> {
+        let Ok(parsed) = reqwest::Url::parse(url) else {
+            return Some("is not a URL");
+        };
+        let Some(host) = parsed.host_str() else {
+            return Some("has no host");
+        };
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        match parsed.scheme() {
+            "https" => None,
+            "http" if loopback => None,
+            _ => Some("must be an https:// URL (http:// only for 127.0.0.1 or localhost)"),
+        }
+    }
+
+    /// Scheme and host only: enough to tell which endpoint, nothing of a token in the path, the
+    /// query or the user info.
+    pub fn redacted_url(url: &str) -> String {
+        match reqwest::Url::parse(url) {
+            Ok(parsed) => format!(
+                "{}://{}/***",
+                parsed.scheme(),
+                parsed.host_str().unwrap_or("?")
+            ),
+            Err(_) => "***".to_owned(),
+        }
+    }
+}
+
+/// The client for escalation deliveries: redirects are not followed, so neither the body nor the
+/// signature goes anywhere but the configured endpoint.
+pub(crate) fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_default()
 }
 
 /// `sha256=<hex>` of `timestamp.body`, as the `X-Invite-Bot-Signature` header carries it. The
@@ -57,6 +117,13 @@ pub(crate) async fn deliver(
     settings: &WebhookSettings,
     body: &[u8],
 ) -> WebhookRound {
+    if let Some(problem) = WebhookSettings::url_problem(&settings.url) {
+        return WebhookRound {
+            delivered: false,
+            attempts: 0,
+            error: Some(format!("not sent: the webhook URL {problem}")),
+        };
+    }
     let mut error = None;
     for attempt in 1..=settings.max_attempts {
         let timestamp = chrono::Utc::now().timestamp();
@@ -80,7 +147,11 @@ pub(crate) async fn deliver(
                     error: None,
                 };
             }
-            Ok(response) if response.status().is_client_error() => {
+            // A redirect is not followed (it would take the body elsewhere) and asking again will
+            // not change it, no more than a 4xx.
+            Ok(response)
+                if response.status().is_client_error() || response.status().is_redirection() =>
+            {
                 return WebhookRound {
                     delivered: false,
                     attempts: attempt,
@@ -89,7 +160,12 @@ pub(crate) async fn deliver(
             }
             Ok(response) => error = Some(format!("HTTP {}", response.status().as_u16())),
             Err(e) if e.is_timeout() => error = Some("timed out".into()),
-            Err(e) => error = Some(format!("unreachable: {}", crate::error::error_chain(&e))),
+            // reqwest's errors name the URL, token and all: it is taken out here, at the source,
+            // before the text reaches the audit row, the escalation row, the log or the reply.
+            Err(e) => {
+                let e = e.without_url();
+                error = Some(format!("unreachable: {}", crate::error::error_chain(&e)));
+            }
         }
         if attempt < settings.max_attempts {
             tokio::time::sleep(settings.retry_base * 2u32.saturating_pow(attempt - 1)).await;
@@ -105,6 +181,44 @@ pub(crate) async fn deliver(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_https_may_receive_escalations_except_on_this_machine() {
+        for good in [
+            "https://desk.example/hooks/T0K3N",
+            "http://127.0.0.1:8080/escalations",
+            "http://localhost/x",
+            "http://[::1]:9/x",
+        ] {
+            assert_eq!(WebhookSettings::url_problem(good), None, "{good}");
+        }
+        for bad in [
+            "http://desk.example/hooks",
+            "http://127.0.0.1.evil.example/x",
+            "http://localhost@evil.example/x",
+            "ftp://desk.example/x",
+            "desk.example/hooks",
+            "",
+        ] {
+            assert!(WebhookSettings::url_problem(bad).is_some(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_url_is_never_shown_whole() {
+        let settings = WebhookSettings {
+            url: "https://bot:pa55@desk.example/hooks/T0K3N?token=S3CR3T".into(),
+            secret: SecretString::from("key"),
+            timeout: Duration::from_secs(1),
+            max_attempts: 1,
+            retry_base: Duration::from_millis(1),
+        };
+        let debug = format!("{settings:?}");
+        for secret in ["pa55", "T0K3N", "S3CR3T", "key"] {
+            assert!(!debug.contains(secret), "{debug}");
+        }
+        assert!(debug.contains("https://desk.example/***"), "{debug}");
+    }
 
     #[test]
     fn signature_is_hmac_sha256_of_timestamp_and_body() {

@@ -41,17 +41,11 @@ pub struct Actions {
 
 impl Actions {
     pub fn new(engine: Engine, settings: ActionSettings, mailer: Mailer) -> Self {
-        // Bounds for the escalation hand-over; each request also carries its own timeout.
-        let http = reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(5))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default();
         Actions {
             engine,
             settings: Arc::new(settings),
             mailer,
-            http,
+            http: handover::client(),
         }
     }
 

@@ -130,7 +130,7 @@ impl Default for SmtpConfig {
 }
 
 /// Where escalations go besides the chat channel.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EscalationConfig {
     /// An HTTP endpoint that receives each escalation as JSON. Env: `ESCALATION_WEBHOOK_URL`.
@@ -142,6 +142,24 @@ pub struct EscalationConfig {
     pub webhook_max_attempts: u32,
     /// First wait between webhook attempts, in milliseconds; it doubles each time.
     pub webhook_retry_base_ms: u64,
+}
+
+// By hand: the webhook URL may hold a token, and configs get printed.
+impl std::fmt::Debug for EscalationConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EscalationConfig")
+            .field(
+                "webhook_url",
+                &self
+                    .webhook_url
+                    .as_deref()
+                    .map(crate::actions::WebhookSettings::redacted_url),
+            )
+            .field("webhook_secret", &self.webhook_secret)
+            .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
+            .field("webhook_max_attempts", &self.webhook_max_attempts)
+            .finish()
+    }
 }
 
 impl Default for EscalationConfig {
@@ -438,6 +456,15 @@ impl Config {
                 "escalation.webhook_secret",
                 "is required when escalation.webhook_url is set",
             );
+        }
+        // The message names the rule, never the URL: it may hold the desk's token.
+        if let Some(problem) = self
+            .escalation
+            .webhook_url
+            .as_deref()
+            .and_then(crate::actions::WebhookSettings::url_problem)
+        {
+            return invalid("escalation.webhook_url", problem);
         }
         self.validate_http()?;
         Ok(())

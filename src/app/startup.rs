@@ -66,34 +66,4 @@ async fn connect_with(config: &Config, warm: bool) -> Result<Store, StartupError
         })
 }
 
-/// The URL without its password, fit for messages and logs.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            let credentials = &url[scheme_end + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact_url;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("postgres://bot:s3cret@db:5432/x"),
-            "postgres://bot:***@db:5432/x"
-        );
-        assert_eq!(redact_url("postgres://bot@db/x"), "postgres://bot@db/x");
-        assert_eq!(
-            redact_url("sqlite://invite-bot.db"),
-            "sqlite://invite-bot.db"
-        );
-    }
-}
+pub use crate::redact::redact_url;

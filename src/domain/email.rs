@@ -6,6 +6,9 @@ use std::fmt;
 const MAX_ADDRESS_LEN: usize = 254;
 const MAX_LOCAL_LEN: usize = 64;
 const MAX_LABEL_LEN: usize = 63;
+/// Raw input longer than this is refused before any clean-up, so no step after it can be made to
+/// take long: an address with everything people paste around it (`Name <mailto:...>,`) fits.
+const MAX_INPUT_BYTES: usize = 1024;
 
 /// What is wrong with an address, in words the person who typed it can act on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -20,6 +23,13 @@ pub enum EmailError {
     ContainsSpace,
     #[error("the address contains an invisible control character; retype it")]
     ControlCharacter,
+    #[error(
+        "the address contains an invisible formatting character (U+{:04X}); retype it",
+        u32::from(*.0)
+    )]
+    InvisibleCharacter(char),
+    #[error("the text is {0} bytes long, far more than one address; paste only the address")]
+    InputTooLong(usize),
     #[error("nothing comes before the `@`")]
     EmptyLocalPart,
     #[error("nothing comes after the `@`")]
@@ -54,12 +64,20 @@ impl EmailAddress {
     /// Parses what a person pasted: surrounding spaces, `<...>`, `mailto:`, `Name <addr>`, a trailing
     /// `.` `,` or `;`, and any letter case are accepted.
     pub fn parse(input: &str) -> Result<Self, EmailError> {
+        if input.len() > MAX_INPUT_BYTES {
+            return Err(EmailError::InputTooLong(input.len()));
+        }
         let candidate = unwrap_pasted(input);
         if candidate.is_empty() {
             return Err(EmailError::Empty);
         }
         if candidate.chars().any(char::is_control) {
             return Err(EmailError::ControlCharacter);
+        }
+        // A right-to-left override or a zero-width space makes an address read as another one,
+        // and it would be echoed back that way; no mail system needs one.
+        if let Some(invisible) = candidate.chars().find(|c| is_invisible(*c)) {
+            return Err(EmailError::InvisibleCharacter(invisible));
         }
         if candidate.chars().any(char::is_whitespace) {
             return Err(EmailError::ContainsSpace);
@@ -174,21 +192,56 @@ impl std::str::FromStr for EmailAddress {
 }
 
 /// Strips what people paste around an address: spaces, `mailto:`, `Name <...>`, trailing punctuation.
+///
+/// One pass, each step once, so the work is linear in the input whatever it holds: after the last
+/// `<...>` is unwrapped no `<` is left, so a second unwrap could never apply.
 fn unwrap_pasted(input: &str) -> &str {
-    let mut s = input.trim();
-    loop {
-        let before = s;
-        s = s.trim_end_matches(['.', ',', ';']).trim();
-        if let (Some(open), true) = (s.rfind('<'), s.ends_with('>')) {
-            s = s[open + 1..s.len() - 1].trim();
-        }
-        if s.len() >= 7 && s.is_char_boundary(7) && s[..7].eq_ignore_ascii_case("mailto:") {
-            s = s[7..].trim();
-        }
-        if s == before {
-            return s;
+    let trailing = |c: char| matches!(c, '.' | ',' | ';') || c.is_whitespace();
+    let mut s = input.trim().trim_end_matches(trailing);
+    if s.ends_with('>') {
+        if let Some(open) = s.rfind('<') {
+            s = s[open + 1..s.len() - 1].trim().trim_end_matches(trailing);
         }
     }
+    // Each round removes seven bytes: linear however many times it is repeated.
+    while s.len() >= 7 && s.is_char_boundary(7) && s[..7].eq_ignore_ascii_case("mailto:") {
+        s = s[7..].trim();
+    }
+    s
+}
+
+/// Invisible and formatting characters (Unicode's default-ignorable code points and format
+/// characters): bidirectional overrides, zero-width spaces and joiners, soft hyphens, variation
+/// selectors, tags. Listed here because the standard library does not expose the categories.
+fn is_invisible(c: char) -> bool {
+    matches!(
+        u32::from(c),
+        0x00AD
+            | 0x034F
+            | 0x0600..=0x0605
+            | 0x061C
+            | 0x06DD
+            | 0x070F
+            | 0x0890..=0x0891
+            | 0x08E2
+            | 0x115F..=0x1160
+            | 0x17B4..=0x17B5
+            | 0x180B..=0x180F
+            | 0x200B..=0x200F
+            | 0x202A..=0x202E
+            | 0x2060..=0x206F
+            | 0x3164
+            | 0xFE00..=0xFE0F
+            | 0xFEFF
+            | 0xFFA0
+            | 0xFFF0..=0xFFFB
+            | 0x110BD
+            | 0x110CD
+            | 0x13430..=0x1343F
+            | 0x1BCA0..=0x1BCA3
+            | 0x1D173..=0x1D17A
+            | 0xE0000..=0xE0FFF
+    )
 }
 
 /// Lower-cases the domain and converts an international domain to its punycode form, so that
@@ -310,11 +363,105 @@ mod tests {
     }
 
     #[test]
+    fn refuses_huge_input_before_cleaning_it_up() {
+        // Every trailing " ." used to cost a scan of the whole input: 1 MB of them took seconds.
+        let pathological = format!("jane@acme.com{}", " .".repeat(512 * 1024));
+        assert_eq!(
+            EmailAddress::parse(&pathological).err(),
+            Some(EmailError::InputTooLong(pathological.len()))
+        );
+        let nested = format!(
+            "{}jane@acme.com{}",
+            "<mailto:".repeat(1 << 17),
+            ">".repeat(1 << 17)
+        );
+        assert!(matches!(
+            EmailAddress::parse(&nested),
+            Err(EmailError::InputTooLong(_))
+        ));
+        let message = EmailAddress::parse(&pathological).unwrap_err().to_string();
+        assert!(message.contains("bytes long"), "{message}");
+        // Within the bound, the same wrapping is still cleaned up.
+        let padded = format!("mailto:<jane@acme.com>{}", " .".repeat(400));
+        assert_eq!(EmailAddress::parse(&padded).unwrap().key(), "jane@acme.com");
+        let prefixed = format!("{}jane@acme.com", "MailTo:".repeat(140));
+        assert_eq!(
+            EmailAddress::parse(&prefixed).unwrap().key(),
+            "jane@acme.com"
+        );
+    }
+
+    #[test]
+    fn refuses_invisible_formatting_characters_without_echoing_them() {
+        for invisible in [
+            '\u{00AD}',
+            '\u{061C}',
+            '\u{180E}',
+            '\u{200B}',
+            '\u{200C}',
+            '\u{200D}',
+            '\u{200E}',
+            '\u{200F}',
+            '\u{202A}',
+            '\u{202E}',
+            '\u{2060}',
+            '\u{2064}',
+            '\u{2066}',
+            '\u{2069}',
+            '\u{FE0F}',
+            '\u{FEFF}',
+            '\u{E0041}',
+        ] {
+            for input in [
+                format!("ja{invisible}ne@acme.com"),
+                format!("jane@ac{invisible}me.com"),
+                format!("{invisible}jane@acme.com"),
+                format!("jane@acme.com{invisible}"),
+            ] {
+                let error = EmailAddress::parse(&input).unwrap_err();
+                assert_eq!(
+                    error,
+                    EmailError::InvisibleCharacter(invisible),
+                    "{input:?}"
+                );
+                let message = error.to_string();
+                assert!(!message.contains(invisible), "{message:?}");
+                assert!(
+                    message.contains(&format!("U+{:04X}", u32::from(invisible))),
+                    "{message}"
+                );
+            }
+        }
+        // What looks like an invisible character but is not one stays accepted.
+        assert!(EmailAddress::parse("jane-doe@acme.com").is_ok());
+        assert!(EmailAddress::parse("anna@bücher.de").is_ok());
+    }
+
+    #[test]
     fn masks_for_logs() {
         let email = EmailAddress::parse("jane@acme.com").unwrap();
         assert_eq!(email.masked(), "j***@acme.com");
         assert_eq!(format!("{email:?}"), "EmailAddress(j***@acme.com)");
         assert_eq!(mask_key("bob@x.org"), "b***@x.org");
+    }
+
+    /// The clean-up as it was (quadratic: each round rescans), kept as the reference for what the
+    /// one-pass version must give.
+    fn unwrap_until_unchanged(input: &str) -> &str {
+        let mut s = input.trim();
+        loop {
+            let before = s;
+            s = s.trim_end_matches(['.', ',', ';']).trim();
+            if let (Some(open), true) = (s.rfind('<'), s.ends_with('>')) {
+                s = s[open + 1..s.len() - 1].trim();
+            }
+            if s.len() >= 7 && s.is_char_boundary(7) && s[..7].eq_ignore_ascii_case("mailto:") {
+                s = s[7..].trim();
+            }
+            if s == before {
+                return s;
+            }
+        }
     }
 
     proptest! {
@@ -326,6 +473,11 @@ mod tests {
         #[test]
         fn never_panics_on_address_like_input(input in "[ <>a-zA-Z0-9.@,;:\u{e9}\u{fc}\t-]{0,80}") {
             let _ = EmailAddress::parse(&input);
+        }
+
+        #[test]
+        fn one_pass_cleanup_matches_the_repeated_one(input in "( |<|>|mailto:|MAILTO:|\\.|,|;|a|@|b\\.co){0,24}") {
+            prop_assert_eq!(unwrap_pasted(&input), unwrap_until_unchanged(&input));
         }
 
         #[test]

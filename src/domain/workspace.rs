@@ -39,7 +39,7 @@ impl WorkspaceSlug {
             return Err(SlugError::Empty);
         }
         if slug.len() > 63 {
-            return Err(SlugError::TooLong(slug));
+            return Err(SlugError::TooLong(shown(input)));
         }
         let well_formed = slug
             .bytes()
@@ -47,7 +47,7 @@ impl WorkspaceSlug {
             && !slug.starts_with('-')
             && !slug.ends_with('-');
         if !well_formed {
-            return Err(SlugError::InvalidCharacter(input.trim().to_owned()));
+            return Err(SlugError::InvalidCharacter(shown(input)));
         }
         Ok(Self(slug))
     }
@@ -55,6 +55,24 @@ impl WorkspaceSlug {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// What was typed, as it is echoed in a refusal: at most 64 characters, and anything that is not
+/// plainly visible (a direction override, a zero-width space) written as its code, `\u{202e}`.
+fn shown(input: &str) -> String {
+    let input = input.trim();
+    let mut shown = String::new();
+    for c in input.chars().take(64) {
+        if c.is_alphanumeric() || c.is_ascii_punctuation() || c == ' ' {
+            shown.push(c);
+        } else {
+            shown.extend(c.escape_unicode());
+        }
+    }
+    if input.chars().nth(64).is_some() {
+        shown.push('…');
+    }
+    shown
 }
 
 impl fmt::Display for WorkspaceSlug {
@@ -101,6 +119,23 @@ mod tests {
             WorkspaceSlug::parse(&"a".repeat(64)),
             Err(SlugError::TooLong(_))
         ));
+    }
+
+    #[test]
+    fn refusals_echo_only_visible_text_and_not_much_of_it() {
+        assert_eq!(
+            WorkspaceSlug::parse("ac\u{202E}me")
+                .unwrap_err()
+                .to_string(),
+            "the workspace `ac\\u{202e}me` may only hold lower-case letters, digits and `-`"
+        );
+        let huge = "x".repeat(1 << 20);
+        let message = WorkspaceSlug::parse(&huge).unwrap_err().to_string();
+        assert!(message.len() < 200, "{message}");
+        assert!(
+            message.contains(&format!("{}…", "x".repeat(64))),
+            "{message}"
+        );
     }
 }
 

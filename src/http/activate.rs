@@ -3,7 +3,7 @@
 //! Every failure that could tell an attacker something — unknown workspace, unknown address, wrong,
 //! expired or used code — gets the same answer; only a malformed request is told what is malformed.
 
-use axum::extract::{FromRef, State};
+use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -25,13 +25,20 @@ pub struct ActivateRequest {
     pub code: String,
 }
 
+/// The largest request body read: three short strings (an address is refused past 1,024 bytes,
+/// a code past 256) with room for JSON escapes. Larger bodies get 413 unread.
+pub const MAX_BODY_BYTES: usize = 8 * 1024;
+
 /// The route, for any router state that holds an [`Actions`].
 pub fn router<S>() -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Actions: FromRef<S>,
 {
-    Router::new().route("/api/activate", post(activate::<S>))
+    Router::new().route(
+        "/api/activate",
+        post(activate::<S>).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+    )
 }
 
 async fn activate<S>(
@@ -45,6 +52,10 @@ where
     let actions = Actions::from_ref(&state);
     let Json(request) = match body {
         Ok(body) => body,
+        // Too large is the limit speaking, not a malformed request: 413, as for every route.
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return too_large()
+        }
         Err(rejection) => return bad_request(&rejection.body_text()),
     };
     let email = match EmailAddress::parse(&request.email) {
@@ -81,6 +92,18 @@ fn rejected() -> Response {
             "activated": false,
             "error": "invalid_code",
             "message": "This code is not valid for this address: it may be mistyped, expired or already used. Ask your admin for a new one.",
+        })),
+    )
+        .into_response()
+}
+
+fn too_large() -> Response {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        Json(json!({
+            "activated": false,
+            "error": "too_large",
+            "message": format!("The request is larger than {MAX_BODY_BYTES} bytes."),
         })),
     )
         .into_response()

@@ -44,17 +44,25 @@ impl axum::extract::FromRef<HttpState> for Actions {
 }
 
 pub fn router(state: HttpState) -> Router {
-    let max_body_bytes = state.max_body_bytes;
+    // Each route reads at most its own limit (413 past it): the probes read no body at all, the
+    // webhooks take the configured limit (providers batch events), `/api/activate` its own.
+    let webhook = DefaultBodyLimit::max(state.max_body_bytes);
+    let none = DefaultBodyLimit::max(0);
     Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
-        .route("/webhooks/postmark", post(webhooks::postmark))
-        .route("/webhooks/sendgrid", post(webhooks::sendgrid))
-        .route("/webhooks/mailgun", post(webhooks::mailgun))
-        .route("/webhooks/ses", post(webhooks::ses))
+        .route("/healthz", get(health::healthz).layer(none))
+        .route("/readyz", get(health::readyz).layer(none))
+        .route("/metrics", get(health::metrics).layer(none))
+        .route(
+            "/webhooks/postmark",
+            post(webhooks::postmark).layer(webhook),
+        )
+        .route(
+            "/webhooks/sendgrid",
+            post(webhooks::sendgrid).layer(webhook),
+        )
+        .route("/webhooks/mailgun", post(webhooks::mailgun).layer(webhook))
+        .route("/webhooks/ses", post(webhooks::ses).layer(webhook))
         .merge(crate::http::activate::router::<HttpState>())
-        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(observe_latency))
         .with_state(state)
 }

@@ -1,6 +1,6 @@
 //! Writes a checked [`Fixture`] in one transaction: either all of it lands or none of it does.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::Duration;
 
@@ -9,11 +9,14 @@ use crate::fixture::{Fixture, FixtureError, SeedReport};
 
 impl Store {
     /// Upserts the fixture. Loading the same fixture twice changes nothing but relative times.
+    /// Repeated entries must agree ([`Fixture::check_repeats`]) and land once; the report counts
+    /// rows written, not entries read.
     pub async fn load_fixture(
         &self,
         fixture: &Fixture,
         invitation_ttl: Duration,
     ) -> Result<SeedReport, FixtureError> {
+        fixture.check_repeats()?;
         let _turn = self.write_turn().await;
         let mut report = SeedReport::default();
         on_backend!(self, pool => {
@@ -21,6 +24,9 @@ impl Store {
 
             let mut workspace_ids: HashMap<&str, i64> = HashMap::new();
             for workspace in &fixture.workspaces {
+                if workspace_ids.contains_key(workspace.slug.as_str()) {
+                    continue;
+                }
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
                      ON CONFLICT (slug) DO UPDATE SET name = excluded.name RETURNING id",
@@ -36,6 +42,9 @@ impl Store {
             let mut member_ids: HashMap<(&str, &str), i64> = HashMap::new();
             for (i, member) in fixture.members.iter().enumerate() {
                 let slug = member.workspace.as_str();
+                if member_ids.contains_key(&(slug, member.email.key())) {
+                    continue;
+                }
                 let workspace_id = match workspace_ids.get(slug) {
                     Some(id) => *id,
                     None => {
@@ -76,7 +85,13 @@ impl Store {
             }
 
             let mut invitations_per_member: HashMap<i64, usize> = HashMap::new();
+            let mut message_ids: HashSet<&str> = HashSet::new();
             for (i, invitation) in fixture.invitations.iter().enumerate() {
+                if let Some(message_id) = invitation.message_id.as_deref() {
+                    if !message_ids.insert(message_id) {
+                        continue;
+                    }
+                }
                 let slug = invitation.workspace.as_str();
                 let key = invitation.email.key();
                 let member_id = match member_ids.get(&(slug, key)) {
@@ -104,18 +119,26 @@ impl Store {
                 let expires_at = invitation
                     .expires_at
                     .unwrap_or(invitation.sent_at + invitation_ttl);
-                sqlx::query(
+                // A message id already stored for another member's invitation is that invitation:
+                // taking it over would silently move its delivery history to this member.
+                let written: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO invitations (member_id, sent_at, expires_at, message_id) \
                      VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (message_id) DO UPDATE SET member_id = excluded.member_id, \
-                         sent_at = excluded.sent_at, expires_at = excluded.expires_at",
+                     ON CONFLICT (message_id) DO UPDATE SET \
+                         sent_at = excluded.sent_at, expires_at = excluded.expires_at \
+                     WHERE invitations.member_id = excluded.member_id \
+                     RETURNING id",
                 )
                 .bind(member_id)
                 .bind(invitation.sent_at)
                 .bind(expires_at)
                 .bind(&message_id)
-                .execute(&mut *tx)
+                .fetch_optional(&mut *tx)
                 .await?;
+                if written.is_none() {
+                    return Err(FixtureError::entry("invitation", i, "message_id",
+                        format!("message id {message_id:?} belongs to another member's invitation in the database")));
+                }
                 report.invitations += 1;
             }
 
@@ -174,7 +197,11 @@ impl Store {
                 report.delivery_events += 1;
             }
 
+            let mut suppressed: HashSet<(&str, &str)> = HashSet::new();
             for suppression in &fixture.suppressions {
+                if !suppressed.insert((suppression.email.key(), suppression.reason.as_str())) {
+                    continue;
+                }
                 sqlx::query(
                     "INSERT INTO suppressions (email_key, reason, at) VALUES ($1, $2, $3) \
                      ON CONFLICT (email_key, reason) DO UPDATE SET at = excluded.at",

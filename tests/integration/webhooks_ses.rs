@@ -22,13 +22,14 @@ use x509_cert::time::{Time, Validity};
 use crate::helpers::both_backends;
 use crate::http_app::{events, verdict, HttpApp, MEMBERS};
 
-const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:invite-bot-ses-events";
-const CERT_URL: &str = "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem";
+pub(crate) const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:invite-bot-ses-events";
+pub(crate) const CERT_URL: &str =
+    "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-test.pem";
 const EXPIRED_CERT_URL: &str =
     "https://sns.eu-west-1.amazonaws.com/SimpleNotificationService-old.pem";
 
 /// RSA keys are slow to generate in a debug build: two per test process, shared.
-fn keys() -> &'static (RsaPrivateKey, RsaPrivateKey) {
+pub(crate) fn keys() -> &'static (RsaPrivateKey, RsaPrivateKey) {
     static KEYS: OnceLock<(RsaPrivateKey, RsaPrivateKey)> = OnceLock::new();
     KEYS.get_or_init(|| {
         let mut rng = rand::rngs::OsRng;
@@ -85,7 +86,7 @@ fn configure(config: &mut invite_bot::app::config::Config) {
     );
 }
 
-async fn start(app: crate::helpers::TestApp) -> HttpApp {
+pub(crate) async fn start(app: crate::helpers::TestApp) -> HttpApp {
     HttpApp::start_with(app, configure, |state| {
         let ses = state.webhooks.ses.as_ref().unwrap();
         ses.certificates
@@ -130,7 +131,7 @@ fn canonical(message: &Value) -> String {
         .collect()
 }
 
-fn sign(message: &mut Value, key: &RsaPrivateKey, version: &str) {
+pub(crate) fn sign(message: &mut Value, key: &RsaPrivateKey, version: &str) {
     let text = canonical(message);
     let signature = match version {
         "1" => key.sign(Pkcs1v15Sign::new::<Sha1>(), &Sha1::digest(text.as_bytes())),
@@ -145,7 +146,7 @@ fn sign(message: &mut Value, key: &RsaPrivateKey, version: &str) {
     message["Signature"] = json!(base64::engine::general_purpose::STANDARD.encode(signature));
 }
 
-fn now_text() -> String {
+pub(crate) fn now_text() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
@@ -184,7 +185,7 @@ fn bounce(message_id: &str, kind: &str, recipients: &[&str]) -> Value {
     })
 }
 
-async fn post(http: &HttpApp, message: &Value) -> crate::http_app::Reply {
+pub(crate) async fn post(http: &HttpApp, message: &Value) -> crate::http_app::Reply {
     http.post(
         "/webhooks/ses",
         &[(
