@@ -36,48 +36,11 @@ impl WebhookSettings {
 impl std::fmt::Debug for WebhookSettings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WebhookSettings")
-            .field("url", &Self::redacted_url(&self.url))
+            .field("url", &crate::urls::redacted_endpoint(&self.url))
             .field("timeout", &self.timeout)
             .field("max_attempts", &self.max_attempts)
             .field("retry_base", &self.retry_base)
             .finish_non_exhaustive()
-    }
-}
-
-impl WebhookSettings {
-    /// Why `url` may not receive escalations, if it may not: it must be https (the body holds an
-    /// address and a diagnosis, the URL often a token), except on this machine, for tests.
-    pub fn url_problem(url: &str) -> Option<&'static str> {
-        let Ok(parsed) = reqwest::Url::parse(url) else {
-            return Some("is not a URL");
-        };
-        let Some(host) = parsed.host_str() else {
-            return Some("has no host");
-        };
-        let loopback = host.eq_ignore_ascii_case("localhost")
-            || host
-                .trim_start_matches('[')
-                .trim_end_matches(']')
-                .parse::<std::net::IpAddr>()
-                .is_ok_and(|ip| ip.is_loopback());
-        match parsed.scheme() {
-            "https" => None,
-            "http" if loopback => None,
-            _ => Some("must be an https:// URL (http:// only for 127.0.0.1 or localhost)"),
-        }
-    }
-
-    /// Scheme and host only: enough to tell which endpoint, nothing of a token in the path, the
-    /// query or the user info.
-    pub fn redacted_url(url: &str) -> String {
-        match reqwest::Url::parse(url) {
-            Ok(parsed) => format!(
-                "{}://{}/***",
-                parsed.scheme(),
-                parsed.host_str().unwrap_or("?")
-            ),
-            Err(_) => "***".to_owned(),
-        }
     }
 }
 
@@ -117,7 +80,7 @@ pub(crate) async fn deliver(
     settings: &WebhookSettings,
     body: &[u8],
 ) -> WebhookRound {
-    if let Some(problem) = WebhookSettings::url_problem(&settings.url) {
+    if let Some(problem) = crate::urls::https_problem(&settings.url) {
         return WebhookRound {
             delivered: false,
             attempts: 0,
@@ -190,7 +153,7 @@ mod tests {
             "http://localhost/x",
             "http://[::1]:9/x",
         ] {
-            assert_eq!(WebhookSettings::url_problem(good), None, "{good}");
+            assert_eq!(crate::urls::https_problem(good), None, "{good}");
         }
         for bad in [
             "http://desk.example/hooks",
@@ -200,7 +163,7 @@ mod tests {
             "desk.example/hooks",
             "",
         ] {
-            assert!(WebhookSettings::url_problem(bad).is_some(), "{bad}");
+            assert!(crate::urls::https_problem(bad).is_some(), "{bad}");
         }
     }
 

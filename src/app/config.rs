@@ -153,7 +153,7 @@ impl std::fmt::Debug for EscalationConfig {
                 &self
                     .webhook_url
                     .as_deref()
-                    .map(crate::actions::WebhookSettings::redacted_url),
+                    .map(crate::urls::redacted_endpoint),
             )
             .field("webhook_secret", &self.webhook_secret)
             .field("webhook_timeout_seconds", &self.webhook_timeout_seconds)
@@ -462,7 +462,7 @@ impl Config {
             .escalation
             .webhook_url
             .as_deref()
-            .and_then(crate::actions::WebhookSettings::url_problem)
+            .and_then(crate::urls::https_problem)
         {
             return invalid("escalation.webhook_url", problem);
         }

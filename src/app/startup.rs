@@ -66,4 +66,4 @@ async fn connect_with(config: &Config, warm: bool) -> Result<Store, StartupError
         })
 }
 
-pub use crate::redact::redact_url;
+pub use crate::urls::redact_url;

@@ -176,7 +176,7 @@ impl Store {
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
-                .map_err(|_| StoreError::UnsupportedUrl(crate::redact::redact_url(url)))?
+                .map_err(|_| StoreError::UnsupportedUrl(crate::urls::redact_url(url)))?
                 .create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
@@ -195,7 +195,7 @@ impl Store {
             // lose to custom plans'; planning one took 0.3-1.5 ms against ~0.1 ms to run it. With
             // generic plans, at 1M members and 16 at once: 8,657 -> 11,837 registered checks/s.
             let connect = PgConnectOptions::from_str(url)
-                .map_err(|_| StoreError::UnsupportedUrl(crate::redact::redact_url(url)))?
+                .map_err(|_| StoreError::UnsupportedUrl(crate::urls::redact_url(url)))?
                 .options([("plan_cache_mode", "force_generic_plan")]);
             let warm = if options.warm {
                 options.max_connections
@@ -211,7 +211,7 @@ impl Store {
                 .map_err(StoreError::Unavailable)?;
             Ok(Store::Postgres(pool, WriteGate::default()))
         } else {
-            Err(StoreError::UnsupportedUrl(crate::redact::redact_url(url)))
+            Err(StoreError::UnsupportedUrl(crate::urls::redact_url(url)))
         }
     }
 

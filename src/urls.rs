@@ -1,5 +1,5 @@
-//! Secrets out of URLs before they reach a message, a log line or an error: used wherever a URL
-//! (a database's, a webhook's) could be shown.
+//! URLs that come from config (a database's, a webhook's): which may be used, and how they are
+//! shown without their secrets in a message, a log line or an error.
 
 /// The URL without its secrets, fit for messages and logs: the password of the user info and the
 /// value of every query parameter that names one (`?password=`, `sslpassword=`, `token=`...).
@@ -77,6 +77,41 @@ fn names_a_secret(name: &str) -> bool {
     ["pass", "pwd", "secret", "token", "key"]
         .iter()
         .any(|word| name.contains(word))
+}
+
+/// Why `url` may not receive escalations, if it may not: it must be https (the body holds an
+/// address and a diagnosis, the URL often a token), except on this machine, for tests.
+pub fn https_problem(url: &str) -> Option<&'static str> {
+    let Ok(parsed) = reqwest::Url::parse(url) else {
+        return Some("is not a URL");
+    };
+    let Some(host) = parsed.host_str() else {
+        return Some("has no host");
+    };
+    let loopback = host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    match parsed.scheme() {
+        "https" => None,
+        "http" if loopback => None,
+        _ => Some("must be an https:// URL (http:// only for 127.0.0.1 or localhost)"),
+    }
+}
+
+/// Scheme and host only: enough to tell which endpoint, nothing of a token in the path, the
+/// query or the user info.
+pub fn redacted_endpoint(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(parsed) => format!(
+            "{}://{}/***",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("?")
+        ),
+        Err(_) => "***".to_owned(),
+    }
 }
 
 #[cfg(test)]
