@@ -5,8 +5,6 @@
 
 pub mod actions;
 pub mod activation_api;
-pub mod bench;
-pub mod bench_discord;
 pub mod chat;
 pub mod cli;
 pub mod config;
@@ -17,9 +15,6 @@ pub mod discord;
 pub mod email;
 pub mod engine;
 pub mod error;
-/// A local stand-in for Discord, for the tests and `bench --discord` only.
-#[doc(hidden)]
-pub mod fake_discord;
 pub mod fixture;
 pub mod http;
 pub mod humanize;

@@ -14,7 +14,6 @@ mod escalations;
 mod fixture_load;
 mod locking;
 mod members;
-mod plans;
 mod webhook_events;
 mod workspaces;
 
@@ -33,10 +32,15 @@ pub use buttons::ButtonRecord;
 pub use deliveries::{DeliveryRecord, DomainTrouble, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 pub use members::{MemberCandidate, MemberMatch, NearQuery};
-pub use plans::HotQuery;
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
 };
+
+/// The SQL of every query on a check's path, for `invite-bot-bench`'s query plans (`EXPLAIN`).
+pub mod check_queries {
+    pub use super::deliveries::DELIVERY_FACTS;
+    pub use super::members::{CANDIDATES_NEAR, MEMBERSHIPS, MEMBER_BY_SLUG, MEMBER_IN_WORKSPACE};
+}
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
 /// serves both.
@@ -341,8 +345,8 @@ pub(crate) fn decode_enum<T>(
 }
 
 /// The exclusive upper bound of a prefix range: every string starting with `prefix` sorts below it
-/// byte-wise (SQLite BINARY, PostgreSQL `COLLATE "C"`).
-pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+/// byte-wise (SQLite BINARY, PostgreSQL `COLLATE "C"`). Public for the bench's query plans.
+pub fn prefix_upper_bound(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 
