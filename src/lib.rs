@@ -5,8 +5,6 @@
 
 pub mod actions;
 pub mod app;
-pub mod bench;
-pub mod bench_discord;
 pub mod chat;
 pub mod cli;
 pub mod console;
@@ -15,9 +13,6 @@ pub mod discord;
 pub mod domain;
 pub mod engine;
 pub mod error;
-/// A local stand-in for Discord, for the tests and `bench --discord` only.
-#[doc(hidden)]
-pub mod fake_discord;
 pub mod fixture;
 pub mod http;
 pub mod humanize;

@@ -135,32 +135,6 @@ pub enum Command {
     },
     /// Send invitation emails left waiting (after a mail outage or a crash) and retry escalation webhooks.
     RetryPending,
-    /// Measure check latency on a synthetic workspace (built once, reused when already seeded).
-    Bench {
-        /// The bench database (default sqlite://invite-bot-bench.db, never the bot's own database).
-        #[arg(long)]
-        database: Option<String>,
-        #[arg(long, default_value_t = 1_000_000)]
-        members: u64,
-        #[arg(long, default_value_t = 1)]
-        workspaces: u32,
-        /// Operations in flight at once (default 16). With --discord: at most this many
-        /// interactions unanswered at a time (default: all at once).
-        #[arg(long)]
-        concurrency: Option<usize>,
-        /// Operations per scenario.
-        #[arg(long, default_value_t = 2_000)]
-        checks: usize,
-        /// Instead: `serve` against a local fake Discord: memory idle and while answering
-        /// --interactions `/invite-check`s at once, and the time from arrival to callback.
-        #[arg(long)]
-        discord: bool,
-        /// With --discord: how many interactions.
-        #[arg(long, default_value_t = 200)]
-        interactions: usize,
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
-    },
 }
 
 impl Cli {
@@ -253,11 +227,8 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), Failure> {
-    // The Discord bench seeds only a database named on the command line, never the configured one.
     let mut config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
-    // The bench must never seed the bot's configured database: it only takes a URL given to it.
-    let explicit_database_url = cli.database_url.clone();
     if let Some(url) = cli.database_url {
         config.database_url = url;
     }
@@ -524,69 +495,6 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             let delivered = actions.deliver_due_escalations().await?;
             engine.store().close().await;
             println!("sent {sent} waiting invitations, delivered {delivered} escalations");
-        }
-        Command::Bench {
-            discord: true,
-            database,
-            interactions,
-            concurrency,
-            format,
-            ..
-        } => {
-            // The Discord scenario seeds only a database given explicitly, never the configured one.
-            let report = crate::bench_discord::run(crate::bench_discord::DiscordBenchOptions {
-                interactions,
-                concurrency: concurrency.unwrap_or(0),
-                database_url: database.or(explicit_database_url),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| match e {
-                crate::bench_discord::DiscordBenchError::NoInteractions => {
-                    Failure::bad_input(e.to_string())
-                }
-                other => Failure::operational(error_chain(&other)),
-            })?;
-            match format {
-                Format::Text => print!("{}", report.to_text()),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string(&report)
-                        .map_err(|e| Failure::operational(e.to_string()))?
-                ),
-            }
-        }
-        Command::Bench {
-            database,
-            members,
-            workspaces,
-            concurrency,
-            checks,
-            format,
-            ..
-        } => {
-            let options = crate::bench::BenchOptions {
-                database_url: database
-                    .or(explicit_database_url)
-                    .unwrap_or_else(|| crate::bench::DEFAULT_DATABASE.to_owned()),
-                members,
-                workspaces,
-                concurrency: concurrency.unwrap_or(16),
-                checks,
-            };
-            let report = crate::bench::run(&options, &config, &|line| eprintln!("{line}"))
-                .await
-                .map_err(|e| {
-                    if e.is_bad_input() {
-                        Failure::bad_input(e.to_string())
-                    } else {
-                        Failure::operational(error_chain(&e))
-                    }
-                })?;
-            match format {
-                Format::Json => println!("{}", report.to_json()),
-                Format::Text => print!("{}", report.to_text()),
-            }
         }
     }
     Ok(())

@@ -59,7 +59,7 @@ pub(super) const LATEST_INVITATION: &str =
 /// itself. Each branch is an index range; NULLs are typed so both databases agree on the columns.
 /// (The domain branch is an aggregate: when `$3` is false it still yields one row, of zeros, which
 /// costs nothing because both planners test a parameter-only condition once, before any read.)
-pub(super) const DELIVERY_FACTS: &str = concat!(
+pub const DELIVERY_FACTS: &str = concat!(
     "SELECT CASE WHEN e.id IS NULL THEN 'invitation' ELSE 'event' END AS kind, \
        i.id, i.member_id, i.sent_at, i.expires_at, i.message_id, \
        e.event AS label, e.bounce_kind, e.at, e.detail, e.id AS event_id, \

@@ -59,10 +59,13 @@ macro_rules! select_members {
     };
 }
 
-pub(super) const MEMBER_IN_WORKSPACE: &str =
+/// A member of workspace `$1` by normalized address `$2`.
+pub const MEMBER_IN_WORKSPACE: &str =
     select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
-pub(super) const MEMBER_BY_SLUG: &str = select_members!("WHERE w.slug = $1 AND m.email_key = $2");
-pub(super) const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
+/// A member of the workspace with slug `$1` by normalized address `$2`.
+pub const MEMBER_BY_SLUG: &str = select_members!("WHERE w.slug = $1 AND m.email_key = $2");
+/// Every membership of normalized address `$1`.
+pub const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
 
 /// Every candidate range in one round trip (each branch an index range with its own LIMIT):
 /// members with the same local part at any domain (`$1`, at most `$2`), and members at the same
@@ -72,7 +75,7 @@ pub(super) const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORD
 /// address holds the intended member even where the whole range is too wide to read (a common
 /// first name at gmail.com), because the keys between the two share the longer intact part.
 /// (Each branch sits in a subquery: SQLite allows ORDER BY/LIMIT only there in a compound select.)
-pub(super) const CANDIDATES_NEAR: &str = concat!(
+pub const CANDIDATES_NEAR: &str = concat!(
     "SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
       WHERE local_key = $1 ORDER BY email_key LIMIT $2) AS same_local \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \

@@ -14,7 +14,6 @@ mod fixture_load;
 mod locking;
 mod members;
 mod outbox;
-mod plans;
 mod records;
 mod webhook_events;
 mod workspaces;
@@ -33,11 +32,16 @@ pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
 
 pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
-pub use plans::HotQuery;
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
 };
+
+/// The SQL of every query on a check's path, for `invite-bot-bench`'s query plans (`EXPLAIN`).
+pub mod check_queries {
+    pub use super::deliveries::DELIVERY_FACTS;
+    pub use super::members::{CANDIDATES_NEAR, MEMBERSHIPS, MEMBER_BY_SLUG, MEMBER_IN_WORKSPACE};
+}
 
 /// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
 /// serves both.
@@ -352,8 +356,8 @@ pub(crate) fn decode_enum<T>(
 }
 
 /// The exclusive upper bound of a prefix range: every string starting with `prefix` sorts below it
-/// byte-wise (SQLite BINARY, PostgreSQL `COLLATE "C"`).
-pub(crate) fn prefix_upper_bound(prefix: &str) -> String {
+/// byte-wise (SQLite BINARY, PostgreSQL `COLLATE "C"`). Public for the bench's query plans.
+pub fn prefix_upper_bound(prefix: &str) -> String {
     format!("{prefix}\u{10FFFF}")
 }
 

@@ -6,13 +6,13 @@ use std::time::Duration;
 use invite_bot::app::config::{Config, GrantConfig};
 use invite_bot::discord::{DiscordBot, DiscordOptions};
 use invite_bot::store::Store;
+use invite_bot_testkit::fake_discord::{
+    self, custom_ids, message_from_callback, FakeDiscord, FakeUser, Recorded, CHANNEL_ID, GUILD_ID,
+};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::fake_discord::{
-    custom_ids, message_from_callback, FakeDiscord, FakeUser, Recorded, CHANNEL_ID, GUILD_ID,
-};
 use crate::helpers::{Backend, TestApp};
 
 pub const FIXTURE: &str = r#"
@@ -178,7 +178,7 @@ impl DiscordApp {
 
     /// The follow-up message sent for an interaction `token`.
     pub async fn followup(&self, token: &str) -> Recorded {
-        let fragment = format!("/webhooks/{}/{token}", crate::fake_discord::APPLICATION_ID);
+        let fragment = format!("/webhooks/{}/{token}", fake_discord::APPLICATION_ID);
         self.fake
             .wait_for(
                 "follow-up",
@@ -435,7 +435,7 @@ discord_tests! {
         assert!(!all_text(&posted.body).contains("not_registered"));
 
         // Pressing one shows the check privately to the presser.
-        let message = crate::fake_discord::message_json("990001", CHANNEL_ID, "", serde_json::json!([]), posted.body["components"].clone());
+        let message = fake_discord::message_json("990001", CHANNEL_ID, "", serde_json::json!([]), posted.body["components"].clone());
         let (_, custom_id, _) = custom_ids(&posted.body)[0].clone();
         let token = app.fake.press(&agent(), &custom_id, message);
         let answer = app.followup(&token).await;
@@ -651,4 +651,25 @@ discord_tests! {
         assert_eq!(put.path, "/api/v10/applications/2000/commands");
         assert_eq!(put.body[0]["name"], "invite-check");
     }
+}
+
+#[tokio::test]
+async fn serve_refuses_a_discord_api_base_that_is_not_local() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        "[discord]\napi_base_url = \"http://discord.evil.example\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_invite-bot"))
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env("DISCORD_TOKEN", "t")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("discord.api_base_url"), "{stderr}");
 }

@@ -1,5 +1,5 @@
 //! A small fake Discord on 127.0.0.1 that the real serenity client connects to: a local stand-in
-//! for the integration tests and `invite-bot bench --discord`, never for production. Not a stable API.
+//! for the integration tests and `invite-bot-bench --discord`, never for production. Not a stable API.
 //!
 //! REST (axum): answers what the bot calls and records every request, so tests assert on what the
 //! client sent. Gateway (tokio-tungstenite): HELLO on connect, READY on IDENTIFY, heartbeat ACKs,

@@ -13,7 +13,7 @@ use sqlx::{ConnectOptions, Connection, QueryBuilder};
 
 use super::generate::{MemberGenerator, SyntheticMember};
 use super::BenchError;
-use crate::store::Store;
+use invite_bot::store::Store;
 
 /// Bumped whenever the generator changes what it produces, so old bench databases are rebuilt.
 const GENERATOR_VERSION: u32 = 2;
@@ -91,7 +91,7 @@ pub async fn ensure_seeded(
     now: DateTime<Utc>,
 ) -> Result<Seeding, BenchError> {
     let marker = parameters.marker();
-    let (existing, workspaces): (Option<String>, i64) = crate::store::on_backend!(store, pool => {
+    let (existing, workspaces): (Option<String>, i64) = on_backend!(store, pool => {
         sqlx::query(CREATE_META).execute(pool).await.map_err(BenchError::seed)?;
         let existing = sqlx::query_scalar("SELECT parameters FROM bench_meta LIMIT 1")
             .fetch_optional(pool)
@@ -111,7 +111,7 @@ pub async fn ensure_seeded(
     }
     let started = std::time::Instant::now();
     let mut generator = MemberGenerator::new(
-        StdRng::seed_from_u64(0x1b7e_b07),
+        StdRng::seed_from_u64(0x01b7_eb07),
         parameters.members,
         parameters.workspaces as usize,
         now,

@@ -1,6 +1,6 @@
 //! What the process and the database cost: peak resident memory and size on disk.
 
-use crate::store::{Store, StoreResult};
+use invite_bot::store::{Store, StoreResult};
 
 /// The process's peak resident set size in MB (`VmHWM` in /proc/self/status); `None` off Linux.
 pub fn peak_rss_mb() -> Option<f64> {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use super::seed::Seeding;
 use super::stats::LatencyStats;
 use super::{BenchOptions, Hits};
-use crate::store::Backend;
+use invite_bot::store::Backend;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScenarioReport {

@@ -1,11 +1,24 @@
-//! `invite-bot bench`: how fast a check answers in a workspace of a million members, measured
+//! `invite-bot-bench`: how fast a check answers in a workspace of a million members, measured
 //! against what the database itself needs for one indexed look-up, in the same run.
 //!
 //! The bench builds (once) a synthetic workspace database, then times four scenarios through one
 //! shared [`Engine`]: the bare indexed `SELECT` (baseline), the full check of a registered member, of
 //! an address one typo away from a member, and of an address nothing resembles.
 
+/// Expands `$body` once per backend with `$pool` bound to that backend's pool, so one query text
+/// serves both (as the bot's store does).
+macro_rules! on_backend {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            invite_bot::store::Store::Sqlite($pool, ..) => $body,
+            invite_bot::store::Store::Postgres($pool, ..) => $body,
+        }
+    };
+}
+
+pub mod discord;
 pub mod generate;
+pub mod plans;
 pub mod report;
 pub mod scenario;
 pub mod seed;
@@ -18,13 +31,13 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::app::config::Config;
-use crate::domain::email::EmailAddress;
-use crate::domain::workspace::WorkspaceSlug;
-use crate::engine::{CheckSettings, Engine};
-use crate::error::EngineError;
-use crate::prompts::Prompts;
-use crate::store::{ConnectOptions, Store, StoreError};
+use invite_bot::app::config::Config;
+use invite_bot::domain::email::EmailAddress;
+use invite_bot::domain::workspace::WorkspaceSlug;
+use invite_bot::engine::{CheckSettings, Engine};
+use invite_bot::error::EngineError;
+use invite_bot::prompts::Prompts;
+use invite_bot::store::{ConnectOptions, Store, StoreError};
 
 pub use report::{BenchReport, ScenarioReport};
 pub use seed::{SeedParameters, Seeding};
@@ -146,7 +159,7 @@ pub async fn run(
     };
     progress(&format!(
         "bench database: {} ({})",
-        crate::app::startup::redact_url(&options.database_url),
+        invite_bot::urls::redact_url(&options.database_url),
         parameters.marker()
     ));
     let seeding = seed::ensure_seeded(&store, parameters, Utc::now()).await?;
@@ -223,7 +236,7 @@ async fn run_baseline(
     let run = scenario::run_scenario(samples, concurrency, move |sample: Sample| {
         let store = store.clone();
         async move {
-            let found: Option<i64> = crate::store::on_backend!(&store, pool => {
+            let found: Option<i64> = on_backend!(&store, pool => {
                 sqlx::query_scalar(BASELINE)
                     .bind(sample.email.key())
                     .bind(sample.workspace_id)
@@ -334,7 +347,7 @@ fn stats_of(
 /// The lowest and highest member id. (Two statements: SQLite optimizes `MIN(id)` and `MAX(id)`
 /// to one index probe each only when each stands alone; together they scan the table.)
 async fn id_bounds(store: &Store) -> Result<(i64, i64), BenchError> {
-    let (low, high): (Option<i64>, Option<i64>) = crate::store::on_backend!(store, pool => {
+    let (low, high): (Option<i64>, Option<i64>) = on_backend!(store, pool => {
         let low = sqlx::query_scalar("SELECT MIN(id) FROM members")
             .fetch_one(pool)
             .await
@@ -362,7 +375,7 @@ async fn sample_members(
     let mut misses = 0;
     while samples.len() < count {
         let id = rng.gen_range(low..=high);
-        let row: Option<(String, i64, String)> = crate::store::on_backend!(store, pool => {
+        let row: Option<(String, i64, String)> = on_backend!(store, pool => {
             sqlx::query_as(
                 "SELECT m.email_key, m.workspace_id, w.slug FROM members m \
                  JOIN workspaces w ON w.id = m.workspace_id WHERE m.id = $1",

@@ -1,4 +1,4 @@
-//! `invite-bot bench`: a tiny end-to-end run on each backend, its JSON shape, reuse of an already
+//! `invite-bot-bench`: a tiny end-to-end run on each backend, its JSON shape, reuse of an already
 //! seeded database, and refusing to touch a database that holds real data. (Correctness only: the
 //! bench measures time; these tests never assert on it.)
 
@@ -7,10 +7,13 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::helpers::{fresh_database, run_binary, stderr, stdout, Backend};
+use invite_bot_testkit::database::{fresh_database, Backend};
+use invite_bot_testkit::process::{stderr, stdout};
+
+use crate::helpers::{run_bench, run_bot};
 
 fn invite_bot(dir: &Path, args: &[&str]) -> Output {
-    run_binary(dir, &[], args)
+    run_bot(dir, args)
 }
 
 fn sorted_keys(value: &Value) -> Vec<&str> {
@@ -26,7 +29,6 @@ fn sorted_keys(value: &Value) -> Vec<&str> {
 
 fn bench(dir: &Path, url: &str, extra: &[&str]) -> Output {
     let mut args = vec![
-        "bench",
         "--database",
         url,
         "--members",
@@ -37,7 +39,7 @@ fn bench(dir: &Path, url: &str, extra: &[&str]) -> Output {
         "4",
     ];
     args.extend_from_slice(extra);
-    invite_bot(dir, &args)
+    run_bench(dir, &args)
 }
 
 async fn tiny_run(backend: Backend) {
@@ -171,10 +173,9 @@ async fn tiny_run(backend: Backend) {
     assert_eq!(count("SELECT COUNT(*) FROM members").await, 2000);
 
     // Other parameters: rebuilt from scratch, nothing of the old workspace left.
-    let third = invite_bot(
+    let third = run_bench(
         cwd.path(),
         &[
-            "bench",
             "--database",
             &database.url,
             "--members",
@@ -287,17 +288,17 @@ fn bad_options_are_refused_before_touching_a_database() {
             "--workspaces must be between 1",
         ),
     ] {
-        let mut all = vec!["bench", "--database", url.as_str()];
+        let mut all = vec!["--database", url.as_str()];
         all.extend(args);
-        let output = invite_bot(cwd.path(), &all);
+        let output = run_bench(cwd.path(), &all);
         assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
         assert!(stderr(&output).contains(reason), "{}", stderr(&output));
     }
     assert!(!cwd.path().join("b.db").exists());
 
-    let output = invite_bot(
+    let output = run_bench(
         cwd.path(),
-        &["bench", "--database", "mysql://x/y", "--members", "100"],
+        &["--database", "mysql://x/y", "--members", "100"],
     );
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(

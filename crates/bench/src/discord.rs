@@ -1,5 +1,5 @@
-//! The Discord scenario of the benchmark: the real `invite-bot serve`, as a child process, connected
-//! to the local fake Discord ([`crate::fake_discord`]), answering many `/invite-check` interactions
+//! The Discord scenario of the benchmark: the bot's real `serve`, as a child process, connected
+//! to the local fake Discord ([`invite_bot_testkit::fake_discord`]), answering many `/invite-check` interactions
 //! sent at once over the gateway.
 //!
 //! Measured: the child's resident memory (VmRSS from `/proc/<pid>/status`, so the numbers are the
@@ -17,9 +17,14 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::app::config::Config;
-use crate::fake_discord::{FakeDiscord, FakeUser, Recorded, GUILD_ID};
-use crate::fixture::Fixture;
+use invite_bot::app::config::Config;
+use invite_bot::fixture::Fixture;
+use invite_bot_testkit::fake_discord::{FakeDiscord, FakeUser, Recorded, GUILD_ID};
+
+/// Set in the child's environment: `invite-bot-bench` then runs as the bot (`invite_bot::cli`), so
+/// by default the child is this very executable and the bot measured is always the one the bench
+/// was built with (a separately built `invite-bot` could be stale). `invite-bot` ignores it.
+pub const RUN_AS_BOT: &str = "INVITE_BOT_BENCH_RUN_AS_BOT";
 
 /// The role the benchmark's fake user holds; the generated config grants it `check`.
 const BENCH_ROLE: &str = "7100";
@@ -45,7 +50,8 @@ pub struct DiscordBenchOptions {
     /// The database `serve` uses (seeded with the demo fixture first, idempotently). None: a
     /// fresh SQLite file in a temporary directory, removed afterwards.
     pub database_url: Option<String>,
-    /// The `invite-bot` binary to run. None: the running executable (`invite-bot bench --discord`).
+    /// The bot's binary: `invite-bot`, or `invite-bot-bench` (see [`RUN_AS_BOT`]). None: the running
+    /// executable (`invite-bot-bench --discord`).
     pub bot_exe: Option<PathBuf>,
     /// Give up waiting for READY, registration or the answers after this long.
     pub timeout: Duration,
@@ -234,16 +240,16 @@ async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
         database_url: database_url.to_owned(),
         ..Config::default()
     };
-    let actions = crate::app::startup::build(&config)
+    let actions = invite_bot::app::startup::build(&config)
         .await
-        .map_err(|e| DiscordBenchError::Seed(crate::error::error_chain(&e)))?;
-    let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())
+        .map_err(|e| DiscordBenchError::Seed(invite_bot::error::error_chain(&e)))?;
+    let fixture = Fixture::parse(invite_bot::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())
         .map_err(|e| DiscordBenchError::Seed(e.to_string()))?;
     let engine = actions.engine();
     engine
         .seed(&fixture)
         .await
-        .map_err(|e| DiscordBenchError::Seed(crate::error::error_chain(&e)))?;
+        .map_err(|e| DiscordBenchError::Seed(invite_bot::error::error_chain(&e)))?;
     engine.store().close().await;
     Ok(())
 }
@@ -300,6 +306,7 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
         .arg("--config")
         .arg(&config)
         .arg("serve")
+        .env(RUN_AS_BOT, "1")
         .env("DISCORD_TOKEN", "bench-token")
         .env("RUST_LOG", "warn")
         .env_remove("DATABASE_URL")
@@ -442,7 +449,7 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
 }
 
 impl DiscordBenchReport {
-    /// The table `invite-bot bench --discord` prints.
+    /// The table `invite-bot-bench --discord` prints.
     pub fn to_text(&self) -> String {
         format!(
             "Discord scenario: invite-bot serve against the fake Discord\n\

@@ -13,8 +13,8 @@ use chrono::{DateTime, Duration, Utc};
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::domain::email::EmailAddress;
-use crate::domain::member::{MemberStatus, Role};
+use invite_bot::domain::email::EmailAddress;
+use invite_bot::domain::member::{MemberStatus, Role};
 
 #[rustfmt::skip]
 const FIRST_NAMES: &[&str] = &[
@@ -366,7 +366,7 @@ pub fn unknown_address(rng: &mut StdRng) -> EmailAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diagnosis::suggestions::edit_distance;
+    use invite_bot::diagnosis::suggestions::edit_distance;
     use rand::SeedableRng;
 
     fn members(n: u64) -> Vec<SyntheticMember> {

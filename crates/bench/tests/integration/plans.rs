@@ -2,7 +2,8 @@
 //! by normalized address must use their btree index (a trigram index on the whole address could
 //! otherwise win on PostgreSQL and make them ~100x slower).
 
-use invite_bot::store::{HotQuery, Store};
+use invite_bot::store::Store;
+use invite_bot_bench::plans::{query_plan, HotQuery};
 
 use crate::helpers::both_backends;
 
@@ -55,7 +56,7 @@ async fn load_bulk(store: &Store) {
 /// The plan of `query`, with the assertion that no table that grows with members is scanned whole.
 /// (Workspaces are few; scanning them to join is the planner's right call.)
 async fn plan_without_full_scan(store: &Store, query: HotQuery) -> String {
-    let lines = store.query_plan(query).await.unwrap();
+    let lines = query_plan(store, query).await.unwrap();
     let plan = lines.join("\n");
     // SQLite also "scans" the small results of a query's own subqueries (co-routines); the SEARCH
     // lines inside them are what reads the tables.
@@ -89,16 +90,16 @@ async fn plan_without_full_scan(store: &Store, query: HotQuery) -> String {
 }
 
 both_backends! {
-    async fn no_check_query_scans_a_table(app) {
-        load_bulk(app.engine.store()).await;
+    async fn no_check_query_scans_a_table(store) {
+        load_bulk(&store).await;
         for query in HotQuery::ALL {
-            plan_without_full_scan(app.engine.store(), query).await;
+            plan_without_full_scan(&store, query).await;
         }
     }
 
-    async fn exact_lookups_use_their_btree_index(app) {
-        load_bulk(app.engine.store()).await;
-        let store = app.engine.store();
+    async fn exact_lookups_use_their_btree_index(store) {
+        load_bulk(&store).await;
+        let store = &store;
         for query in [HotQuery::MemberInWorkspace, HotQuery::Memberships] {
             let plan = plan_without_full_scan(store, query).await;
             assert!(plan.contains("members_email_key"), "{query:?}:\n{plan}");
@@ -111,9 +112,9 @@ both_backends! {
         }
     }
 
-    async fn postgres_connections_keep_one_generic_plan_per_statement(app) {
+    async fn postgres_connections_keep_one_generic_plan_per_statement(store) {
         // Custom plans would re-plan the compound check statements at every call (see Store::connect).
-        if let Store::Postgres(pool, _) = app.engine.store() {
+        if let Store::Postgres(pool, _) = &store {
             let mode: String = sqlx::query_scalar("SHOW plan_cache_mode").fetch_one(pool).await.unwrap();
             assert_eq!(mode, "force_generic_plan");
         }

@@ -1,0 +1,167 @@
+//! `invite-bot-bench`: the benchmark's command line (what `invite-bot bench` was).
+//!
+//! Exit codes as the bot's: 0 the run finished, 2 bad input (options, config, a database that holds
+//! real data), 1 an operational failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+use invite_bot::app::config::Config;
+use invite_bot::error::error_chain;
+use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
+use invite_bot_bench::{BenchOptions, DEFAULT_DATABASE};
+
+/// Measure check latency on a synthetic workspace (built once, reused when already seeded).
+#[derive(Debug, Parser)]
+#[command(name = "invite-bot-bench", version)]
+struct Cli {
+    /// Config file (default: ./config.toml when present, else built-in defaults).
+    #[arg(long, env = "INVITE_BOT_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL; the bench database when --database is not given.
+    #[arg(long)]
+    database_url: Option<String>,
+    /// The bench database (default sqlite://invite-bot-bench.db, never the bot's own database).
+    #[arg(long)]
+    database: Option<String>,
+    #[arg(long, default_value_t = 1_000_000)]
+    members: u64,
+    #[arg(long, default_value_t = 1)]
+    workspaces: u32,
+    /// Operations in flight at once (default 16). With --discord: at most this many
+    /// interactions unanswered at a time (default: all at once).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Operations per scenario.
+    #[arg(long, default_value_t = 2_000)]
+    checks: usize,
+    /// Instead: `serve` against a local fake Discord: memory idle and while answering
+    /// --interactions `/invite-check`s at once, and the time from arrival to callback.
+    #[arg(long)]
+    discord: bool,
+    /// With --discord: how many interactions.
+    #[arg(long, default_value_t = 200)]
+    interactions: usize,
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+/// Why the run failed: the message for the person and the exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn bad_input(message: impl Into<String>) -> Self {
+        Failure {
+            code: 2,
+            message: message.into(),
+        }
+    }
+
+    fn operational(message: impl Into<String>) -> Self {
+        Failure {
+            code: 1,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    if std::env::var_os(discord::RUN_AS_BOT).is_some() {
+        return run_as_bot();
+    }
+    let cli = Cli::parse();
+    invite_bot::app::telemetry::init("warn");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(execute(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("error: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+/// The child of the Discord scenario: exactly what `invite-bot`'s own `main` does.
+fn run_as_bot() -> ExitCode {
+    let cli = invite_bot::cli::Cli::parse();
+    invite_bot::app::telemetry::init(cli.default_log_level());
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(invite_bot::cli::run(cli))
+}
+
+async fn execute(cli: Cli) -> Result<(), Failure> {
+    let config = Config::load(cli.config.as_deref(), &|key| std::env::var(key).ok())
+        .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
+    // The bench must never seed the bot's configured database: it only takes a URL given to it.
+    let database = cli.database.or(cli.database_url);
+    if cli.discord {
+        let report = discord::run(DiscordBenchOptions {
+            interactions: cli.interactions,
+            concurrency: cli.concurrency.unwrap_or(0),
+            database_url: database,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| match e {
+            DiscordBenchError::NoInteractions => Failure::bad_input(e.to_string()),
+            other => Failure::operational(error_chain(&other)),
+        })?;
+        match cli.format {
+            Format::Text => print!("{}", report.to_text()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
+            ),
+        }
+        return Ok(());
+    }
+    let options = BenchOptions {
+        database_url: database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
+        members: cli.members,
+        workspaces: cli.workspaces,
+        concurrency: cli.concurrency.unwrap_or(16),
+        checks: cli.checks,
+    };
+    let report = invite_bot_bench::run(&options, &config, &|line| eprintln!("{line}"))
+        .await
+        .map_err(|e| {
+            if e.is_bad_input() {
+                Failure::bad_input(e.to_string())
+            } else {
+                Failure::operational(error_chain(&e))
+            }
+        })?;
+    match cli.format {
+        Format::Json => println!("{}", report.to_json()),
+        Format::Text => print!("{}", report.to_text()),
+    }
+    Ok(())
+}
