@@ -13,6 +13,8 @@ use rand::Rng;
 use secrecy::SecretString;
 use serde_json::json;
 
+use std::time::Instant;
+
 use super::audit::AuditEvent;
 use super::resend::{minute, sha256_hex};
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode};
@@ -97,6 +99,11 @@ fn decoy_hash() -> &'static str {
 pub enum RedeemOutcome {
     Activated,
     Rejected,
+    /// Too many attempts for this address (or the bot is busy checking others): nothing was
+    /// checked or counted; try again after the wait.
+    Throttled {
+        retry_after: std::time::Duration,
+    },
 }
 
 impl Actions {
@@ -231,11 +238,38 @@ impl Actions {
         let code = ActivationCode::parse(secret);
         let settings = self.action_settings();
 
+        // Throttle before anything is counted: a stranger guessing at someone's address is slowed
+        // down here and never gets to use up (and so void) the person's live code.
+        let target = format!("{}/{}", workspace.as_str(), email.key());
+        if let Err(retry_after) = self
+            .redeem_guard
+            .per_target
+            .attempt(&target, Instant::now())
+        {
+            return self
+                .throttled(actor, email, workspace, retry_after, "address_throttled")
+                .await;
+        }
+        // One slow hash per core at a time, whatever the load: each takes ~19 MiB and a core.
+        let Ok(Ok(_hashing)) = tokio::time::timeout(
+            HASHING_WAIT,
+            self.redeem_guard.hashing.clone().acquire_owned(),
+        )
+        .await
+        else {
+            return self
+                .throttled(actor, email, workspace, HASHING_WAIT, "busy")
+                .await;
+        };
+
         let (outcome, reason) = match (&member, &code) {
             (Some(member), Some(code)) => {
-                let live = self.store().live_activation_codes(member.id, now).await?;
+                let reserved = self
+                    .store()
+                    .reserve_code_attempts(member.id, settings.activation_code_max_attempts, now)
+                    .await?;
                 let candidates: Vec<(i64, String)> =
-                    live.into_iter().map(|c| (c.id, c.code_hash)).collect();
+                    reserved.into_iter().map(|c| (c.id, c.code_hash)).collect();
                 let attempt = code.clone();
                 let checking = candidates.clone();
                 let matched = tokio::task::spawn_blocking(move || {
@@ -262,15 +296,10 @@ impl Actions {
                     Some(_) => (RedeemOutcome::Rejected, "code_already_used"),
                     None if candidates.is_empty() => (RedeemOutcome::Rejected, "no_live_code"),
                     None => {
-                        for (id, _) in &candidates {
-                            self.store()
-                                .record_wrong_attempt(
-                                    *id,
-                                    settings.activation_code_max_attempts,
-                                    now,
-                                )
-                                .await?;
-                        }
+                        let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
+                        self.store()
+                            .void_exhausted_codes(&ids, settings.activation_code_max_attempts, now)
+                            .await?;
                         (RedeemOutcome::Rejected, "wrong_code")
                     }
                 }
@@ -307,7 +336,7 @@ impl Actions {
                 email_key: Some(email.key()),
                 outcome: match outcome {
                     RedeemOutcome::Activated => "activated",
-                    RedeemOutcome::Rejected => "rejected",
+                    RedeemOutcome::Rejected | RedeemOutcome::Throttled { .. } => "rejected",
                 },
                 reason: Some(reason),
                 reference: None,
@@ -317,6 +346,60 @@ impl Actions {
         .await?;
         tracing::info!(outcome = ?outcome, "redemption");
         Ok(outcome)
+    }
+}
+
+/// How long a redemption waits for a free hashing slot before it is told to come back.
+const HASHING_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What bounds redemptions: attempts per workspace and address, and hashes in flight.
+#[derive(Debug)]
+pub(crate) struct RedeemGuard {
+    pub(crate) per_target: super::throttle::Throttle,
+    pub(crate) hashing: std::sync::Arc<tokio::sync::Semaphore>,
+}
+
+impl RedeemGuard {
+    pub(crate) fn new(attempts_per_hour: u32) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        RedeemGuard {
+            // Ten thousand addresses under attack at once is already an incident; past it, new
+            // ones wait (see `Throttle::attempt`).
+            per_target: super::throttle::Throttle::new(
+                attempts_per_hour,
+                std::time::Duration::from_secs(3600),
+                10_000,
+            ),
+            hashing: std::sync::Arc::new(tokio::sync::Semaphore::new(cores)),
+        }
+    }
+}
+
+impl Actions {
+    async fn throttled(
+        &self,
+        actor: &Actor,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        retry_after: std::time::Duration,
+        reason: &'static str,
+    ) -> Result<RedeemOutcome, EngineError> {
+        self.audit(
+            actor,
+            AuditEvent {
+                action: "redeem",
+                workspace: Some(workspace.as_str()),
+                email_key: Some(email.key()),
+                outcome: "refused",
+                reason: Some(reason),
+                reference: None,
+                detail: None,
+            },
+        )
+        .await?;
+        Ok(RedeemOutcome::Throttled {
+            retry_after: retry_after.max(std::time::Duration::from_secs(1)),
+        })
     }
 }
 

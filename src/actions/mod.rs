@@ -10,6 +10,7 @@ mod escalate;
 mod gate;
 mod handover;
 mod resend;
+mod throttle;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
@@ -19,6 +20,7 @@ pub use activation::{ActivationCode, RedeemOutcome};
 pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
 pub use handover::WebhookSettings;
+pub use throttle::Throttle;
 
 use std::sync::Arc;
 
@@ -37,15 +39,19 @@ pub struct Actions {
     settings: Arc<ActionSettings>,
     mailer: Mailer,
     http: reqwest::Client,
+    redeem_guard: Arc<activation::RedeemGuard>,
 }
 
 impl Actions {
     pub fn new(engine: Engine, settings: ActionSettings, mailer: Mailer) -> Self {
         Actions {
             engine,
-            settings: Arc::new(settings),
             mailer,
             http: handover::client(),
+            redeem_guard: Arc::new(activation::RedeemGuard::new(
+                settings.redeem_attempts_per_hour,
+            )),
+            settings: Arc::new(settings),
         }
     }
 
@@ -170,6 +176,8 @@ pub struct ActionSettings {
     pub activation_code_ttl: chrono::Duration,
     pub activation_codes_per_member_per_day: u32,
     pub activation_code_max_attempts: u32,
+    /// Redemptions tried per workspace and address per hour, right or wrong.
+    pub redeem_attempts_per_hour: u32,
     pub escalation_dedupe: chrono::Duration,
     pub smtp_max_attempts: u32,
     /// First backoff between SMTP attempts; doubles each time.
@@ -196,6 +204,7 @@ impl From<&Config> for ActionSettings {
             )),
             activation_codes_per_member_per_day: actions.activation_codes_per_member_per_day,
             activation_code_max_attempts: actions.activation_code_max_attempts,
+            redeem_attempts_per_hour: actions.redeem_attempts_per_hour,
             escalation_dedupe: chrono::Duration::minutes(i64::from(
                 actions.escalation_dedupe_minutes,
             )),

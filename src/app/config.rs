@@ -62,6 +62,9 @@ pub struct ActionsConfig {
     pub activation_codes_per_member_per_day: u32,
     /// Wrong attempts after which an activation code is void.
     pub activation_code_max_attempts: u32,
+    /// Redemptions (`/api/activate`, `activate`) tried per workspace and address per hour, right or
+    /// wrong; throttled ones are not counted against the code.
+    pub redeem_attempts_per_hour: u32,
     /// An escalation of the same member within this many minutes links to the open one.
     pub escalation_dedupe_minutes: u32,
 }
@@ -76,6 +79,7 @@ impl Default for ActionsConfig {
             activation_code_ttl_hours: 24,
             activation_codes_per_member_per_day: 10,
             activation_code_max_attempts: 5,
+            redeem_attempts_per_hour: 4,
             escalation_dedupe_minutes: 60,
         }
     }
@@ -444,6 +448,12 @@ impl Config {
             || self.actions.activation_url.starts_with("http://"))
         {
             return invalid("actions.activation_url", "must be an http(s) URL");
+        }
+        if self.actions.redeem_attempts_per_hour >= self.actions.activation_code_max_attempts {
+            return invalid(
+                "actions.redeem_attempts_per_hour",
+                "must be below activation_code_max_attempts, or a stranger guessing for an hour could void a live code",
+            );
         }
         if self.actions.activation_code_max_attempts == 0
             || self.smtp.max_attempts == 0

@@ -86,9 +86,12 @@ pub async fn start_http(
     })?;
     let app = router(state);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
     });
     tracing::info!(%local_addr, "HTTP listener started");
     Ok(HttpHandle { local_addr, task })

@@ -403,18 +403,31 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             let (actions, operator) = operator_actions(&config).await?;
             let outcome = actions.redeem(&operator, &email, &workspace, &code).await;
             actions.engine().store().close().await;
-            let activated = outcome? == RedeemOutcome::Activated;
-            let message = if activated {
-                format!("{} is now active and can log in.", email.key())
-            } else {
-                "That code is not valid for this address: it may be mistyped, expired, already used or \
-                 for someone else. Issue a new one if needed."
-                    .to_owned()
+            let outcome = outcome?;
+            let activated = outcome == RedeemOutcome::Activated;
+            let (label, message) = match outcome {
+                RedeemOutcome::Activated => (
+                    "activated",
+                    format!("{} is now active and can log in.", email.key()),
+                ),
+                RedeemOutcome::Rejected => (
+                    "rejected",
+                    "That code is not valid for this address: it may be mistyped, expired, already used or \
+                     for someone else. Issue a new one if needed."
+                        .to_owned(),
+                ),
+                RedeemOutcome::Throttled { retry_after } => (
+                    "throttled",
+                    format!(
+                        "Too many attempts for this address. Try again in {} seconds.",
+                        retry_after.as_secs().max(1)
+                    ),
+                ),
             };
             match format {
                 Format::Json => println!(
                     "{}",
-                    serde_json::json!({ "outcome": if activated { "activated" } else { "rejected" }, "message": message })
+                    serde_json::json!({ "outcome": label, "message": message })
                 ),
                 Format::Text => println!("{message}"),
             }

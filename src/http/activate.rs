@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::actions::Actions;
-use crate::actions::{Actor, RedeemOutcome};
+use crate::actions::{Actor, RedeemOutcome, Throttle};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
 
@@ -35,9 +35,18 @@ where
     S: Clone + Send + Sync + 'static,
     Actions: FromRef<S>,
 {
+    let clients = std::sync::Arc::new(Throttle::new(
+        PER_CLIENT_PER_MINUTE,
+        std::time::Duration::from_secs(60),
+        CLIENTS_REMEMBERED,
+    ));
     Router::new().route(
         "/api/activate",
-        post(activate::<S>).layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
+        post(activate::<S>)
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(axum::middleware::from_fn(move |request, next| {
+                per_client(clients.clone(), request, next)
+            })),
     )
 }
 
@@ -77,12 +86,51 @@ where
         )
             .into_response(),
         Ok(RedeemOutcome::Rejected) => rejected(),
+        Ok(RedeemOutcome::Throttled { retry_after }) => too_many(retry_after),
         Err(error) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({ "activated": false, "error": "unavailable", "message": error.public_message() })),
         )
             .into_response(),
     }
+}
+
+fn too_many(retry_after: std::time::Duration) -> Response {
+    let seconds = retry_after.as_secs().max(1);
+    (
+        StatusCode::TOO_MANY_REQUESTS,
+        [(axum::http::header::RETRY_AFTER, seconds.to_string())],
+        Json(json!({
+            "activated": false,
+            "error": "too_many_attempts",
+            "message": format!("Too many attempts. Try again in {seconds} seconds."),
+        })),
+    )
+        .into_response()
+}
+
+/// Attempts per client address per minute, before the request is read: a guesser spreading
+/// guesses over many addresses is slowed down as much as one hammering a single address.
+const PER_CLIENT_PER_MINUTE: u32 = 30;
+/// Distinct client addresses remembered at once (see [`Throttle`]).
+const CLIENTS_REMEMBERED: usize = 10_000;
+
+/// Throttles by the connection's peer address, when the server was started with it.
+async fn per_client(
+    throttle: std::sync::Arc<Throttle>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let peer = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip());
+    if let Some(ip) = peer {
+        if let Err(wait) = throttle.attempt(&ip.to_string(), std::time::Instant::now()) {
+            return too_many(wait);
+        }
+    }
+    next.run(request).await
 }
 
 fn rejected() -> Response {

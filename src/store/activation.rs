@@ -143,6 +143,56 @@ impl Store {
         Ok(codes)
     }
 
+    /// Reserves one attempt against every live code of the member that has attempts left, before
+    /// any hash is checked, and returns those codes: concurrent guesses cannot together try more
+    /// than `max_attempts` times, because each one's attempt is counted before it is made.
+    pub async fn reserve_code_attempts(
+        &self,
+        member_id: i64,
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<LiveCode>> {
+        let _turn = self.write_turn().await;
+        let codes = on_backend!(self, pool => {
+            sqlx::query_as(
+                "UPDATE activation_codes SET failed_attempts = failed_attempts + 1 \
+                 WHERE member_id = $1 AND used_at IS NULL AND voided_at IS NULL AND expires_at > $2 \
+                 AND failed_attempts < $3 RETURNING id, code_hash",
+            )
+            .bind(member_id)
+            .bind(now)
+            .bind(i64::from(max_attempts))
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(codes)
+    }
+
+    /// Voids the codes among `ids` whose reserved attempts reached `max_attempts`: called after a
+    /// guess matched none of them.
+    pub async fn void_exhausted_codes(
+        &self,
+        ids: &[i64],
+        max_attempts: u32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        on_backend!(self, pool => {
+            for id in ids {
+                sqlx::query(
+                    "UPDATE activation_codes SET voided_at = $3 \
+                     WHERE id = $1 AND voided_at IS NULL AND failed_attempts >= $2",
+                )
+                .bind(id)
+                .bind(i64::from(max_attempts))
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+        });
+        Ok(())
+    }
+
     /// Counts a wrong attempt against a code and voids it at `max_attempts`.
     pub async fn record_wrong_attempt(
         &self,

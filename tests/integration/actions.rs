@@ -487,15 +487,57 @@ both_backends! {
         assert_eq!(redeem(&app, "blocked@learners.example", &second).await, RedeemOutcome::Activated);
     }
 
-    async fn five_wrong_attempts_void_a_code(app) {
+    async fn five_wrong_attempts_void_a_code_but_not_within_one_hour(app) {
         app.seed(PEOPLE).await;
         let code = issue_code(&app, "blocked@learners.example").await;
         let wrong = if code.starts_with('A') { "BBBB-BBBB-BB" } else { "AAAA-AAAA-AA" };
-        for _ in 0..5 {
+        for _ in 0..4 {
             assert_eq!(redeem(&app, "blocked@learners.example", wrong).await, RedeemOutcome::Rejected);
         }
-        assert_eq!(redeem(&app, "blocked@learners.example", &code).await, RedeemOutcome::Rejected, "void after 5 wrong attempts");
+        // The hour's attempts are used up: the next is refused before it is counted...
+        assert!(matches!(redeem(&app, "blocked@learners.example", wrong).await, RedeemOutcome::Throttled { .. }));
+        assert_eq!(app.count("activation_codes WHERE voided_at IS NOT NULL").await, 0, "not voided");
+        // ...and later (another process: a fresh hour) the fifth wrong guess voids the code.
+        let later = app.second_instance().await;
+        let attempt = |secret: &str| {
+            let (later, secret) = (later.clone(), secret.to_owned());
+            let (email, slug, actor) = (app.email("blocked@learners.example"), app.slug("acme"), app.operator());
+            async move { later.redeem(&actor, &email, &slug, &secret).await.unwrap() }
+        };
+        assert_eq!(attempt(wrong).await, RedeemOutcome::Rejected);
+        assert_eq!(attempt(&code).await, RedeemOutcome::Rejected, "void after 5 wrong attempts");
         assert_eq!(app.verdict("blocked@learners.example", "acme").await, Verdict::InviteSuppressed);
+    }
+
+    async fn concurrent_guesses_never_count_more_than_the_throttle_allows(app) {
+        app.seed(PEOPLE).await;
+        let code = issue_code(&app, "blocked@learners.example").await;
+        let wrong = if code.starts_with('A') { "BBBB-BBBB-BB" } else { "AAAA-AAAA-AA" };
+        let mut guesses = tokio::task::JoinSet::new();
+        for _ in 0..30 {
+            let (actions, actor) = (app.actions.clone(), app.operator());
+            let (email, slug) = (app.email("blocked@learners.example"), app.slug("acme"));
+            guesses.spawn(async move { actions.redeem(&actor, &email, &slug, wrong).await.unwrap() });
+        }
+        let (mut rejected, mut throttled) = (0, 0);
+        while let Some(outcome) = guesses.join_next().await {
+            match outcome.unwrap() {
+                RedeemOutcome::Rejected => rejected += 1,
+                RedeemOutcome::Throttled { retry_after } => {
+                    assert!(retry_after.as_secs() >= 1);
+                    throttled += 1;
+                }
+                RedeemOutcome::Activated => panic!("a wrong code activated"),
+            }
+        }
+        assert_eq!((rejected, throttled), (4, 26));
+        // The member's code survived the attack: tomorrow (a fresh process) it still works.
+        let later = app.second_instance().await;
+        let outcome = later
+            .redeem(&app.operator(), &app.email("blocked@learners.example"), &app.slug("acme"), &code)
+            .await
+            .unwrap();
+        assert_eq!(outcome, RedeemOutcome::Activated);
     }
 
     async fn an_expired_code_is_rejected(app) with |c: &mut Config| c.actions.activation_code_ttl_hours = 0; {

@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod actions;
+mod activate_throttle;
 mod activation_api;
 mod appends;
 mod chat_buttons;
