@@ -55,6 +55,22 @@ impl Actions {
         }
     }
 
+    /// Deletes button records and audit rows past their retention; returns (buttons, audit rows).
+    pub async fn prune_old_rows(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, u64), crate::error::EngineError> {
+        let buttons = self
+            .store()
+            .prune_buttons(now - self.settings.button_retention)
+            .await?;
+        let audit = self
+            .store()
+            .prune_audit(now - self.settings.audit_retention)
+            .await?;
+        Ok((buttons, audit))
+    }
+
     /// The checks these actions are offered by.
     pub fn engine(&self) -> &Engine {
         &self.engine
@@ -178,6 +194,9 @@ pub struct ActionSettings {
     pub activation_code_max_attempts: u32,
     /// Redemptions tried per workspace and address per hour, right or wrong.
     pub redeem_attempts_per_hour: u32,
+    /// Button records and audit rows older than these are deleted in the background.
+    pub button_retention: chrono::Duration,
+    pub audit_retention: chrono::Duration,
     pub escalation_dedupe: chrono::Duration,
     pub smtp_max_attempts: u32,
     /// First backoff between SMTP attempts; doubles each time.
@@ -205,6 +224,8 @@ impl From<&Config> for ActionSettings {
             activation_codes_per_member_per_day: actions.activation_codes_per_member_per_day,
             activation_code_max_attempts: actions.activation_code_max_attempts,
             redeem_attempts_per_hour: actions.redeem_attempts_per_hour,
+            button_retention: chrono::Duration::days(i64::from(config.retention.button_days)),
+            audit_retention: chrono::Duration::days(i64::from(config.retention.audit_days)),
             escalation_dedupe: chrono::Duration::minutes(i64::from(
                 actions.escalation_dedupe_minutes,
             )),

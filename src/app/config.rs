@@ -42,6 +42,26 @@ pub struct Config {
     pub http: HttpConfig,
     /// Delivery data from email providers: one section per provider, each off unless configured.
     pub providers: ProvidersConfig,
+    /// How long rows anyone can make the bot write are kept.
+    pub retention: RetentionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionConfig {
+    /// Button records older than this are deleted (their buttons stopped working long before).
+    pub button_days: u32,
+    /// Audit rows older than this are deleted.
+    pub audit_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig {
+            button_days: 30,
+            audit_days: 400,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -252,6 +272,7 @@ impl Default for Config {
             smtp: SmtpConfig::default(),
             escalation: EscalationConfig::default(),
             permissions: PermissionsConfig::default(),
+            retention: RetentionConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
         }

@@ -174,6 +174,13 @@ const RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
 async fn retry_pending_work(actions: Actions, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
     loop {
+        match actions.prune_old_rows(chrono::Utc::now()).await {
+            Ok((0, 0)) => {}
+            Ok((buttons, audit)) => tracing::info!(buttons, audit, "pruned old rows"),
+            Err(error) => {
+                tracing::warn!(error = %crate::error::error_chain(&error), "pruning old rows failed")
+            }
+        }
         match actions.send_due_invitations().await {
             Ok(0) => {}
             Ok(sent) => tracing::info!(sent, "sent queued invitations"),

@@ -38,4 +38,17 @@ impl Store {
         });
         Ok(rows)
     }
+
+    /// Deletes audit rows written before `before`; returns how many.
+    pub async fn prune_audit(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
+        let deleted = on_backend!(self, pool => {
+            sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
 }

@@ -97,4 +97,17 @@ impl Store {
         });
         Ok(())
     }
+
+    /// Deletes button records offered before `before`; returns how many.
+    pub async fn prune_buttons(&self, before: DateTime<Utc>) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
+        let deleted = on_backend!(self, pool => {
+            sqlx::query("DELETE FROM chat_buttons WHERE offered_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
 }

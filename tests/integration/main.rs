@@ -20,6 +20,7 @@ mod http_health;
 mod input;
 mod lookups;
 mod pools;
+mod retention;
 mod scopes;
 mod secrets_kept;
 mod seed_conflicts;
