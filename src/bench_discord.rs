@@ -234,7 +234,7 @@ async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
         database_url: database_url.to_owned(),
         ..Config::default()
     };
-    let engine = crate::startup::build_engine(&config)
+    let engine = crate::startup::build_engine_for_seeding(&config)
         .await
         .map_err(|e| DiscordBenchError::Seed(crate::error::error_chain(&e)))?;
     let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())

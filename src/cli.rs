@@ -17,7 +17,7 @@ use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
 use crate::reply::render_text;
 use crate::startup::{self, StartupError};
-use crate::store::AuditFilter;
+use crate::store::{AuditFilter, StoreError};
 use crate::workspace::WorkspaceSlug;
 use secrecy::ExposeSecret;
 
@@ -211,10 +211,7 @@ impl From<EngineError> for Failure {
         match error {
             EngineError::User(user) => user.into(),
             EngineError::Action(failure) => Failure::operational(failure.to_string()),
-            EngineError::Unavailable(source) => Failure::operational(format!(
-                "cannot reach the database: {}",
-                error_chain(&source)
-            )),
+            EngineError::Unavailable(source) => store_failure(&source, error_chain(&source)),
             EngineError::Internal(source) => Failure::operational(error_chain(source.as_ref())),
         }
     }
@@ -226,17 +223,29 @@ impl From<StartupError> for Failure {
             StartupError::Prompts(_) | StartupError::Mailer(_) => {
                 Failure::operational(error_chain(&error))
             }
-            StartupError::Store { .. } => Failure::operational(error_chain(&error)),
+            StartupError::Store { ref source, .. } => store_failure(source, error_chain(&error)),
         }
     }
+}
+
+/// A database that is missing, silent or unreachable is operational (exit 1); the message says
+/// what the operator can do about it.
+fn store_failure(source: &StoreError, text: String) -> Failure {
+    Failure::operational(match source {
+        StoreError::Missing(_) => format!(
+            "{text}. Create it with `invite-bot migrate` (or load data into it with `invite-bot seed FILE`)"
+        ),
+        StoreError::NotAnswering(_) => format!("{text}; try again in a minute"),
+        _ => text,
+    })
 }
 
 impl From<FixtureError> for Failure {
     fn from(error: FixtureError) -> Self {
         match error {
-            FixtureError::Store(ref store) if store.is_unavailable() => Failure::operational(
-                format!("cannot reach the database: {}", error_chain(&error)),
-            ),
+            FixtureError::Store(ref store) if store.is_unavailable() => {
+                store_failure(store, error_chain(&error))
+            }
             FixtureError::Store(_) => Failure::operational(error_chain(&error)),
             other => Failure::bad_input(format!("the fixture was not loaded: {other}")),
         }
@@ -290,7 +299,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 Failure::bad_input(format!("cannot read the fixture {}: {e}", file.display()))
             })?;
             let fixture = Fixture::parse(&text, &file.display().to_string(), Utc::now())?;
-            let engine = startup::build_engine(&config).await?;
+            let engine = startup::build_engine_for_seeding(&config).await?;
             let report = engine.seed(&fixture).await?;
             println!(
                 "seeded {} workspaces, {} members, {} invitations, {} delivery events, {} suppressions",
@@ -329,7 +338,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             demo,
         } => {
             use std::io::IsTerminal;
-            let engine = startup::build_engine(&config).await?;
+            let engine = if demo {
+                startup::build_engine_for_seeding(&config).await?
+            } else {
+                startup::build_engine(&config).await?
+            };
             if demo {
                 let fixture =
                     Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
@@ -366,7 +379,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { format } => {
             let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
-            let engine = startup::build_engine(&config).await?;
+            let engine = startup::build_engine_for_seeding(&config).await?;
             engine.seed(&fixture).await?;
             let mut all = Vec::new();
             for address in DEMO_ADDRESSES {

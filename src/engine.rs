@@ -68,7 +68,7 @@ impl Engine {
             settings: Arc::new(settings),
             actions: Arc::new(ActionSettings::from(&Config::default())),
             mailer: Mailer::Disabled,
-            http: reqwest::Client::new(),
+            http: http_client(),
             lookups: None,
         }
     }
@@ -372,4 +372,15 @@ impl Engine {
             .load_fixture(fixture, self.settings.invitation_ttl)
             .await
     }
+}
+
+/// The client for outgoing webhooks. Each request also sets its own, shorter total deadline; these
+/// bound a request that forgets to.
+fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        // Fails only when the TLS backend cannot start, as `reqwest::Client::new` would.
+        .expect("the HTTP client builds")
 }

@@ -1,6 +1,7 @@
 //! Builds the application from its config: templates checked, database connected and migrated.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::actions::ActionSettings;
 use crate::config::Config;
@@ -24,15 +25,26 @@ pub enum StartupError {
 }
 
 /// Loads templates first (a broken template should stop start-up before anything touches the
-/// database), then connects and applies migrations.
+/// database), then connects and applies migrations. A configured SQLite file that does not exist
+/// is an error ([`StoreError::Missing`]): see [`build_engine_for_seeding`].
 pub async fn build_engine(config: &Config) -> Result<Engine, StartupError> {
     build_engine_with(config, false).await
 }
 
 /// [`build_engine`] for the long-running bot: `warm` keeps the whole pool open from the start.
 pub async fn build_engine_with(config: &Config, warm: bool) -> Result<Engine, StartupError> {
+    build(config, warm, false).await
+}
+
+/// [`build_engine`] for the commands that fill a database (`seed`, `demo`, `chat --demo`): a
+/// SQLite file that does not exist yet is created.
+pub async fn build_engine_for_seeding(config: &Config) -> Result<Engine, StartupError> {
+    build(config, false, true).await
+}
+
+async fn build(config: &Config, warm: bool, create: bool) -> Result<Engine, StartupError> {
     let prompts = Prompts::load(config.prompts_dir.as_deref())?;
-    let store = connect_with(config, warm).await?;
+    let store = connect_with(config, warm, create).await?;
     store
         .migrate()
         .await
@@ -51,15 +63,18 @@ pub async fn build_engine_with(config: &Config, warm: bool) -> Result<Engine, St
     )
 }
 
+/// Connects for `migrate`, creating a SQLite file that does not exist yet.
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {
-    connect_with(config, false).await
+    connect_with(config, false, true).await
 }
 
-async fn connect_with(config: &Config, warm: bool) -> Result<Store, StartupError> {
+async fn connect_with(config: &Config, warm: bool, create: bool) -> Result<Store, StartupError> {
     let options = ConnectOptions {
         max_connections: config.database_max_connections,
         warm,
-        ..ConnectOptions::default()
+        connect_timeout: Duration::from_millis(config.database_connect_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
+        create_if_missing: create,
     };
     Store::connect(&config.database_url, &options)
         .await
