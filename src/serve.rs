@@ -303,8 +303,16 @@ pub async fn run(
             tokio::select! {
                 () = shutdown => {
                     let _ = stop.send(true);
-                    if let Ok(Err(error)) = (&mut task).await {
-                        failure = Some(error);
+                    // The gateway gets its close handshake (`discord::run` waits up to 10 s for
+                    // it), but a shard that never lets go does not hold the process.
+                    let close = limits.drain.max(Duration::from_secs(15));
+                    match tokio::time::timeout(close, &mut task).await {
+                        Ok(Ok(Err(error))) => failure = Some(error),
+                        Ok(_) => {}
+                        Err(_) => {
+                            tracing::warn!("the Discord connection did not close in time; dropping it");
+                            task.abort();
+                        }
                     }
                 }
                 result = &mut task => {

@@ -58,9 +58,10 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("cannot reach the database: {0}")]
     Unavailable(#[source] sqlx::Error),
-    /// The database took a connection or a statement and did not answer in time: down, hung, or
-    /// held by someone else's lock.
-    #[error("the database is not answering: {0}")]
+    /// No connection within the connect timeout (down, hung, or refusing connections: sqlx keeps
+    /// retrying a refused connection until then), or a statement that ran out of time (a hung
+    /// server, or a lock someone else holds).
+    #[error("{}", not_answering(.0))]
     NotAnswering(#[source] sqlx::Error),
     /// A SQLite file that should exist does not (deleted, or a wrong path): it is never silently
     /// created outside the commands that fill a database.
@@ -95,6 +96,16 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+fn not_answering(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::PoolTimedOut => {
+            "cannot reach the database: it is not answering (down, hung or refusing connections)"
+                .to_owned()
+        }
+        other => format!("the database is not answering: {other}"),
+    }
+}
+
 /// A wait that ran out: for a connection, for a statement (PostgreSQL's `statement_timeout`
 /// cancels it with 57014), or for SQLite's write lock (`SQLITE_BUSY` after the busy timeout).
 fn is_timeout(error: &sqlx::Error) -> bool {
@@ -103,8 +114,12 @@ fn is_timeout(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => {
             let code = db.code();
             let code = code.as_deref().unwrap_or("");
-            // SQLite reports the primary code, or an extended one whose low byte is it (5 = BUSY).
-            code == "57014" || code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // The primary code, or an extended one whose low byte is it (5 = SQLITE_BUSY).
+                code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
+            } else {
+                code == "57014"
+            }
         }
         _ => false,
     }

@@ -60,7 +60,7 @@ async fn a_check_against_a_hung_database_fails_fast_and_says_so() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(
-        message.contains("the database is not answering")
+        message.contains("cannot reach the database: it is not answering")
             && message.contains("try again in a minute"),
         "{message}"
     );
@@ -233,6 +233,8 @@ fn a_missing_sqlite_file_is_an_error_not_a_fresh_database() {
         vec!["resend", "ada@school.example", "--workspace", "acme"],
         vec!["audit"],
         vec!["retry-pending"],
+        vec!["chat"],
+        vec!["serve", "--no-discord"],
     ] {
         let mut all = vec!["--database-url", url.as_str()];
         all.extend(args.iter().copied());
@@ -350,5 +352,54 @@ async fn serve_start_up_against_a_hung_database_fails_fast() {
     server.abort();
     let error = started.unwrap_err();
     let text = invite_bot::error::error_chain(&error);
-    assert!(text.contains("the database is not answering"), "{text}");
+    assert!(text.contains("not answering"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_write_lock_held_elsewhere_is_reported_as_not_answering() {
+    use sqlx::Connection;
+    let Some(database) = fresh_database(Backend::Sqlite).await else {
+        return;
+    };
+    let cwd = tempfile::tempdir().unwrap();
+    let migrated = run_binary(
+        cwd.path(),
+        &[],
+        &["--database-url", &database.url, "migrate"],
+    );
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
+    std::fs::write(cwd.path().join("fixture.toml"), MEMBER).unwrap();
+    std::fs::write(
+        cwd.path().join("config.toml"),
+        "database_statement_timeout_ms = 300\n",
+    )
+    .unwrap();
+
+    // Another process holds the write lock and does not let go.
+    let mut other = sqlx::SqliteConnection::connect(&database.url)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    let (path, url) = (cwd.path().to_owned(), database.url.clone());
+    let seed = tokio::task::spawn_blocking(move || {
+        run_binary(
+            &path,
+            &[],
+            &["--database-url", &url, "seed", "fixture.toml"],
+        )
+    });
+    let output = tokio::time::timeout(GUARD, seed)
+        .await
+        .expect("the seed gives up instead of waiting for the lock")
+        .unwrap();
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let message = stderr(&output);
+    assert!(
+        message.contains("not answering") && message.contains("try again in a minute"),
+        "{message}"
+    );
 }
