@@ -32,6 +32,8 @@ pub enum ActionFailure {
     MailRejected { reference: String, detail: String },
     #[error("The mail server is not accepting mail right now ({detail}). The invitation is queued and will be retried; it has not been sent yet (ref {reference}).")]
     MailQueued { reference: String, detail: String },
+    #[error("The mail server stopped answering (nothing for {seconds} s), so the invitation may not have gone out. It is queued and will be retried (ref {reference}).")]
+    MailUnanswered { reference: String, seconds: u64 },
     #[error("Email sending is not configured, so nothing was sent (ref {reference}).")]
     MailNotConfigured { reference: String },
 }
@@ -75,9 +77,14 @@ impl EngineError {
             }
             EngineError::Unavailable(source) => {
                 let reference = new_reference();
-                tracing::error!(reference, error = %source, "database unavailable");
+                tracing::error!(reference, error = %error_chain(source), "database unavailable");
+                let state = if source.is_not_answering() {
+                    "not answering"
+                } else {
+                    "not reachable"
+                };
                 format!(
-                    "The workspace database is not reachable right now; nothing was changed. \
+                    "The workspace database is {state} right now; nothing was changed. \
                      Try again in a minute (ref {reference})."
                 )
             }

@@ -23,13 +23,18 @@ pub enum MailError {
     /// The email could not be built (bad sender or recipient).
     #[error("the email could not be built: {0}")]
     Invalid(String),
+    /// The server stopped answering and the send was given up after this long. Worth retrying
+    /// later, not at once: whatever made it silent is unlikely to pass in a second, and it may have
+    /// taken the email before it went quiet.
+    #[error("the mail server did not answer within {} s", .0.as_secs())]
+    TimedOut(Duration),
     #[error("email sending is not configured")]
     NotConfigured,
 }
 
 impl MailError {
     pub fn is_temporary(&self) -> bool {
-        matches!(self, MailError::Temporary(_))
+        matches!(self, MailError::Temporary(_) | MailError::TimedOut(_))
     }
 }
 
@@ -45,7 +50,8 @@ pub struct OutgoingEmail<'a> {
 
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// The transport and the deadline of one whole send through it.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration),
     /// Writes `.eml` files into the directory (created on first send).
     File(AsyncFileTransport<Tokio1Executor>, std::path::PathBuf),
     /// No transport: every send fails with [`MailError::NotConfigured`].
@@ -55,7 +61,7 @@ pub enum Mailer {
 impl std::fmt::Debug for Mailer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
-            Mailer::Smtp(_) => "Mailer::Smtp",
+            Mailer::Smtp(..) => "Mailer::Smtp",
             Mailer::File(..) => "Mailer::File",
             Mailer::Disabled => "Mailer::Disabled",
         })
@@ -72,13 +78,17 @@ impl Mailer {
     /// `SMTP_URL`/`smtp.url` first, then `smtp.host`, else the file outbox.
     pub fn from_config(config: &Config) -> Result<Self, MailerConfigError> {
         let smtp = &config.smtp;
+        // lettre's async transport applies its timeout to connecting only: once connected, a server
+        // that stops answering (after DATA, say) would hold the send forever. The whole-send
+        // deadline in `send` is what bounds every later wait.
         let timeout = Some(Duration::from_secs(smtp.timeout_seconds));
+        let send_timeout = Duration::from_secs(smtp.send_timeout_seconds);
         if let Some(url) = &smtp.url {
             let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
                 .map_err(|e| {
                     MailerConfigError::Smtp(format!("SMTP_URL is not a valid lettre SMTP URL: {e}"))
                 })?;
-            return Ok(Mailer::Smtp(builder.timeout(timeout).build()));
+            return Ok(Mailer::Smtp(builder.timeout(timeout).build(), send_timeout));
         }
         if let Some(host) = &smtp.host {
             let builder = match smtp.security {
@@ -102,7 +112,7 @@ impl Mailer {
                     password.expose_secret().to_owned(),
                 ));
             }
-            return Ok(Mailer::Smtp(builder.build()));
+            return Ok(Mailer::Smtp(builder.build(), send_timeout));
         }
         Ok(Mailer::File(
             AsyncFileTransport::new(&smtp.outbox_dir),
@@ -110,17 +120,27 @@ impl Mailer {
         ))
     }
 
-    /// A mailer for lettre's URL form, e.g. `smtp://127.0.0.1:2525`.
+    /// A mailer for lettre's URL form, e.g. `smtp://127.0.0.1:2525`, whose connection and whole
+    /// send each get `timeout`.
     pub fn smtp_url(url: &str, timeout: Duration) -> Result<Self, MailerConfigError> {
         let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
             .map_err(|e| MailerConfigError::Smtp(e.to_string()))?;
-        Ok(Mailer::Smtp(builder.timeout(Some(timeout)).build()))
+        Ok(Mailer::Smtp(
+            builder.timeout(Some(timeout)).build(),
+            timeout,
+        ))
     }
 
     pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<(), MailError> {
         let message = build_message(email)?;
         match self {
-            Mailer::Smtp(transport) => transport.send(message).await.map(|_| ()).map_err(classify),
+            // Dropping the send at the deadline drops its connection too: nothing is left waiting.
+            Mailer::Smtp(transport, deadline) => {
+                match tokio::time::timeout(*deadline, transport.send(message)).await {
+                    Ok(sent) => sent.map(|_| ()).map_err(classify),
+                    Err(_) => Err(MailError::TimedOut(*deadline)),
+                }
+            }
             Mailer::File(transport, dir) => {
                 tokio::fs::create_dir_all(dir).await.map_err(|e| {
                     MailError::Temporary(format!("cannot create the outbox {}: {e}", dir.display()))

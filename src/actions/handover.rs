@@ -47,7 +47,10 @@ impl std::fmt::Debug for WebhookSettings {
 /// The client for escalation deliveries: redirects are not followed, so neither the body nor the
 /// signature goes anywhere but the configured endpoint.
 pub(crate) fn client() -> reqwest::Client {
+    // Each request also sets its own, shorter total deadline; these bound one that forgets to.
     reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(5))
+        .timeout(std::time::Duration::from_secs(30))
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap_or_default()

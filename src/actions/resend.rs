@@ -161,8 +161,12 @@ impl Actions {
                     }
                     .into());
                 }
+                // A server that went silent is not asked again at once: each try would wait out
+                // the whole send deadline. The background retry takes it from here.
                 Delivery::Failed(error)
-                    if error.is_temporary() && attempt < settings.smtp_max_attempts =>
+                    if error.is_temporary()
+                        && !matches!(error, MailError::TimedOut(_))
+                        && attempt < settings.smtp_max_attempts =>
                 {
                     let backoff = settings.smtp_retry_base * 2u32.saturating_pow(attempt - 1);
                     tracing::warn!(attempt, error = %error, "temporary SMTP failure; retrying");
@@ -173,6 +177,10 @@ impl Actions {
                         MailError::Temporary(detail) => {
                             ActionFailure::MailQueued { reference, detail }
                         }
+                        MailError::TimedOut(waited) => ActionFailure::MailUnanswered {
+                            reference,
+                            seconds: waited.as_secs(),
+                        },
                         MailError::NotConfigured => ActionFailure::MailNotConfigured { reference },
                         MailError::Permanent(detail) | MailError::Invalid(detail) => {
                             ActionFailure::MailRejected { reference, detail }
@@ -282,10 +290,14 @@ impl Actions {
                 self.store()
                     .defer_send(&item, &error.to_string(), Utc::now() + backoff)
                     .await?;
+                let reason = match error {
+                    MailError::TimedOut(_) => "smtp_timeout",
+                    _ => "smtp_temporary",
+                };
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,
-                    event("deferred", Some("smtp_temporary"), Some(error.to_string())),
+                    event("deferred", Some(reason), Some(error.to_string())),
                 )
                 .await?;
                 Ok(Delivery::Failed(error))
@@ -317,8 +329,12 @@ impl Actions {
         let stale = now - self.action_settings().outbox_claim_timeout;
         let mut sent = 0;
         for id in self.store().due_outbox(now, stale, 100).await? {
-            if let Delivery::Sent(_) = self.deliver_once(id).await? {
-                sent += 1;
+            match self.deliver_once(id).await? {
+                Delivery::Sent(_) => sent += 1,
+                // The server went silent: the rest of the round would each wait out the same
+                // deadline. They stay due for the next round.
+                Delivery::Failed(MailError::TimedOut(_)) => break,
+                Delivery::Failed(_) | Delivery::ClaimedElsewhere => {}
             }
         }
         Ok(sent)

@@ -29,6 +29,12 @@ pub struct Config {
     pub database_url: String,
     /// Most connections the bot opens to the database.
     pub database_max_connections: u32,
+    /// How long an answer waits for a database connection (opening one included) before it says
+    /// the database is not answering. Kept well under Discord's 3 s.
+    pub database_connect_timeout_ms: u64,
+    /// The longest one statement may run or wait for a lock (PostgreSQL `statement_timeout`,
+    /// SQLite's busy timeout). Migrations are exempt.
+    pub database_statement_timeout_ms: u64,
     /// A directory of templates that replaces the built-in `prompts/`. Env: `INVITE_BOT_PROMPTS_DIR`.
     pub prompts_dir: Option<PathBuf>,
     pub product: ProductConfig,
@@ -116,7 +122,11 @@ pub struct SmtpConfig {
     pub username: Option<String>,
     /// Env: `SMTP_PASSWORD`.
     pub password: Option<secrecy::SecretString>,
+    /// Connecting to the server (lettre applies its timeout to the connection only).
     pub timeout_seconds: u64,
+    /// One whole send: connecting, greeting, TLS, login, the message and the server's answer to it.
+    /// A server that goes silent part-way is given up on after this long and the email stays queued.
+    pub send_timeout_seconds: u64,
     /// Attempts for a temporary (4xx) failure before the email is left to the background retry.
     pub max_attempts: u32,
     /// First wait between those attempts, in milliseconds; it doubles each time.
@@ -145,6 +155,7 @@ impl Default for SmtpConfig {
             username: None,
             password: None,
             timeout_seconds: 10,
+            send_timeout_seconds: 30,
             max_attempts: 3,
             retry_base_ms: 500,
             outbox_dir: PathBuf::from("outbox"),
@@ -264,6 +275,8 @@ impl Default for Config {
             // can run at once. On 2 cores, answering 200 interactions at once from PostgreSQL, a
             // pool of 4 gave a p99 of 84-102 ms, 10 gave 92-129 ms, 20 gave 124-133 ms.
             database_max_connections: crate::store::two_per_core(),
+            database_connect_timeout_ms: 1500,
+            database_statement_timeout_ms: 5000,
             prompts_dir: None,
             product: ProductConfig::default(),
             checks: ChecksConfig::default(),
@@ -437,6 +450,12 @@ impl Config {
         if self.database_max_connections == 0 {
             return invalid("database_max_connections", "must be at least 1");
         }
+        if self.database_connect_timeout_ms == 0 {
+            return invalid("database_connect_timeout_ms", "must be at least 1");
+        }
+        if self.database_statement_timeout_ms == 0 {
+            return invalid("database_statement_timeout_ms", "must be at least 1");
+        }
         if self.checks.domain_alert_threshold == 0 {
             return invalid("checks.domain_alert_threshold", "must be at least 1");
         }
@@ -482,6 +501,19 @@ impl Config {
         {
             return invalid("actions", "attempt limits must be at least 1");
         }
+        // A zero deadline would fail every send, connection or request at once.
+        for (key, value) in [
+            ("smtp.timeout_seconds", self.smtp.timeout_seconds),
+            ("smtp.send_timeout_seconds", self.smtp.send_timeout_seconds),
+            (
+                "escalation.webhook_timeout_seconds",
+                self.escalation.webhook_timeout_seconds,
+            ),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
         if self.escalation.webhook_url.is_some() && self.escalation.webhook_secret.is_none() {
             return invalid(
                 "escalation.webhook_secret",
@@ -522,6 +554,16 @@ fn is_local_http_base(base: &str) -> bool {
 pub struct HttpConfig {
     /// Address the listener binds to; port 0 picks a free port. Env: `INVITE_BOT_HTTP_LISTEN`.
     pub listen: String,
+    /// A client must send a request's headers within this; an idle kept-alive connection is
+    /// closed after it too.
+    pub header_timeout_seconds: u64,
+    /// From the headers to the response, reading the body included; slower requests get 408.
+    pub request_timeout_seconds: u64,
+    /// Connections served at once; further clients wait in the system's accept queue.
+    pub max_connections: usize,
+    /// After SIGTERM/SIGINT, how long requests and sends in flight get to finish before they are
+    /// cut off (an email cut off stays queued for the next start).
+    pub shutdown_grace_seconds: u64,
     /// Largest request body accepted, in bytes; larger requests get 413 before they are read.
     pub max_body_bytes: usize,
 }
@@ -530,6 +572,10 @@ impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".into(),
+            header_timeout_seconds: 10,
+            request_timeout_seconds: 30,
+            max_connections: 256,
+            shutdown_grace_seconds: 10,
             max_body_bytes: 1024 * 1024,
         }
     }
@@ -662,6 +708,21 @@ impl Config {
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
         if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
             return invalid("http.listen", "must be IP:PORT, e.g. 127.0.0.1:8080".into());
+        }
+        for (key, value) in [
+            (
+                "http.header_timeout_seconds",
+                self.http.header_timeout_seconds,
+            ),
+            (
+                "http.request_timeout_seconds",
+                self.http.request_timeout_seconds,
+            ),
+            ("http.max_connections", self.http.max_connections as u64),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
         }
         if self.http.max_body_bytes < 1024 {
             return invalid("http.max_body_bytes", "must be at least 1024".into());

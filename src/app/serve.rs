@@ -2,17 +2,24 @@
 //! metrics, provider webhooks); the Discord client starts next to it when configured.
 //!
 //! Every component gets the same shutdown signal and drains before `run` returns, so SIGINT/SIGTERM
-//! finish in-flight requests instead of cutting them off.
+//! finish in-flight requests instead of cutting them off; what has not finished within
+//! `[http] shutdown_grace_seconds` is cut off, so a stalled client or a silent mail server cannot
+//! keep the process alive.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
+use axum::response::IntoResponse;
+use axum::Router;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::task::{JoinHandle, JoinSet};
+use tower::ServiceExt;
 
 use crate::actions::Actions;
-use crate::app::config::Config;
+use crate::app::config::{Config, HttpConfig};
 use crate::http::{router, HttpState};
 use crate::providers::{WebhookConfigError, Webhooks};
 
@@ -68,10 +75,50 @@ pub fn http_state(config: &Config, actions: Actions) -> Result<HttpState, ServeE
     ))
 }
 
-/// Binds `listen` and serves `state` until `shutdown` completes.
+/// The deadlines and bounds of the HTTP listener.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// A client must send a request's headers within this (idle kept-alive connections too).
+    pub header_timeout: Duration,
+    /// From the headers to the response, the body's upload included; slower requests get 408.
+    pub request_timeout: Duration,
+    /// Connections served at once; further clients wait in the system's accept queue.
+    pub max_connections: usize,
+    /// After the shutdown signal, how long open connections get before they are cut.
+    pub drain: Duration,
+}
+
+impl From<&HttpConfig> for HttpLimits {
+    fn from(config: &HttpConfig) -> Self {
+        HttpLimits {
+            header_timeout: Duration::from_secs(config.header_timeout_seconds),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
+            max_connections: config.max_connections,
+            drain: Duration::from_secs(config.shutdown_grace_seconds),
+        }
+    }
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits::from(&HttpConfig::default())
+    }
+}
+
+/// Binds `listen` and serves `state` until `shutdown` completes, with the default [`HttpLimits`].
 pub async fn start_http(
     listen: &str,
     state: HttpState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<HttpHandle, ServeError> {
+    start_http_with(listen, state, HttpLimits::default(), shutdown).await
+}
+
+/// Binds `listen` and serves `state` within `limits` until `shutdown` completes.
+pub async fn start_http_with(
+    listen: &str,
+    state: HttpState,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<HttpHandle, ServeError> {
     let listener = TcpListener::bind(listen)
@@ -85,16 +132,127 @@ pub async fn start_http(
         source,
     })?;
     let app = router(state);
-    let task = tokio::spawn(async move {
-        axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-    });
+    let task = tokio::spawn(serve_http(listener, app, limits, shutdown));
     tracing::info!(%local_addr, "HTTP listener started");
     Ok(HttpHandle { local_addr, task })
+}
+
+/// The accept loop. Not `axum::serve`: that one sets no header timeout, has no connection bound,
+/// and waits for every connection to finish on shutdown, however long a client takes to upload
+/// (one held `serve` 98 s after SIGTERM).
+async fn serve_http(
+    listener: TcpListener,
+    app: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    let (stop, stopped) = watch::channel(false);
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut connections = JoinSet::new();
+    loop {
+        while connections.try_join_next().is_some() {}
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+        };
+        let (stream, remote) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors and the like: the error repeats at once, so wait a
+                    // little rather than spin. A client that hung up before we accepted is nothing.
+                    if !matches!(
+                        error.kind(),
+                        std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                    ) {
+                        tracing::warn!(%error, "cannot accept a connection");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    continue;
+                }
+            },
+        };
+        connections.spawn(serve_connection(
+            stream,
+            remote,
+            app.clone(),
+            limits,
+            stopped.clone(),
+            slot,
+        ));
+    }
+    drop(listener);
+    let _ = stop.send(true);
+    let drained = tokio::time::timeout(limits.drain, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!(
+            open = connections.len(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+        connections.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Serves one connection until the client closes it, a deadline passes, or shutdown (then the
+/// request in progress may finish).
+async fn serve_connection(
+    stream: TcpStream,
+    remote: SocketAddr,
+    app: Router,
+    limits: HttpLimits,
+    mut stopped: watch::Receiver<bool>,
+    _slot: OwnedSemaphorePermit,
+) {
+    let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
+        let app = app.clone();
+        async move {
+            let mut request = request.map(axum::body::Body::new);
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(remote));
+            // The handler reads the body: this bounds a slow upload as well as a slow handler.
+            let response =
+                match tokio::time::timeout(limits.request_timeout, app.oneshot(request)).await {
+                    Ok(Ok(response)) => response,
+                    Ok(Err(infallible)) => match infallible {},
+                    Err(_) => (
+                        axum::http::StatusCode::REQUEST_TIMEOUT,
+                        [(axum::http::header::CONNECTION, "close")],
+                        "request timed out\n",
+                    )
+                        .into_response(),
+                };
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_timeout);
+    let connection = builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+        }
+        _ = async { stopped.wait_for(|stop| *stop).await.map(|_| ()) } => {
+            // Closes an idle connection at once; a request in progress may finish (within the
+            // drain's deadline, which cuts this task off otherwise).
+            connection.as_mut().graceful_shutdown();
+            let _ = connection.await;
+        }
+    }
 }
 
 /// Runs the bot until `shutdown` completes, then stops every component and waits for them.
@@ -117,7 +275,14 @@ pub async fn run(
     ));
     let discord_actions = actions.clone();
     let state = http_state(config, actions)?;
-    let http = start_http(&config.http.listen, state, wait_for_stop(stopped.clone())).await?;
+    let limits = HttpLimits::from(&config.http);
+    let http = start_http_with(
+        &config.http.listen,
+        state,
+        limits,
+        wait_for_stop(stopped.clone()),
+    )
+    .await?;
     on_listening(http.local_addr);
 
     let discord = if options.no_discord || config.discord.token.is_none() {
@@ -142,8 +307,16 @@ pub async fn run(
             tokio::select! {
                 () = shutdown => {
                     let _ = stop.send(true);
-                    if let Ok(Err(error)) = (&mut task).await {
-                        failure = Some(error);
+                    // The gateway gets its close handshake (`discord::run` waits up to 10 s for
+                    // it), but a shard that never lets go does not hold the process.
+                    let close = limits.drain.max(Duration::from_secs(15));
+                    match tokio::time::timeout(close, &mut task).await {
+                        Ok(Ok(Err(error))) => failure = Some(error),
+                        Ok(_) => {}
+                        Err(_) => {
+                            tracing::warn!("the Discord connection did not close in time; dropping it");
+                            task.abort();
+                        }
                     }
                 }
                 result = &mut task => {
@@ -159,7 +332,18 @@ pub async fn run(
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
-    let _ = retries.await;
+    // A send in flight gets the grace period, then is cut off: its email stays queued (the next
+    // start retries it), and a silent mail server does not hold the process.
+    let mut retries = retries;
+    if tokio::time::timeout(limits.drain, &mut retries)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "queued sends still running after the shutdown grace period; they stay queued"
+        );
+        retries.abort();
+    }
     http.wait().await?;
     match failure {
         Some(error) => Err(error.into()),

@@ -1,6 +1,7 @@
 //! Builds the application from its config: templates checked, database connected and migrated.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::actions::{ActionSettings, Actions};
 use crate::app::config::Config;
@@ -25,14 +26,26 @@ pub enum StartupError {
 
 /// Loads templates first (a broken template should stop start-up before anything touches the
 /// database), then connects and applies migrations. The one constructor `main` and the tests use.
+/// A configured SQLite file that does not exist is an error ([`StoreError::Missing`]): see
+/// [`build_for_seeding`].
 pub async fn build(config: &Config) -> Result<Actions, StartupError> {
     build_with(config, false).await
 }
 
 /// [`build`] for the long-running bot: `warm` keeps the whole pool open from the start.
 pub async fn build_with(config: &Config, warm: bool) -> Result<Actions, StartupError> {
+    assemble(config, warm, false).await
+}
+
+/// [`build`] for the commands that fill a database (`seed`, `demo`, `chat --demo`): a SQLite file
+/// that does not exist yet is created.
+pub async fn build_for_seeding(config: &Config) -> Result<Actions, StartupError> {
+    assemble(config, false, true).await
+}
+
+async fn assemble(config: &Config, warm: bool, create: bool) -> Result<Actions, StartupError> {
     let prompts = Prompts::load(config.prompts_dir.as_deref())?;
-    let store = connect_with(config, warm).await?;
+    let store = connect_with(config, warm, create).await?;
     store
         .migrate()
         .await
@@ -48,15 +61,18 @@ pub async fn build_with(config: &Config, warm: bool) -> Result<Actions, StartupE
     Ok(Actions::new(engine, ActionSettings::from(config), mailer))
 }
 
+/// Connects for `migrate`, creating a SQLite file that does not exist yet.
 pub async fn connect(config: &Config) -> Result<Store, StartupError> {
-    connect_with(config, false).await
+    connect_with(config, false, true).await
 }
 
-async fn connect_with(config: &Config, warm: bool) -> Result<Store, StartupError> {
+async fn connect_with(config: &Config, warm: bool, create: bool) -> Result<Store, StartupError> {
     let options = ConnectOptions {
         max_connections: config.database_max_connections,
         warm,
-        ..ConnectOptions::default()
+        connect_timeout: Duration::from_millis(config.database_connect_timeout_ms),
+        statement_timeout: Duration::from_millis(config.database_statement_timeout_ms),
+        create_if_missing: create,
     };
     Store::connect(&config.database_url, &options)
         .await

@@ -19,7 +19,7 @@ use crate::domain::workspace::WorkspaceSlug;
 use crate::engine::Engine;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
-use crate::store::AuditFilter;
+use crate::store::{AuditFilter, StoreError};
 use crate::summary::render_text;
 use secrecy::ExposeSecret;
 
@@ -181,10 +181,7 @@ impl From<EngineError> for Failure {
         match error {
             EngineError::User(user) => user.into(),
             EngineError::Action(failure) => Failure::operational(failure.to_string()),
-            EngineError::Unavailable(source) => Failure::operational(format!(
-                "cannot reach the database: {}",
-                error_chain(&source)
-            )),
+            EngineError::Unavailable(source) => store_failure(&source, error_chain(&source)),
             EngineError::Internal(source) => Failure::operational(error_chain(source.as_ref())),
         }
     }
@@ -196,17 +193,29 @@ impl From<StartupError> for Failure {
             StartupError::Prompts(_) | StartupError::Mailer(_) => {
                 Failure::operational(error_chain(&error))
             }
-            StartupError::Store { .. } => Failure::operational(error_chain(&error)),
+            StartupError::Store { ref source, .. } => store_failure(source, error_chain(&error)),
         }
     }
+}
+
+/// A database that is missing, silent or unreachable is operational (exit 1); the message says
+/// what the operator can do about it.
+fn store_failure(source: &StoreError, text: String) -> Failure {
+    Failure::operational(match source {
+        StoreError::Missing(_) => format!(
+            "{text}. Create it with `invite-bot migrate` (or load data into it with `invite-bot seed FILE`)"
+        ),
+        StoreError::NotAnswering(_) => format!("{text}; try again in a minute"),
+        _ => text,
+    })
 }
 
 impl From<FixtureError> for Failure {
     fn from(error: FixtureError) -> Self {
         match error {
-            FixtureError::Store(ref store) if store.is_unavailable() => Failure::operational(
-                format!("cannot reach the database: {}", error_chain(&error)),
-            ),
+            FixtureError::Store(ref store) if store.is_unavailable() => {
+                store_failure(store, error_chain(&error))
+            }
             FixtureError::Store(_) => Failure::operational(error_chain(&error)),
             other => Failure::bad_input(format!("the fixture was not loaded: {other}")),
         }
@@ -257,7 +266,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                 Failure::bad_input(format!("cannot read the fixture {}: {e}", file.display()))
             })?;
             let fixture = Fixture::parse(&text, &file.display().to_string(), Utc::now())?;
-            let actions = startup::build(&config).await?;
+            let actions = startup::build_for_seeding(&config).await?;
             let engine = actions.engine();
             let report = engine.seed(&fixture).await?;
             println!(
@@ -297,7 +306,11 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             demo,
         } => {
             use std::io::IsTerminal;
-            let actions = startup::build(&config).await?;
+            let actions = if demo {
+                startup::build_for_seeding(&config).await?
+            } else {
+                startup::build(&config).await?
+            };
             let engine = actions.engine();
             if demo {
                 let fixture =
@@ -335,7 +348,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::Demo { format } => {
             let fixture = Fixture::parse(crate::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())?;
-            let actions = startup::build(&config).await?;
+            let actions = startup::build_for_seeding(&config).await?;
             let engine = actions.engine();
             engine.seed(&fixture).await?;
             let mut all = Vec::new();

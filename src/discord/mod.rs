@@ -116,8 +116,16 @@ impl DiscordBot {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DiscordError> {
-        let mut http =
-            HttpBuilder::new(&self.token).default_allowed_mentions(render::no_mentions());
+        // serenity's own client has no deadlines: a Discord API call that hangs would hold the
+        // interaction (and the shutdown) with it.
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(serenity::Error::from)?;
+        let mut http = HttpBuilder::new(&self.token)
+            .client(client)
+            .default_allowed_mentions(render::no_mentions());
         if let Some(base) = &self.api_base {
             http = http.proxy(base.clone()).ratelimiter_disabled(true);
         }

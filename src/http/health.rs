@@ -1,4 +1,5 @@
-//! `/healthz` (the process answers), `/readyz` (the database answers and is migrated), `/metrics`.
+//! `/healthz` (the process answers), `/readyz` (the database file is still there, answers and is
+//! migrated), `/metrics`.
 
 use std::time::Duration;
 
@@ -7,6 +8,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
 use super::HttpState;
+use crate::store::StoreError;
 
 /// A probe that hangs is as bad as one that fails: the database gets this long to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -29,9 +31,16 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
         ),
         Ok(Err(error)) => {
             tracing::warn!(error = %error, "readiness probe: database unavailable");
+            // The path stays in the log: this answer goes to whoever can reach the listener.
+            let why = match error {
+                StoreError::Missing(_) => "the database file is missing",
+                StoreError::Replaced(_) => "the database file was replaced while open",
+                StoreError::NotAnswering(_) => "the database is not answering",
+                _ => "the database is not reachable",
+            };
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                "not ready: the database is not reachable\n".into(),
+                format!("not ready: {why}\n"),
             )
         }
         Err(_) => (

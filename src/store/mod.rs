@@ -63,6 +63,19 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("cannot reach the database: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// No connection within the connect timeout (down, hung, or refusing connections: sqlx keeps
+    /// retrying a refused connection until then), or a statement that ran out of time (a hung
+    /// server, or a lock someone else holds).
+    #[error("{}", not_answering(.0))]
+    NotAnswering(#[source] sqlx::Error),
+    /// A SQLite file that should exist does not (deleted, or a wrong path): it is never silently
+    /// created outside the commands that fill a database.
+    #[error("the database file {} does not exist", .0.display())]
+    Missing(std::path::PathBuf),
+    /// Another file now sits at the path of the one this process opened (restored, or deleted
+    /// and created again): the open connections still read and write the old one.
+    #[error("the database file {} was replaced while it was open; restart to use the new one", .0.display())]
+    Replaced(std::path::PathBuf),
     #[error("the database schema could not be migrated: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database query failed: {0}")]
@@ -75,10 +88,12 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
+        if is_timeout(&error) {
+            return StoreError::NotAnswering(error);
+        }
         match error {
             sqlx::Error::Io(_)
             | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::WorkerCrashed => StoreError::Unavailable(error),
             other => StoreError::Query(other),
@@ -86,10 +101,51 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
+fn not_answering(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::PoolTimedOut => {
+            "cannot reach the database: it is not answering (down, hung or refusing connections)"
+                .to_owned()
+        }
+        other => format!("the database is not answering: {other}"),
+    }
+}
+
+/// A wait that ran out: for a connection, for a statement (PostgreSQL's `statement_timeout`
+/// cancels it with 57014), or for SQLite's write lock (`SQLITE_BUSY` after the busy timeout).
+fn is_timeout(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code();
+            let code = code.as_deref().unwrap_or("");
+            if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // The primary code, or an extended one whose low byte is it (5 = SQLITE_BUSY).
+                code.parse::<i32>().is_ok_and(|c| c & 0xff == 5)
+            } else {
+                code == "57014"
+            }
+        }
+        _ => false,
+    }
+}
+
 impl StoreError {
-    /// True when the database could not be reached at all (as opposed to a query going wrong).
+    /// True when the database could not be reached, or did not answer in time (as opposed to a
+    /// query going wrong).
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
+        matches!(
+            self,
+            StoreError::Unavailable(_)
+                | StoreError::NotAnswering(_)
+                | StoreError::Missing(_)
+                | StoreError::Replaced(_)
+        )
+    }
+
+    /// True when the database was there but did not answer in time.
+    pub fn is_not_answering(&self) -> bool {
+        matches!(self, StoreError::NotAnswering(_))
     }
 }
 
@@ -132,6 +188,53 @@ pub struct WriteGate {
     turn: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// Rows waiting to be committed together by whoever gets the next turn ([`appends`]).
     appends: std::sync::Arc<appends::AppendQueue>,
+    /// The SQLite file behind the pool, to tell when it is deleted or replaced ([`Store::ping`]).
+    file: Option<std::sync::Arc<SqliteFile>>,
+}
+
+/// A SQLite database file as this process opened it.
+#[derive(Debug)]
+struct SqliteFile {
+    path: std::path::PathBuf,
+    /// Device and inode when opened (Unix): a file put back at the same path is another file.
+    identity: Option<(u64, u64)>,
+}
+
+impl SqliteFile {
+    /// The file behind `url`; `None` for an in-memory database.
+    fn of(url: &str, filename: &std::path::Path) -> Option<SqliteFile> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        (!memory).then(|| SqliteFile {
+            path: filename.to_path_buf(),
+            identity: None,
+        })
+    }
+
+    fn identify(mut self) -> SqliteFile {
+        self.identity = file_identity(&self.path);
+        self
+    }
+
+    fn check(&self) -> StoreResult<()> {
+        if !self.path.exists() {
+            return Err(StoreError::Missing(self.path.clone()));
+        }
+        if file_identity(&self.path) != self.identity {
+            return Err(StoreError::Replaced(self.path.clone()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn file_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_path: &std::path::Path) -> Option<(u64, u64)> {
+    None
 }
 
 /// Held for the length of one SQLite write transaction; nothing for PostgreSQL, which has row locks.
@@ -146,7 +249,22 @@ pub struct ConnectOptions {
     /// authentication, a new server process each), which at 200 interactions at once was a third of
     /// the slowest answer's time. One-shot commands leave it off and open what they use.
     pub warm: bool,
+    /// How long a caller waits for a connection, opening one included. A database that is down
+    /// or hung costs every answer this much, and Discord drops an interaction after 3 s: well
+    /// under that, so the person hears "not answering" rather than nothing.
     pub connect_timeout: Duration,
+    /// The longest one statement may run (PostgreSQL `statement_timeout`, waits for locks
+    /// included) or wait for SQLite's write lock (its busy timeout). Migrations are exempt.
+    pub statement_timeout: Duration,
+    /// Create a SQLite file that does not exist yet. Only for the commands that fill a database
+    /// (`migrate`, `seed`, `demo`); anything else meeting a missing file is told so
+    /// ([`StoreError::Missing`]) instead of quietly starting from an empty database.
+    pub create_if_missing: bool,
+}
+
+impl ConnectOptions {
+    pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1500);
+    pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 }
 
 impl Default for ConnectOptions {
@@ -154,7 +272,9 @@ impl Default for ConnectOptions {
         Self {
             max_connections: 10,
             warm: false,
-            connect_timeout: Duration::from_secs(5),
+            connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
+            statement_timeout: Self::DEFAULT_STATEMENT_TIMEOUT,
+            create_if_missing: true,
         }
     }
 }
@@ -175,23 +295,35 @@ pub fn two_per_core() -> u32 {
 }
 
 impl Store {
-    /// Connects to `sqlite://PATH` (the file is created on first use) or `postgres://...`.
-    /// Fails at once, with [`StoreError::Unavailable`], when the server cannot be reached.
+    /// Connects to `sqlite://PATH` (the file is created only with `create_if_missing`) or
+    /// `postgres://...`. Fails within `connect_timeout`, with [`StoreError::Unavailable`] or
+    /// [`StoreError::NotAnswering`], when the server cannot be reached or does not answer.
     pub async fn connect(url: &str, options: &ConnectOptions) -> StoreResult<Self> {
         if url.starts_with("sqlite:") {
             let connect = SqliteConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(crate::urls::redact_url(url)))?
-                .create_if_missing(true)
+                .create_if_missing(options.create_if_missing)
                 .journal_mode(SqliteJournalMode::Wal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(5));
+                .busy_timeout(options.statement_timeout);
+            let file = SqliteFile::of(url, connect.get_filename());
+            if let Some(file) = &file {
+                if !options.create_if_missing && !file.path.exists() {
+                    return Err(StoreError::Missing(file.path.clone()));
+                }
+            }
             let pool = SqlitePoolOptions::new()
                 .max_connections(sqlite_pool_size(options.max_connections))
                 .acquire_timeout(options.connect_timeout)
                 .connect_with(connect)
                 .await
-                .map_err(StoreError::Unavailable)?;
-            Ok(Store::Sqlite(pool, WriteGate::default()))
+                .map_err(StoreError::from)?;
+            let gate = WriteGate {
+                // Taken once the pool has opened (and maybe created) the file.
+                file: file.map(SqliteFile::identify).map(std::sync::Arc::new),
+                ..WriteGate::default()
+            };
+            Ok(Store::Sqlite(pool, gate))
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             // Every query here is an index look-up whose best plan does not depend on the values.
             // Left to choose, PostgreSQL re-plans the compound statements (the delivery facts, the
@@ -200,7 +332,15 @@ impl Store {
             // generic plans, at 1M members and 16 at once: 8,657 -> 11,837 registered checks/s.
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(crate::urls::redact_url(url)))?
-                .options([("plan_cache_mode", "force_generic_plan")]);
+                .options([
+                    ("plan_cache_mode", "force_generic_plan".to_owned()),
+                    // Sent with the connection, so it costs no round trip; a lock held by a hung
+                    // session or a runaway statement ends here instead of holding the answer.
+                    (
+                        "statement_timeout",
+                        options.statement_timeout.as_millis().max(1).to_string(),
+                    ),
+                ]);
             let warm = if options.warm {
                 options.max_connections
             } else {
@@ -212,7 +352,7 @@ impl Store {
                 .acquire_timeout(options.connect_timeout)
                 .connect_with(connect)
                 .await
-                .map_err(StoreError::Unavailable)?;
+                .map_err(StoreError::from)?;
             Ok(Store::Postgres(pool, WriteGate::default()))
         } else {
             Err(StoreError::UnsupportedUrl(crate::urls::redact_url(url)))
@@ -230,7 +370,23 @@ impl Store {
     pub async fn migrate(&self) -> StoreResult<()> {
         match self {
             Store::Sqlite(pool, _) => migrator(Backend::Sqlite).run(pool).await?,
-            Store::Postgres(pool, _) => migrator(Backend::Postgres).run(pool).await?,
+            Store::Postgres(pool, _) => {
+                // A migration may rewrite a large table: it is not held to the statement timeout
+                // meant for a check's look-ups.
+                let mut conn = pool.acquire().await?;
+                sqlx::query("SET statement_timeout = 0")
+                    .execute(&mut *conn)
+                    .await?;
+                let migrated = migrator(Backend::Postgres).run(&mut *conn).await;
+                let reset = sqlx::query("RESET statement_timeout")
+                    .execute(&mut *conn)
+                    .await;
+                if reset.is_err() {
+                    // Never hand a connection without the limit back to the pool.
+                    conn.detach();
+                }
+                migrated?;
+            }
         }
         Ok(())
     }
@@ -250,8 +406,16 @@ impl Store {
         }
     }
 
-    /// One round trip, to tell "reachable" from "down".
+    /// One round trip, to tell "reachable" from "down"; on SQLite also that the file this store
+    /// opened is still the one at its path. A deleted file stays readable through the open
+    /// connections, so without this a deleted database would look healthy while every write went
+    /// to a file no one can see.
     pub async fn ping(&self) -> StoreResult<()> {
+        if let Store::Sqlite(_, gate) = self {
+            if let Some(file) = &gate.file {
+                file.check()?;
+            }
+        }
         on_backend!(self, pool => {
             sqlx::query("SELECT 1").execute(pool).await?;
         });

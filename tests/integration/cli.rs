@@ -146,6 +146,9 @@ async fn bad_input_exits_2_with_one_line() {
     };
     let url = database.url.clone();
     let cwd = tempfile::tempdir().unwrap();
+    // An empty database: only `migrate` (or `seed`) creates one.
+    let migrated = invite_bot(cwd.path(), &["--database-url", &url, "migrate"]);
+    assert!(migrated.status.success(), "{}", stderr(&migrated));
     let cases: &[(&[&str], &str)] = &[
         (
             &["check", "jane.acme.com"],

@@ -159,12 +159,13 @@ impl TestApp {
     }
 }
 
-/// The app as `main` builds it (the same `startup::build`), with mail going to `smtp_url`.
+/// The app as `main` builds it for `seed` (the same `startup` code; a fresh SQLite file is created),
+/// with mail going to `smtp_url`.
 async fn build(config: &Config, smtp_url: &str) -> Actions {
     let mut config = config.clone();
     config.smtp.url = Some(smtp_url.to_owned().into());
     config.smtp.timeout_seconds = 5;
-    startup::build(&config)
+    startup::build_for_seeding(&config)
         .await
         .unwrap_or_else(|e| panic!("startup failed: {e}"))
 }

@@ -78,6 +78,10 @@ async fn chat_skips_what_it_cannot_read(backend: Backend) {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
+    // `chat` without --demo answers from a database that exists; create it as an operator would.
+    let migrated =
+        crate::helpers::run_binary(dir.path(), &[("DATABASE_URL", &database.url)], &["migrate"]);
+    assert!(migrated.status.success(), "{migrated:?}");
     let mut input = b"/invite-check ja\xe2\x80\xaene@corp.example\n".to_vec();
     input.extend(b"/invite-check \xff\xfe@corp.example\n");
     input.extend(b"/invite-check jane@corp.example workspace:Ac\xe2\x80\xaeme\n");

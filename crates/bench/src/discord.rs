@@ -240,7 +240,7 @@ async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
         database_url: database_url.to_owned(),
         ..Config::default()
     };
-    let actions = invite_bot::app::startup::build(&config)
+    let actions = invite_bot::app::startup::build_for_seeding(&config)
         .await
         .map_err(|e| DiscordBenchError::Seed(invite_bot::error::error_chain(&e)))?;
     let fixture = Fixture::parse(invite_bot::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())

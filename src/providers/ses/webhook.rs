@@ -204,6 +204,7 @@ impl Ses {
                 }
             })?;
         let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
             .timeout(Duration::from_secs(5))
             .redirect(reqwest::redirect::Policy::none())
             .build()
