@@ -73,6 +73,9 @@ pub async fn run(
 }
 
 /// A configured, not yet connected bot.
+/// Replies the support-channel listener gives one person in one channel per minute.
+const LISTENER_REPLIES_PER_MINUTE: u32 = 5;
+
 pub struct DiscordBot {
     chat: Chat,
     discord: DiscordConfig,
@@ -136,6 +139,11 @@ impl DiscordBot {
         };
         let handler = Handler {
             chat: self.chat,
+            listener: crate::actions::Throttle::new(
+                LISTENER_REPLIES_PER_MINUTE,
+                Duration::from_secs(60),
+                10_000,
+            ),
             discord: Arc::new(self.discord),
             options: self.options,
         };
@@ -160,6 +168,9 @@ impl DiscordBot {
 
 struct Handler {
     chat: Chat,
+    /// Replies the support-channel listener gives per person and channel: it answers messages
+    /// anyone can write, so a flood of addresses must not become a flood of replies and rows.
+    listener: crate::actions::Throttle,
     discord: Arc<DiscordConfig>,
     options: DiscordOptions,
 }
@@ -475,6 +486,21 @@ impl Handler {
                 .map(|m| m.roles.iter().map(|r| r.to_string()).collect())
                 .unwrap_or_default(),
         });
+        // Counted before any work (the reply writes button records), and only for messages that
+        // could name an address: chatting in the channel costs nothing.
+        if message.content.contains('@') {
+            let key = format!("{}:{}", message.author.id, message.channel_id);
+            if self
+                .listener
+                .attempt(&key, std::time::Instant::now())
+                .is_err()
+            {
+                tracing::debug!(
+                    "support-channel listener: reply skipped, too many from this person"
+                );
+                return;
+            }
+        }
         let Some(reply) = self.chat.on_message(&actor, &message.content).await else {
             return;
         };

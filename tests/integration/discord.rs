@@ -449,6 +449,18 @@ discord_tests! {
         assert_eq!(app.fake.requests_to("/messages").iter().filter(|r| r.method == "POST" && r.path.contains("/channels/")).count(), 1);
     }
 
+    async fn the_listener_replies_to_one_person_only_so_often(app) {
+        for i in 0..12 {
+            app.fake.say(&agent(), CHANNEL_ID, &format!("learner{i}@corp.example never got it"));
+        }
+        app.fake
+            .wait_for("listener replies", |r| r.method == "POST" && r.path.ends_with(&format!("/channels/{CHANNEL_ID}/messages")), 5)
+            .await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let replies = app.fake.requests_to("/messages").iter().filter(|r| r.method == "POST" && r.path.contains("/channels/")).count();
+        assert_eq!(replies, 5, "five replies a minute per person and channel");
+    }
+
     async fn a_database_outage_mid_conversation_gets_a_clear_reply(app) {
         let first = app.invite_check(&agent(), &[("email", "never@corp.example")]).await;
         assert_eq!(first.body["data"]["embeds"][0]["color"], YELLOW);
