@@ -89,7 +89,7 @@ pub(super) const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORD
 /// address holds the intended member even where the whole range is too wide to read (a common
 /// first name at gmail.com), because the keys between the two share the longer intact part.
 /// (Each branch sits in a subquery: SQLite allows ORDER BY/LIMIT only there in a compound select.)
-pub(super) const CANDIDATES_NEAR: &str = concat!(
+pub(super) const CANDIDATES_NEAR: &str =
     "SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
       WHERE local_key = $1 ORDER BY email_key LIMIT $2) AS same_local \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
@@ -103,8 +103,7 @@ pub(super) const CANDIDATES_NEAR: &str = concat!(
       ORDER BY local_rev LIMIT $9) AS suffix_up \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
       WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 \
-      ORDER BY local_rev DESC LIMIT $9) AS suffix_down"
-);
+      ORDER BY local_rev DESC LIMIT $9) AS suffix_down";
 
 /// What [`Store::candidates_near`] looks around.
 #[derive(Debug, Clone)]
