@@ -24,7 +24,7 @@ pub mod humanize;
 pub mod mail;
 pub mod prompts;
 pub mod providers;
-
+pub mod random;
 pub mod store;
 pub mod summary;
 

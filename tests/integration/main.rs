@@ -23,6 +23,7 @@ mod lookups;
 mod plans;
 mod pools;
 mod serve;
+mod stored_enums;
 mod suggestions;
 mod verdicts;
 mod webhooks_mailgun;
