@@ -4,8 +4,6 @@
 //! the person sees "something went wrong (ref abc123)" and the full error chain goes to the log under
 //! the same reference, so a support ticket can be matched to its log line.
 
-use rand::Rng;
-
 use crate::domain::email::EmailError;
 use crate::domain::workspace::{SlugError, WorkspaceSlug};
 use crate::store::StoreError;
@@ -97,13 +95,10 @@ impl EngineError {
     }
 }
 
-/// A short reference that ties what a person saw to the operator's log line.
+/// A short reference that ties what a person saw to the operator's log line. Lower case, so it
+/// is not taken for an action's reference (`RSD-...`).
 pub fn new_reference() -> String {
-    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyz23456789";
-    let mut rng = rand::thread_rng();
-    (0..6)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    crate::random::symbols(6).to_ascii_lowercase()
 }
 
 /// `outer: inner: innermost`, for one log line.

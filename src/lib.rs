@@ -19,6 +19,7 @@ pub mod humanize;
 pub mod mail;
 pub mod prompts;
 pub mod providers;
+pub mod random;
 pub mod urls;
 
 pub mod store;

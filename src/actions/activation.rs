@@ -9,24 +9,25 @@ use argon2::password_hash::{
 };
 use argon2::Argon2;
 use chrono::Utc;
-use rand::Rng;
 use secrecy::SecretString;
 use serde_json::json;
 
 use std::time::Instant;
 
 use super::audit::AuditEvent;
+use super::gate::Held;
 use super::resend::{minute, sha256_hex};
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode};
-use crate::diagnosis::Action;
+use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
+use crate::random::SYMBOLS;
 use crate::store::{ActivationStart, NewActivationCode};
 
-/// Easy to read aloud: no 0/O, no 1/I.
-const CODE_ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-/// 10 symbols of 5 bits: 50 bits of entropy, shown as `XXXX-XXXX-XX`.
+/// 10 symbols of 5 bits (easy to read aloud: no 0/O, no 1/I): 50 bits of entropy, shown as
+/// `XXXX-XXXX-XX`.
 const CODE_LENGTH: usize = 10;
 
 /// A code as typed by a person, normalized: upper case, no separators.
@@ -35,12 +36,7 @@ pub struct ActivationCode(String);
 
 impl ActivationCode {
     fn generate() -> Self {
-        let mut rng = rand::rngs::OsRng;
-        ActivationCode(
-            (0..CODE_LENGTH)
-                .map(|_| CODE_ALPHABET[rng.gen_range(0..CODE_ALPHABET.len())] as char)
-                .collect(),
-        )
+        ActivationCode(crate::random::symbols(CODE_LENGTH))
     }
 
     /// Accepts `k7qf-9mzx-2h`, `K7QF 9MZX 2H`...; `None` when it cannot be a code.
@@ -50,7 +46,7 @@ impl ActivationCode {
             .filter(|c| !matches!(c, '-' | ' ' | '\t'))
             .map(|c| c.to_ascii_uppercase())
             .collect();
-        (normalized.len() == CODE_LENGTH && normalized.bytes().all(|b| CODE_ALPHABET.contains(&b)))
+        (normalized.len() == CODE_LENGTH && normalized.bytes().all(|b| SYMBOLS.contains(&b)))
             .then_some(ActivationCode(normalized))
     }
 
@@ -120,79 +116,66 @@ impl Actions {
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
         let action = Action::IssueActivationCode;
-        let diagnosis = match self
-            .open_action(actor, action, email, workspace, idempotency_key)
-            .await?
-        {
-            Ok(diagnosis) => diagnosis,
+        let settings = self.action_settings();
+        let reference = new_reference("ACT");
+        let code = ActivationCode::generate();
+        let started = self
+            .gate(
+                actor,
+                action,
+                email,
+                workspace,
+                idempotency_key,
+                async |diagnosis: &Diagnosis| {
+                    let Some(member) = &diagnosis.member else {
+                        return Ok(Err(Held::NotOffered));
+                    };
+                    // Argon2 is deliberately slow; keep it off the async workers.
+                    let hashing = code.clone();
+                    let code_hash = tokio::task::spawn_blocking(move || hashing.hash())
+                        .await
+                        .map_err(|e| EngineError::Internal(Box::new(e)))?
+                        .map_err(|e| EngineError::Internal(e.to_string().into()))?;
+                    let now = Utc::now();
+                    let expires_at = now + settings.activation_code_ttl;
+                    let start = self
+                        .store()
+                        .issue_activation_code(&NewActivationCode {
+                            member_id: member.id,
+                            code_hash: &code_hash,
+                            idempotency_key,
+                            actor_id: actor.id(),
+                            actor_name: actor.name(),
+                            reference: &reference,
+                            now,
+                            expires_at,
+                            per_member_per_day: settings.activation_codes_per_member_per_day,
+                        })
+                        .await?;
+                    Ok(match start {
+                        ActivationStart::Issued => Ok(expires_at),
+                        ActivationStart::Duplicate(prior) => Err(Held::Duplicate(prior)),
+                        ActivationStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
+                            template: "member_daily_limit",
+                            limit: settings.activation_codes_per_member_per_day,
+                            what: "activation codes",
+                            next_allowed,
+                        }),
+                    })
+                },
+            )
+            .await?;
+        let expires_at = match started {
+            Ok((_, expires_at)) => expires_at,
             Err(refusal) => return Ok(refusal),
         };
-        let member = match &diagnosis.member {
-            Some(member) if diagnosis.actions.contains(&action) => member.clone(),
-            _ => {
-                return self
-                    .refuse_not_offered(actor, action, &diagnosis, workspace)
-                    .await
-            }
-        };
-
-        let settings = self.action_settings();
-        let now = Utc::now();
-        let expires_at = now + settings.activation_code_ttl;
-        let code = ActivationCode::generate();
-        // Argon2 is deliberately slow; keep it off the async workers.
-        let hashing = code.clone();
-        let code_hash = tokio::task::spawn_blocking(move || hashing.hash())
-            .await
-            .map_err(|e| EngineError::Internal(Box::new(e)))?
-            .map_err(|e| EngineError::Internal(e.to_string().into()))?;
-        let reference = new_reference("ACT");
-        let start = self
-            .store()
-            .issue_activation_code(&NewActivationCode {
-                member_id: member.id,
-                code_hash: &code_hash,
-                idempotency_key,
-                actor_id: actor.id(),
-                actor_name: actor.name(),
-                reference: &reference,
-                now,
-                expires_at,
-                per_member_per_day: settings.activation_codes_per_member_per_day,
-            })
-            .await?;
-        match start {
-            ActivationStart::Issued => {}
-            ActivationStart::Duplicate(prior) => {
-                return self
-                    .refuse_duplicate(actor, action, workspace, email, &prior)
-                    .await;
-            }
-            ActivationStart::MemberDailyLimit { next_allowed } => {
-                let limit = (
-                    settings.activation_codes_per_member_per_day,
-                    "activation codes",
-                );
-                return self
-                    .refuse_limit(
-                        actor,
-                        action,
-                        workspace,
-                        email,
-                        "member_daily_limit",
-                        limit,
-                        next_allowed,
-                    )
-                    .await;
-            }
-        }
         self.audit(
             actor,
             AuditEvent {
-                action: action.as_str(),
+                action: AuditAction::from(action),
                 workspace: Some(workspace.as_str()),
                 email_key: Some(email.key()),
-                outcome: "done",
+                outcome: AuditOutcome::Done,
                 reason: None,
                 reference: Some(&reference),
                 detail: Some(format!("valid until {} UTC", minute(expires_at))),
@@ -247,7 +230,13 @@ impl Actions {
             .attempt(&target, Instant::now())
         {
             return self
-                .throttled(actor, email, workspace, retry_after, "address_throttled")
+                .throttled(
+                    actor,
+                    email,
+                    workspace,
+                    retry_after,
+                    AuditReason::AddressThrottled,
+                )
                 .await;
         }
         // One slow hash per core at a time, whatever the load: each takes ~19 MiB and a core.
@@ -258,7 +247,7 @@ impl Actions {
         .await
         else {
             return self
-                .throttled(actor, email, workspace, HASHING_WAIT, "busy")
+                .throttled(actor, email, workspace, HASHING_WAIT, AuditReason::Busy)
                 .await;
         };
 
@@ -291,16 +280,18 @@ impl Actions {
                             .redeem_activation_code(id, member.id, now)
                             .await? =>
                     {
-                        (RedeemOutcome::Activated, "code")
+                        (RedeemOutcome::Activated, AuditReason::Code)
                     }
-                    Some(_) => (RedeemOutcome::Rejected, "code_already_used"),
-                    None if candidates.is_empty() => (RedeemOutcome::Rejected, "no_live_code"),
+                    Some(_) => (RedeemOutcome::Rejected, AuditReason::CodeAlreadyUsed),
+                    None if candidates.is_empty() => {
+                        (RedeemOutcome::Rejected, AuditReason::NoLiveCode)
+                    }
                     None => {
                         let ids: Vec<i64> = candidates.iter().map(|(id, _)| *id).collect();
                         self.store()
                             .void_exhausted_codes(&ids, settings.activation_code_max_attempts, now)
                             .await?;
-                        (RedeemOutcome::Rejected, "wrong_code")
+                        (RedeemOutcome::Rejected, AuditReason::WrongCode)
                     }
                 }
             }
@@ -315,9 +306,9 @@ impl Actions {
                     .redeem_invitation_token(&sha256_hex(secret.trim()), member.id, now)
                     .await?
                 {
-                    (RedeemOutcome::Activated, "invitation_token")
+                    (RedeemOutcome::Activated, AuditReason::InvitationToken)
                 } else {
-                    (RedeemOutcome::Rejected, "bad_token")
+                    (RedeemOutcome::Rejected, AuditReason::BadToken)
                 }
             }
             (None, _) => {
@@ -325,18 +316,20 @@ impl Actions {
                     ActivationCode::generate().matches(decoy_hash())
                 })
                 .await;
-                (RedeemOutcome::Rejected, "unknown_member")
+                (RedeemOutcome::Rejected, AuditReason::UnknownMember)
             }
         };
         self.audit(
             actor,
             AuditEvent {
-                action: "redeem",
+                action: AuditAction::Redeem,
                 workspace: Some(workspace.as_str()),
                 email_key: Some(email.key()),
                 outcome: match outcome {
-                    RedeemOutcome::Activated => "activated",
-                    RedeemOutcome::Rejected | RedeemOutcome::Throttled { .. } => "rejected",
+                    RedeemOutcome::Activated => AuditOutcome::Activated,
+                    RedeemOutcome::Rejected | RedeemOutcome::Throttled { .. } => {
+                        AuditOutcome::Rejected
+                    }
                 },
                 reason: Some(reason),
                 reference: None,
@@ -382,15 +375,15 @@ impl Actions {
         email: &EmailAddress,
         workspace: &WorkspaceSlug,
         retry_after: std::time::Duration,
-        reason: &'static str,
+        reason: AuditReason,
     ) -> Result<RedeemOutcome, EngineError> {
         self.audit(
             actor,
             AuditEvent {
-                action: "redeem",
+                action: AuditAction::Redeem,
                 workspace: Some(workspace.as_str()),
                 email_key: Some(email.key()),
-                outcome: "refused",
+                outcome: AuditOutcome::Refused,
                 reason: Some(reason),
                 reference: None,
                 detail: None,

@@ -3,6 +3,7 @@
 use chrono::Utc;
 
 use super::{Actions, Actor};
+use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
 use crate::store::{AuditEntry, AuditFilter};
 
@@ -11,11 +12,11 @@ pub type AuditRecord = AuditEntry;
 
 /// What to write; the actor and time are filled in.
 pub(crate) struct AuditEvent<'a> {
-    pub action: &'a str,
+    pub action: AuditAction,
     pub workspace: Option<&'a str>,
     pub email_key: Option<&'a str>,
-    pub outcome: &'a str,
-    pub reason: Option<&'a str>,
+    pub outcome: AuditOutcome,
+    pub reason: Option<AuditReason>,
     pub reference: Option<&'a str>,
     /// A short note for operators. Never a code, a token or a link holding one.
     pub detail: Option<String>,
@@ -43,24 +44,27 @@ impl Actions {
             at: Utc::now(),
             actor_id: actor_id.to_owned(),
             actor_name: actor_name.to_owned(),
-            action: event.action.to_owned(),
+            action: event.action,
             workspace: event.workspace.map(str::to_owned),
             email: event.email_key.map(str::to_owned),
-            outcome: event.outcome.to_owned(),
-            reason: event.reason.map(str::to_owned),
+            outcome: event.outcome,
+            reason: event.reason,
             reference: event.reference.map(str::to_owned),
             detail: event.detail,
         };
         // Every action outcome passes through here, so this is where the metrics count them too
         // (checks are counted by the engine itself, by verdict).
-        if event.action != "check" {
-            crate::app::metrics::record_action(event.action, event.outcome);
-            if let Some(reason) = event.reason.filter(|_| event.outcome == "refused") {
-                crate::app::metrics::record_refusal(reason);
+        if event.action != AuditAction::Check {
+            crate::app::metrics::record_action(event.action.as_str(), event.outcome.as_str());
+            if let Some(reason) = event
+                .reason
+                .filter(|_| event.outcome == AuditOutcome::Refused)
+            {
+                crate::app::metrics::record_refusal(reason.as_str());
             }
         }
         self.store().write_audit(&entry).await.map_err(|error| {
-            tracing::error!(action = event.action, outcome = event.outcome, error = %error, "audit row not written");
+            tracing::error!(action = event.action.as_str(), outcome = event.outcome.as_str(), error = %error, "audit row not written");
             EngineError::from(error)
         })
     }

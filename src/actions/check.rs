@@ -5,6 +5,7 @@ use super::{Actions, Actor, Permission};
 use crate::diagnosis::Diagnosis;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::{EngineError, UserError};
 
 impl Actions {
@@ -24,11 +25,11 @@ impl Actions {
             self.audit(
                 actor,
                 AuditEvent {
-                    action: "check",
+                    action: AuditAction::Check,
                     workspace: workspace.map(|w| w.as_str()),
                     email_key: Some(email.key()),
-                    outcome: "refused",
-                    reason: Some("forbidden"),
+                    outcome: AuditOutcome::Refused,
+                    reason: Some(AuditReason::Forbidden),
                     reference: None,
                     detail: None,
                 },
@@ -49,10 +50,10 @@ impl Actions {
             self.audit(
                 actor,
                 AuditEvent {
-                    action: "check",
+                    action: AuditAction::Check,
                     workspace: diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),
                     email_key: Some(email.key()),
-                    outcome: diagnosis.verdict.as_str(),
+                    outcome: AuditOutcome::Checked(diagnosis.verdict),
                     reason: None,
                     reference: None,
                     detail: None,

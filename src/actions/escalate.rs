@@ -5,15 +5,16 @@ use chrono::Utc;
 use serde_json::json;
 
 use super::audit::AuditEvent;
+use super::gate::Held;
 use super::handover::{self, WebhookRound};
 use super::resend::minute;
-use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, Escalation, RefusalReason};
-use crate::diagnosis::Action;
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, Escalation};
+use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::{AuditAction, AuditOutcome};
 use crate::error::{EngineError, UserError};
-use crate::humanize::ago;
-use crate::store::{EscalationRow, EscalationStart, NewEscalation};
+use crate::store::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
 
 /// Retry a failed webhook delivery this long after a failed round.
 const WEBHOOK_RETRY_AFTER_MINUTES: i64 = 5;
@@ -32,80 +33,69 @@ impl Actions {
         note: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
         let action = Action::Escalate;
-        let diagnosis = match self
-            .open_action(actor, action, email, workspace, None)
-            .await?
-        {
-            Ok(diagnosis) => diagnosis,
-            Err(refusal) => return Ok(refusal),
-        };
-        if !diagnosis.actions.contains(&action) {
-            return self
-                .refuse_not_offered(actor, action, &diagnosis, workspace)
-                .await;
-        }
-        let workspace_id = diagnosis
-            .workspace
-            .as_ref()
-            .map(|w| w.id)
-            .ok_or_else(|| UserError::UnknownWorkspace(workspace.clone()))?;
-        let actions_taken: Vec<String> = match &diagnosis.member {
-            Some(member) => self
-                .store()
-                .actions_taken(member.id)
-                .await?
-                .into_iter()
-                .map(|(action, actor, at, reference)| {
-                    format!("{action} by {actor} at {} UTC ({reference})", minute(at))
-                })
-                .collect(),
-            None => Vec::new(),
-        };
-        let diagnosis_json = serde_json::to_value(diagnosis.to_json())
-            .map_err(|e| EngineError::Internal(Box::new(e)))?;
         let note = note.map(str::trim).filter(|n| !n.is_empty());
-        let now = Utc::now();
         let reference = new_reference("ESC");
         let webhook = self.action_settings().webhook.clone();
-        let start = self
-            .store()
-            .begin_escalation(&NewEscalation {
-                reference: &reference,
-                workspace_id,
-                member_id: diagnosis.member.as_ref().map(|m| m.id),
-                email_key: email.key(),
-                diagnosis: &diagnosis_json.to_string(),
-                actions_taken: &serde_json::Value::from(actions_taken.clone()).to_string(),
-                requested_by: actor.id(),
-                requested_by_name: actor.name(),
-                note,
-                now,
-                dedupe_since: now - self.action_settings().escalation_dedupe,
-                webhook_state: if webhook.is_some() { "pending" } else { "none" },
-            })
+        let started = self
+            .gate(
+                actor,
+                action,
+                email,
+                workspace,
+                None,
+                async |diagnosis: &Diagnosis| {
+                    let workspace_id = diagnosis
+                        .workspace
+                        .as_ref()
+                        .map(|w| w.id)
+                        .ok_or_else(|| UserError::UnknownWorkspace(workspace.clone()))?;
+                    let actions_taken: Vec<String> = match &diagnosis.member {
+                        Some(member) => self
+                            .store()
+                            .actions_taken(member.id)
+                            .await?
+                            .into_iter()
+                            .map(|(action, actor, at, reference)| {
+                                format!("{action} by {actor} at {} UTC ({reference})", minute(at))
+                            })
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    let diagnosis_json = serde_json::to_value(diagnosis.to_json())
+                        .map_err(|e| EngineError::Internal(Box::new(e)))?;
+                    let now = Utc::now();
+                    let start = self
+                        .store()
+                        .begin_escalation(&NewEscalation {
+                            reference: &reference,
+                            workspace_id,
+                            member_id: diagnosis.member.as_ref().map(|m| m.id),
+                            email_key: email.key(),
+                            diagnosis: &diagnosis_json.to_string(),
+                            actions_taken: &serde_json::Value::from(actions_taken.clone())
+                                .to_string(),
+                            requested_by: actor.id(),
+                            requested_by_name: actor.name(),
+                            note,
+                            now,
+                            dedupe_since: now - self.action_settings().escalation_dedupe,
+                            webhook_state: if webhook.is_some() {
+                                WebhookState::Pending
+                            } else {
+                                WebhookState::None
+                            },
+                        })
+                        .await?;
+                    Ok(match start {
+                        EscalationStart::Created(row) => Ok((row, actions_taken, diagnosis_json)),
+                        EscalationStart::Existing(existing) => Err(Held::Escalated(existing)),
+                    })
+                },
+            )
             .await?;
-        let row = match start {
-            EscalationStart::Created(row) => row,
-            EscalationStart::Existing(existing) => {
-                let message = self.prompts().action_text(
-                    "escalation_exists",
-                    &json!({
-                        "reference": existing.reference,
-                        "ago": ago(now, existing.created_at),
-                        "actor": existing.requested_by_name,
-                    }),
-                )?;
-                return self
-                    .refuse(
-                        actor,
-                        action,
-                        workspace,
-                        email,
-                        RefusalReason::AlreadyDone,
-                        message,
-                    )
-                    .await;
-            }
+        let (row, actions_taken, diagnosis_json) = match started {
+            Ok((_, started)) => started,
+            Err(refusal) => return Ok(refusal),
         };
 
         let round = match &webhook {
@@ -115,10 +105,10 @@ impl Actions {
         self.audit(
             actor,
             AuditEvent {
-                action: action.as_str(),
+                action: AuditAction::from(action),
                 workspace: Some(workspace.as_str()),
                 email_key: Some(email.key()),
-                outcome: "done",
+                outcome: AuditOutcome::Done,
                 reason: None,
                 reference: Some(&reference),
                 detail: round.as_ref().map(|r| {
@@ -155,7 +145,7 @@ impl Actions {
                 actions_taken,
                 requested_by: actor.name().to_owned(),
                 note: note.map(str::to_owned),
-                created_at: now,
+                created_at: row.created_at,
             }),
         }))
     }
@@ -182,11 +172,11 @@ impl Actions {
         .to_string();
         let round = handover::deliver(self.http(), &settings, body.as_bytes()).await;
         let (state, next) = if round.delivered {
-            ("delivered", None)
+            (WebhookState::Delivered, None)
         } else {
             tracing::warn!(reference = %row.reference, error = ?round.error, "escalation webhook undelivered; will retry");
             (
-                "pending",
+                WebhookState::Pending,
                 Some(Utc::now() + chrono::Duration::minutes(WEBHOOK_RETRY_AFTER_MINUTES)),
             )
         };
@@ -207,7 +197,7 @@ impl Actions {
         self.deliver_escalations_due_at(Utc::now()).await
     }
 
-    /// [`Engine::deliver_due_escalations`] as if it were `now`.
+    /// [`Actions::deliver_due_escalations`] as if it were `now`.
     pub async fn deliver_escalations_due_at(
         &self,
         now: chrono::DateTime<Utc>,

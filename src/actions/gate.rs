@@ -1,22 +1,40 @@
-//! What every action does first: authorize the actor, look at the current verdict, and refuse (with
-//! an audit row) when either says no.
+//! What every action does first: authorize the actor, look at the current verdict, respect the limits
+//! and the idempotency key, and refuse (with an audit row) when any of them says no.
 
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::AuditEvent;
-use super::{ActionOutcome, Actions, Actor, Permission, Refusal, RefusalReason};
+use super::{ActionOutcome, Actions, Actor, Refusal, RefusalReason};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
-use crate::store::PriorAction;
+use crate::humanize::{ago, wait_words};
+use crate::store::{EscalationRow, PriorAction};
 
-pub(crate) fn permission_for(action: Action) -> Permission {
-    match action {
-        Action::ResendInvite => Permission::ResendInvite,
-        Action::IssueActivationCode => Permission::IssueActivationCode,
-        Action::Escalate => Permission::Escalate,
-    }
+/// Why an action stops before it starts. Each becomes a refusal worded in `actions.j2`.
+#[derive(Debug)]
+pub(crate) enum Held {
+    /// The verdict as it stands does not offer the action (or gives it nothing to act on).
+    NotOffered,
+    /// This exact request (its idempotency key) was already handled.
+    Duplicate(PriorAction),
+    /// The last one on this member is too recent.
+    TooSoon {
+        last: PriorAction,
+        next_allowed: DateTime<Utc>,
+    },
+    /// An allowance is used up: `template` names its words, `limit` and `what` say which one.
+    Limit {
+        template: &'static str,
+        limit: u32,
+        what: &'static str,
+        next_allowed: DateTime<Utc>,
+    },
+    /// An escalation of the same address in the same workspace is still open.
+    Escalated(EscalationRow),
 }
 
 /// "Resend invite", as the refusal words name an action.
@@ -29,8 +47,191 @@ pub(crate) fn action_words(action: Action) -> &'static str {
 }
 
 impl Actions {
+    /// The opening every action shares, in this order: the actor's permission; whether this exact
+    /// request (its idempotency key) was already handled; whether the verdict as it stands now
+    /// offers `action`; then `start`, the action's own first step in the store, which counts the
+    /// rate limits and claims the idempotency key under the member's lock. Any refusal on the way
+    /// is audited and returned as `Err`; `Ok` carries the diagnosis and what `start` began.
+    pub(crate) async fn gate<T>(
+        &self,
+        actor: &Actor,
+        action: Action,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        idempotency_key: Option<&str>,
+        start: impl AsyncFnOnce(&Diagnosis) -> Result<Result<T, Held>, EngineError>,
+    ) -> Result<Result<(Diagnosis, T), ActionOutcome>, EngineError> {
+        let permission = action.permission();
+        if !actor.may(permission, workspace) {
+            let message = self.prompts().action_text(
+                "forbidden",
+                &json!({ "permission": permission.as_str(), "workspace": workspace.as_str() }),
+            )?;
+            return self
+                .refuse(
+                    actor,
+                    action,
+                    workspace,
+                    email,
+                    RefusalReason::Forbidden,
+                    message,
+                )
+                .await
+                .map(Err);
+        }
+        // Before the verdict: a replayed press is told it was done, not that it is no longer offered.
+        if let Some(key) = idempotency_key {
+            if let Some(prior) = self.store().prior_action(key).await? {
+                let message = self.already_done_words(action, &prior)?;
+                return self
+                    .refuse(
+                        actor,
+                        action,
+                        workspace,
+                        email,
+                        RefusalReason::AlreadyDone,
+                        message,
+                    )
+                    .await
+                    .map(Err);
+            }
+        }
+        let diagnosis = self.engine.check(email, Some(workspace)).await?.remove(0);
+        let held = if diagnosis.actions.contains(&action) {
+            match start(&diagnosis).await? {
+                Ok(started) => return Ok(Ok((diagnosis, started))),
+                Err(held) => held,
+            }
+        } else {
+            self.withheld(action, &diagnosis).await?
+        };
+        self.refuse_held(actor, action, workspace, &diagnosis, held)
+            .await
+            .map(Err)
+    }
+
+    /// Why a verdict does not offer `action` right now. A verdict can offer an action that is held
+    /// back for a while (a resend right after an invitation went out); when the last one was the
+    /// bot's own, the refusal says who sent it and when the next is allowed.
+    async fn withheld(&self, action: Action, diagnosis: &Diagnosis) -> Result<Held, EngineError> {
+        let min_interval = match action {
+            Action::ResendInvite => self.action_settings().resend_limits.min_interval,
+            Action::IssueActivationCode | Action::Escalate => return Ok(Held::NotOffered),
+        };
+        if !diagnosis.verdict.offered_actions().contains(&action) {
+            return Ok(Held::NotOffered);
+        }
+        let Some(member) = &diagnosis.member else {
+            return Ok(Held::NotOffered);
+        };
+        if let Some(last) = self.store().last_action(member.id, action).await? {
+            let next_allowed = last.created_at + min_interval;
+            if next_allowed > Utc::now() {
+                return Ok(Held::TooSoon { last, next_allowed });
+            }
+        }
+        Ok(Held::NotOffered)
+    }
+
+    /// Words `held` for the actor, then refuses. `diagnosis` is the verdict as it stood.
+    async fn refuse_held(
+        &self,
+        actor: &Actor,
+        action: Action,
+        workspace: &WorkspaceSlug,
+        diagnosis: &Diagnosis,
+        held: Held,
+    ) -> Result<ActionOutcome, EngineError> {
+        let now = Utc::now();
+        let prompts = self.prompts();
+        let (reason, message) = match held {
+            Held::NotOffered => {
+                let facts = json!({
+                    "action_words": action_words(action),
+                    "verdict": diagnosis.verdict.as_str(),
+                    "verdict_title": prompts.verdict_title(diagnosis.verdict, &diagnosis.facts)?,
+                    "resend_in": diagnosis.facts.get("resend_in"),
+                });
+                (
+                    RefusalReason::NotOffered,
+                    prompts.action_text("not_offered", &facts)?,
+                )
+            }
+            Held::Duplicate(prior) => (
+                RefusalReason::AlreadyDone,
+                self.already_done_words(action, &prior)?,
+            ),
+            Held::TooSoon { last, next_allowed } => {
+                let facts = json!({
+                    "ago": ago(now, last.created_at),
+                    "actor": last.actor_name,
+                    "reference": last.reference,
+                    "next_in": format!("in {}", wait_words(next_allowed - now)),
+                    "next_at": super::resend::minute(next_allowed),
+                });
+                (
+                    RefusalReason::RateLimited,
+                    prompts.action_text("too_soon", &facts)?,
+                )
+            }
+            Held::Limit {
+                template,
+                limit,
+                what,
+                next_allowed,
+            } => {
+                let facts = json!({
+                    "limit": limit,
+                    "what": what,
+                    "next_in": format!("in {}", wait_words(next_allowed - now)),
+                    "next_at": super::resend::minute(next_allowed),
+                });
+                (
+                    RefusalReason::RateLimited,
+                    prompts.action_text(template, &facts)?,
+                )
+            }
+            Held::Escalated(existing) => {
+                let facts = json!({
+                    "reference": existing.reference,
+                    "ago": ago(now, existing.created_at),
+                    "actor": existing.requested_by_name,
+                });
+                (
+                    RefusalReason::AlreadyDone,
+                    prompts.action_text("escalation_exists", &facts)?,
+                )
+            }
+        };
+        self.refuse(actor, action, workspace, &diagnosis.email, reason, message)
+            .await
+    }
+
+    /// The words for a request that was already handled (same idempotency key).
+    fn already_done_words(
+        &self,
+        action: Action,
+        prior: &PriorAction,
+    ) -> Result<String, EngineError> {
+        let what = match action {
+            Action::ResendInvite => "the invitation was resent",
+            Action::IssueActivationCode => {
+                "an activation code was issued (shown only to whoever asked for it)"
+            }
+            Action::Escalate => "this was escalated",
+        };
+        let facts = json!({
+            "what": what,
+            "ago": ago(Utc::now(), prior.created_at),
+            "actor": prior.actor_name,
+            "reference": prior.reference,
+            "state": prior.state,
+        });
+        Ok(self.prompts().action_text("already_done", &facts)?)
+    }
+
     /// Refuses and audits the refusal.
-    pub(crate) async fn refuse(
+    async fn refuse(
         &self,
         actor: &Actor,
         action: Action,
@@ -42,11 +243,11 @@ impl Actions {
         self.audit(
             actor,
             AuditEvent {
-                action: action.as_str(),
+                action: AuditAction::from(action),
                 workspace: Some(workspace.as_str()),
                 email_key: Some(email.key()),
-                outcome: "refused",
-                reason: Some(reason.as_str()),
+                outcome: AuditOutcome::Refused,
+                reason: Some(AuditReason::from(reason)),
                 reference: None,
                 detail: Some(message.clone()),
             },
@@ -58,173 +259,5 @@ impl Actions {
             "action refused"
         );
         Ok(ActionOutcome::Refused(Refusal { reason, message }))
-    }
-
-    /// What every action does first: the actor's permission, then whether this exact request (its
-    /// idempotency key) was already handled, then the verdict as it stands now. `Err` carries the
-    /// refusal to return.
-    pub(crate) async fn open_action(
-        &self,
-        actor: &Actor,
-        action: Action,
-        email: &EmailAddress,
-        workspace: &WorkspaceSlug,
-        idempotency_key: Option<&str>,
-    ) -> Result<Result<Diagnosis, ActionOutcome>, EngineError> {
-        if let Some(refusal) = self
-            .refuse_unless_allowed(actor, action, workspace, email)
-            .await?
-        {
-            return Ok(Err(refusal));
-        }
-        if let Some(key) = idempotency_key {
-            if let Some(prior) = self.store().prior_action(key).await? {
-                return self
-                    .refuse_duplicate(actor, action, workspace, email, &prior)
-                    .await
-                    .map(Err);
-            }
-        }
-        Ok(Ok(self.current_diagnosis(email, workspace).await?))
-    }
-
-    /// `Some(refusal)` when the actor may not do `action` in `workspace`.
-    async fn refuse_unless_allowed(
-        &self,
-        actor: &Actor,
-        action: Action,
-        workspace: &WorkspaceSlug,
-        email: &EmailAddress,
-    ) -> Result<Option<ActionOutcome>, EngineError> {
-        let permission = permission_for(action);
-        if actor.may(permission, workspace) {
-            return Ok(None);
-        }
-        let message = self.prompts().action_text(
-            "forbidden",
-            &json!({ "permission": permission.as_str(), "workspace": workspace.as_str() }),
-        )?;
-        self.refuse(
-            actor,
-            action,
-            workspace,
-            email,
-            RefusalReason::Forbidden,
-            message,
-        )
-        .await
-        .map(Some)
-    }
-
-    /// The verdict as it stands now for `email` in `workspace`.
-    async fn current_diagnosis(
-        &self,
-        email: &EmailAddress,
-        workspace: &WorkspaceSlug,
-    ) -> Result<Diagnosis, EngineError> {
-        let mut diagnoses = self.engine.check(email, Some(workspace)).await?;
-        Ok(diagnoses.remove(0))
-    }
-
-    /// The refusal for a verdict that does not offer `action`.
-    pub(crate) async fn refuse_not_offered(
-        &self,
-        actor: &Actor,
-        action: Action,
-        diagnosis: &Diagnosis,
-        workspace: &WorkspaceSlug,
-    ) -> Result<ActionOutcome, EngineError> {
-        let title = self
-            .prompts()
-            .verdict_title(diagnosis.verdict, &diagnosis.facts)?;
-        let message = self.prompts().action_text(
-            "not_offered",
-            &json!({
-                "action_words": action_words(action),
-                "verdict": diagnosis.verdict.as_str(),
-                "verdict_title": title,
-                "resend_in": diagnosis.facts.get("resend_in"),
-            }),
-        )?;
-        self.refuse(
-            actor,
-            action,
-            workspace,
-            &diagnosis.email,
-            RefusalReason::NotOffered,
-            message,
-        )
-        .await
-    }
-
-    /// The refusal for a rate limit that holds: `template` names the words in `actions.j2`, `limit`
-    /// and `what` say which allowance is used up, `next_allowed` when the next attempt may succeed.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) async fn refuse_limit(
-        &self,
-        actor: &Actor,
-        action: Action,
-        workspace: &WorkspaceSlug,
-        email: &EmailAddress,
-        template: &str,
-        (limit, what): (u32, &str),
-        next_allowed: chrono::DateTime<chrono::Utc>,
-    ) -> Result<ActionOutcome, EngineError> {
-        let now = chrono::Utc::now();
-        let message = self.prompts().action_text(
-            template,
-            &json!({
-                "limit": limit,
-                "what": what,
-                "next_in": format!("in {}", crate::humanize::wait_words(next_allowed - now)),
-                "next_at": super::resend::minute(next_allowed),
-            }),
-        )?;
-        self.refuse(
-            actor,
-            action,
-            workspace,
-            email,
-            RefusalReason::RateLimited,
-            message,
-        )
-        .await
-    }
-
-    /// The refusal for a request that was already handled (same idempotency key).
-    pub(crate) async fn refuse_duplicate(
-        &self,
-        actor: &Actor,
-        action: Action,
-        workspace: &WorkspaceSlug,
-        email: &EmailAddress,
-        prior: &PriorAction,
-    ) -> Result<ActionOutcome, EngineError> {
-        let what = match action {
-            Action::ResendInvite => "the invitation was resent",
-            Action::IssueActivationCode => {
-                "an activation code was issued (shown only to whoever asked for it)"
-            }
-            Action::Escalate => "this was escalated",
-        };
-        let message = self.prompts().action_text(
-            "already_done",
-            &json!({
-                "what": what,
-                "ago": crate::humanize::ago(chrono::Utc::now(), prior.created_at),
-                "actor": prior.actor_name,
-                "reference": prior.reference,
-                "state": prior.state,
-            }),
-        )?;
-        self.refuse(
-            actor,
-            action,
-            workspace,
-            email,
-            RefusalReason::AlreadyDone,
-            message,
-        )
-        .await
     }
 }

@@ -14,7 +14,7 @@ mod throttle;
 
 use chrono::{DateTime, Utc};
 use secrecy::SecretString;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use activation::{ActivationCode, RedeemOutcome};
 pub use audit::AuditRecord;
@@ -26,6 +26,7 @@ use std::sync::Arc;
 
 use crate::app::config::Config;
 use crate::diagnosis::Action;
+use crate::domain::AuditReason;
 use crate::engine::Engine;
 use crate::mail::Mailer;
 use crate::prompts::Prompts;
@@ -102,6 +103,9 @@ impl Actions {
 }
 
 /// What came of an action.
+// One per action, returned once and never kept in a collection: boxing `Done` to shrink the other
+// variant would add an allocation and save nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum ActionOutcome {
     Done(ActionDone),
@@ -147,14 +151,14 @@ pub struct Escalation {
     pub email: String,
     /// The check's JSON (verdict, member, suggestions, findings, actions).
     pub diagnosis: serde_json::Value,
-    /// "resend_invite by Ada at 2026-11-26T10:00:00Z (RSD-...)", oldest first.
+    /// "resend_invite by Ada at 2026-11-26 10:00 UTC (RSD-...)", oldest first.
     pub actions_taken: Vec<String>,
     pub requested_by: String,
     pub note: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RefusalReason {
     /// The actor lacks the permission (in that workspace).
@@ -168,12 +172,34 @@ pub enum RefusalReason {
 }
 
 impl RefusalReason {
+    pub const ALL: [RefusalReason; 4] = [
+        RefusalReason::Forbidden,
+        RefusalReason::NotOffered,
+        RefusalReason::RateLimited,
+        RefusalReason::AlreadyDone,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RefusalReason::Forbidden => "forbidden",
             RefusalReason::NotOffered => "not_offered",
             RefusalReason::RateLimited => "rate_limited",
             RefusalReason::AlreadyDone => "already_done",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+impl From<RefusalReason> for AuditReason {
+    fn from(reason: RefusalReason) -> Self {
+        match reason {
+            RefusalReason::Forbidden => AuditReason::Forbidden,
+            RefusalReason::NotOffered => AuditReason::NotOffered,
+            RefusalReason::RateLimited => AuditReason::RateLimited,
+            RefusalReason::AlreadyDone => AuditReason::AlreadyDone,
         }
     }
 }
@@ -239,11 +265,25 @@ impl From<&Config> for ActionSettings {
 
 /// A short reference with a prefix naming the action, e.g. `ESC-7F3K9Q`.
 pub(crate) fn new_reference(prefix: &str) -> String {
-    use rand::Rng;
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::thread_rng();
-    let tail: String = (0..6)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("{prefix}-{tail}")
+    format!("{prefix}-{}", crate::random::symbols(6))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_reason_round_trips_and_is_audited_under_its_own_name() {
+        for reason in RefusalReason::ALL {
+            assert_eq!(RefusalReason::parse(reason.as_str()), Some(reason));
+            let json = serde_json::to_string(&reason).unwrap();
+            assert_eq!(json, format!("\"{}\"", reason.as_str()));
+            assert_eq!(
+                serde_json::from_str::<RefusalReason>(&json).unwrap(),
+                reason
+            );
+            assert_eq!(AuditReason::from(reason).as_str(), reason.as_str());
+        }
+        assert_eq!(RefusalReason::parse("smtp_temporary"), None);
+    }
 }

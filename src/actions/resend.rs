@@ -6,23 +6,23 @@
 //! that the next start-up sends. The person is told "sent" only once the SMTP server accepted it.
 
 use chrono::{DateTime, Duration, Utc};
-use rand::RngCore;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::audit::AuditEvent;
-use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, RefusalReason};
-use crate::diagnosis::{Action, Verdict};
+use super::gate::Held;
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor};
+use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::{ActionFailure, EngineError};
-use crate::humanize::{ago, wait_words};
 use crate::mail::{MailError, OutgoingEmail};
-use crate::store::{NewResend, OutboxItem, PriorAction, ResendStart};
+use crate::store::{NewResend, OutboxItem, ResendStart};
 
 /// What one delivery attempt came to.
 enum Delivery {
-    Sent(OutboxItem),
+    Sent(Box<OutboxItem>),
     /// Another worker holds the row (it is being sent right now).
     ClaimedElsewhere,
     Failed(MailError),
@@ -42,99 +42,65 @@ impl Actions {
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
         let action = Action::ResendInvite;
-        let diagnosis = match self
-            .open_action(actor, action, email, workspace, idempotency_key)
-            .await?
-        {
-            Ok(diagnosis) => diagnosis,
-            Err(refusal) => return Ok(refusal),
-        };
-        let now = Utc::now();
         let settings = self.action_settings();
-        let member = match &diagnosis.member {
-            Some(member) if diagnosis.actions.contains(&action) => member.clone(),
-            Some(member) if diagnosis.verdict == Verdict::InviteSent => {
-                // Too recent to resend: when the last one was ours, say who sent it and when.
-                if let Some(last) = self.store().last_action(member.id, action.as_str()).await? {
-                    let next_allowed = last.created_at + settings.resend_limits.min_interval;
-                    if next_allowed > now {
-                        return self
-                            .refuse_too_soon(actor, workspace, email, &last, next_allowed, now)
-                            .await;
-                    }
-                }
-                return self
-                    .refuse_not_offered(actor, action, &diagnosis, workspace)
-                    .await;
-            }
-            _ => {
-                return self
-                    .refuse_not_offered(actor, action, &diagnosis, workspace)
-                    .await
-            }
-        };
-
         let reference = new_reference("RSD");
         let message_id = format!(
             "<{}.{}@invite-bot>",
             reference.to_lowercase(),
-            random_hex(8)
+            crate::random::hex(8)
         );
-        let start = self
-            .store()
-            .begin_resend(&NewResend {
-                member_id: member.id,
-                recipient: email.key(),
+        let started = self
+            .gate(
+                actor,
+                action,
+                email,
+                workspace,
                 idempotency_key,
-                actor_id: actor.id(),
-                actor_name: actor.name(),
-                reference: &reference,
-                message_id: &message_id,
-                now,
-                expires_at: now + self.engine.settings().invitation_ttl,
-                limits: settings.resend_limits,
-            })
+                async |diagnosis: &Diagnosis| {
+                    let Some(member) = &diagnosis.member else {
+                        return Ok(Err(Held::NotOffered));
+                    };
+                    let now = Utc::now();
+                    let start = self
+                        .store()
+                        .begin_resend(&NewResend {
+                            member_id: member.id,
+                            recipient: email.key(),
+                            idempotency_key,
+                            actor_id: actor.id(),
+                            actor_name: actor.name(),
+                            reference: &reference,
+                            message_id: &message_id,
+                            now,
+                            expires_at: now + self.engine.settings().invitation_ttl,
+                            limits: settings.resend_limits,
+                        })
+                        .await?;
+                    Ok(match start {
+                        ResendStart::Started { outbox_id } => Ok(outbox_id),
+                        ResendStart::Duplicate(prior) => Err(Held::Duplicate(prior)),
+                        ResendStart::TooSoon { last, next_allowed } => {
+                            Err(Held::TooSoon { last, next_allowed })
+                        }
+                        ResendStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
+                            template: "member_daily_limit",
+                            limit: settings.resend_limits.per_member_per_day,
+                            what: "invitations",
+                            next_allowed,
+                        }),
+                        ResendStart::ActorHourlyLimit { next_allowed } => Err(Held::Limit {
+                            template: "actor_hourly_limit",
+                            limit: settings.resend_limits.per_actor_per_hour,
+                            what: "invitations",
+                            next_allowed,
+                        }),
+                    })
+                },
+            )
             .await?;
-        let outbox_id = match start {
-            ResendStart::Started { outbox_id } => outbox_id,
-            ResendStart::Duplicate(prior) => {
-                return self
-                    .refuse_duplicate(actor, action, workspace, email, &prior)
-                    .await;
-            }
-            ResendStart::TooSoon { last, next_allowed } => {
-                return self
-                    .refuse_too_soon(actor, workspace, email, &last, next_allowed, now)
-                    .await;
-            }
-            ResendStart::MemberDailyLimit { next_allowed } => {
-                let limit = (settings.resend_limits.per_member_per_day, "invitations");
-                return self
-                    .refuse_limit(
-                        actor,
-                        action,
-                        workspace,
-                        email,
-                        "member_daily_limit",
-                        limit,
-                        next_allowed,
-                    )
-                    .await;
-            }
-            ResendStart::ActorHourlyLimit { next_allowed } => {
-                let limit = (settings.resend_limits.per_actor_per_hour, "invitations");
-                return self
-                    .refuse_limit(
-                        actor,
-                        action,
-                        workspace,
-                        email,
-                        "actor_hourly_limit",
-                        limit,
-                        next_allowed,
-                    )
-                    .await;
-            }
+        let outbox_id = match started {
+            Ok((_, outbox_id)) => outbox_id,
+            Err(refusal) => return Ok(refusal),
         };
 
         let mut attempt = 0;
@@ -192,41 +158,11 @@ impl Actions {
         }
     }
 
-    async fn refuse_too_soon(
-        &self,
-        actor: &Actor,
-        workspace: &WorkspaceSlug,
-        email: &EmailAddress,
-        last: &PriorAction,
-        next_allowed: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<ActionOutcome, EngineError> {
-        let message = self.prompts().action_text(
-            "too_soon",
-            &json!({
-                "ago": ago(now, last.created_at),
-                "actor": last.actor_name,
-                "reference": last.reference,
-                "next_in": format!("in {}", wait_words(next_allowed - now)),
-                "next_at": minute(next_allowed),
-            }),
-        )?;
-        self.refuse(
-            actor,
-            Action::ResendInvite,
-            workspace,
-            email,
-            RefusalReason::RateLimited,
-            message,
-        )
-        .await
-    }
-
     /// Claims an outbox row, sends its email once with a fresh token, and records the result.
     async fn deliver_once(&self, outbox_id: i64) -> Result<Delivery, EngineError> {
         let now = Utc::now();
         let settings = self.action_settings();
-        let token = random_hex(32);
+        let token = crate::random::hex(32);
         let token_hash = sha256_hex(&token);
         let Some(item) = self
             .store()
@@ -263,7 +199,7 @@ impl Actions {
             })
             .await;
         let event = |outcome, reason, detail| AuditEvent {
-            action: Action::ResendInvite.as_str(),
+            action: AuditAction::ResendInvite,
             workspace: Some(item.workspace_slug.as_str()),
             email_key: Some(item.recipient.as_str()),
             outcome,
@@ -278,11 +214,15 @@ impl Actions {
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,
-                    event("done", None, Some("accepted by the mail server".into())),
+                    event(
+                        AuditOutcome::Done,
+                        None,
+                        Some("accepted by the mail server".into()),
+                    ),
                 )
                 .await?;
                 tracing::info!(reference = %item.reference, "invitation sent");
-                Ok(Delivery::Sent(item))
+                Ok(Delivery::Sent(Box::new(item)))
             }
             Err(error) if error.is_temporary() => {
                 let backoff =
@@ -291,13 +231,17 @@ impl Actions {
                     .defer_send(&item, &error.to_string(), Utc::now() + backoff)
                     .await?;
                 let reason = match error {
-                    MailError::TimedOut(_) => "smtp_timeout",
-                    _ => "smtp_temporary",
+                    MailError::TimedOut(_) => AuditReason::SmtpTimeout,
+                    _ => AuditReason::SmtpTemporary,
                 };
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,
-                    event("deferred", Some(reason), Some(error.to_string())),
+                    event(
+                        AuditOutcome::Deferred,
+                        Some(reason),
+                        Some(error.to_string()),
+                    ),
                 )
                 .await?;
                 Ok(Delivery::Failed(error))
@@ -309,7 +253,11 @@ impl Actions {
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,
-                    event("failed", Some("smtp_permanent"), Some(error.to_string())),
+                    event(
+                        AuditOutcome::Failed,
+                        Some(AuditReason::SmtpPermanent),
+                        Some(error.to_string()),
+                    ),
                 )
                 .await?;
                 tracing::warn!(reference = %item.reference, error = %error, "invitation refused by the mail server");
@@ -324,7 +272,7 @@ impl Actions {
         self.send_invitations_due_at(Utc::now()).await
     }
 
-    /// [`Engine::send_due_invitations`] as if it were `now` (operators catching up, tests).
+    /// [`Actions::send_due_invitations`] as if it were `now` (operators catching up, tests).
     pub async fn send_invitations_due_at(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
         let stale = now - self.action_settings().outbox_claim_timeout;
         let mut sent = 0;
@@ -344,12 +292,6 @@ impl Actions {
 /// A time to the minute, as replies show it.
 pub(crate) fn minute(at: DateTime<Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
-}
-
-pub(crate) fn random_hex(bytes: usize) -> String {
-    let mut buffer = vec![0u8; bytes];
-    rand::rngs::OsRng.fill_bytes(&mut buffer);
-    hex::encode(buffer)
 }
 
 pub(crate) fn sha256_hex(text: &str) -> String {

@@ -272,8 +272,7 @@ impl Default for Config {
         Self {
             database_url: "sqlite://invite-bot.db".into(),
             // Two per core, the usual starting point for a pool: what a database on the same host
-            // can run at once. On 2 cores, answering 200 interactions at once from PostgreSQL, a
-            // pool of 4 gave a p99 of 84-102 ms, 10 gave 92-129 ms, 20 gave 124-133 ms.
+            // can run at once (larger pools measured slower: README, "Benchmark: Discord").
             database_max_connections: crate::store::two_per_core(),
             database_connect_timeout_ms: 1500,
             database_statement_timeout_ms: 5000,

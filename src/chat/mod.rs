@@ -8,7 +8,6 @@ pub mod request;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use rand::Rng;
 
 use crate::actions::Actions;
 use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason};
@@ -200,7 +199,7 @@ impl Chat {
             .iter()
             .map(|email| ButtonRecord {
                 reference: new_reference(),
-                action: ButtonAction::Check.as_str().to_owned(),
+                action: ButtonAction::Check,
                 email: email.key().to_owned(),
                 workspace: None,
                 member_id: None,
@@ -270,9 +269,7 @@ impl Chat {
                 return refuse(&EngineError::from(error).public_message());
             }
         };
-        let Some(action) = ButtonAction::parse(&record.action) else {
-            return refuse(FORGED);
-        };
+        let action = record.action;
         if now - record.offered_at > self.settings.button_max_age {
             tracing::info!(action = action.as_str(), "stale button");
             return refuse(&format!(
@@ -481,7 +478,7 @@ fn new_record(
 ) -> ButtonRecord {
     ButtonRecord {
         reference: new_reference(),
-        action: action.as_str().to_owned(),
+        action,
         email: email.to_owned(),
         workspace: diagnosis
             .workspace
@@ -501,16 +498,14 @@ fn new_record(
     }
 }
 
-/// 24 random characters (about 143 bits): unguessable, and with the prefix far below Discord's
+/// 24 random symbols (120 bits): unguessable, and with the prefix far below Discord's
 /// 100-character limit for a `custom_id`.
 fn new_reference() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut rng = rand::thread_rng();
-    (0..24)
-        .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
-        .collect()
+    crate::random::symbols(24)
 }
 
+/// Any letter or digit, not only [`crate::random::SYMBOLS`]: buttons offered before references
+/// were drawn from those keep working.
 fn is_reference(text: &str) -> bool {
     text.len() == 24 && text.bytes().all(|b| b.is_ascii_alphanumeric())
 }

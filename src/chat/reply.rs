@@ -2,60 +2,17 @@
 
 use serde::Serialize;
 
-use crate::diagnosis::{Action, Severity, Verdict};
+use crate::diagnosis::{Severity, Verdict};
 
-/// What pressing a button does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ButtonAction {
-    Check,
-    ResendInvite,
-    IssueActivationCode,
-    Escalate,
-}
+pub use crate::domain::action::ButtonAction;
 
 impl ButtonAction {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ButtonAction::Check => "check",
-            ButtonAction::ResendInvite => "resend_invite",
-            ButtonAction::IssueActivationCode => "issue_activation_code",
-            ButtonAction::Escalate => "escalate",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "check" => Some(ButtonAction::Check),
-            other => Action::parse(other).map(Self::from),
-        }
-    }
-
-    pub fn action(self) -> Option<Action> {
-        match self {
-            ButtonAction::Check => None,
-            ButtonAction::ResendInvite => Some(Action::ResendInvite),
-            ButtonAction::IssueActivationCode => Some(Action::IssueActivationCode),
-            ButtonAction::Escalate => Some(Action::Escalate),
-        }
-    }
-
     pub fn label(self) -> &'static str {
         match self {
             ButtonAction::Check => "Check",
             ButtonAction::ResendInvite => "Resend invite",
             ButtonAction::IssueActivationCode => "Issue activation code",
             ButtonAction::Escalate => "Escalate to support",
-        }
-    }
-}
-
-impl From<Action> for ButtonAction {
-    fn from(action: Action) -> Self {
-        match action {
-            Action::ResendInvite => ButtonAction::ResendInvite,
-            Action::IssueActivationCode => ButtonAction::IssueActivationCode,
-            Action::Escalate => ButtonAction::Escalate,
         }
     }
 }

@@ -363,7 +363,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                     startup::redact_url(&config.database_url)
                 );
             }
-            print_diagnoses(&engine, &all, format)?;
+            print_diagnoses(engine, &all, format)?;
             engine.store().close().await;
         }
         Command::Resend {
@@ -499,11 +499,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
                             entry.workspace.as_deref().unwrap_or("-"),
                             entry.email.as_deref().unwrap_or("-"),
                             entry.outcome,
-                            entry
-                                .reason
-                                .as_deref()
-                                .map(|r| format!(" ({r})"))
-                                .unwrap_or_default(),
+                            entry.reason.map(|r| format!(" ({r})")).unwrap_or_default(),
                             entry
                                 .reference
                                 .as_deref()

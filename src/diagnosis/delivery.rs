@@ -240,7 +240,7 @@ mod tests {
             Verdict::InviteSuppressed
         );
         assert_eq!(
-            verdict(Some(&fresh), &[hard.clone()], &suppression).verdict,
+            verdict(Some(&fresh), std::slice::from_ref(&hard), &suppression).verdict,
             Verdict::InviteSuppressed
         );
         assert_eq!(
@@ -252,7 +252,7 @@ mod tests {
             Verdict::InviteMarkedSpam
         );
         assert_eq!(
-            verdict(Some(&old), &[delivered.clone()], &[]).verdict,
+            verdict(Some(&old), std::slice::from_ref(&delivered), &[]).verdict,
             Verdict::InviteExpired
         );
         assert_eq!(

@@ -12,106 +12,8 @@ use serde::Serialize;
 pub use crate::domain::action::Action;
 use crate::domain::email::EmailAddress;
 use crate::domain::member::Member;
+pub use crate::domain::verdict::{Severity, Verdict};
 use crate::domain::workspace::Workspace;
-
-/// The one conclusion of a check. Variants are listed in precedence order: the first that applies wins.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    NotRegistered,
-    AlreadyActive,
-    Deactivated,
-    InviteSuppressed,
-    InviteBounced,
-    InviteMarkedSpam,
-    InviteNeverSent,
-    InviteExpired,
-    InviteDeferred,
-    InviteDelivered,
-    InviteSent,
-}
-
-impl Verdict {
-    pub const ALL: [Verdict; 11] = [
-        Verdict::NotRegistered,
-        Verdict::AlreadyActive,
-        Verdict::Deactivated,
-        Verdict::InviteSuppressed,
-        Verdict::InviteBounced,
-        Verdict::InviteMarkedSpam,
-        Verdict::InviteNeverSent,
-        Verdict::InviteExpired,
-        Verdict::InviteDeferred,
-        Verdict::InviteDelivered,
-        Verdict::InviteSent,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::NotRegistered => "not_registered",
-            Verdict::AlreadyActive => "already_active",
-            Verdict::Deactivated => "deactivated",
-            Verdict::InviteSuppressed => "invite_suppressed",
-            Verdict::InviteBounced => "invite_bounced",
-            Verdict::InviteMarkedSpam => "invite_marked_spam",
-            Verdict::InviteNeverSent => "invite_never_sent",
-            Verdict::InviteExpired => "invite_expired",
-            Verdict::InviteDeferred => "invite_deferred",
-            Verdict::InviteDelivered => "invite_delivered",
-            Verdict::InviteSent => "invite_sent",
-        }
-    }
-
-    /// How the reply is coloured: the product's own badge colours.
-    pub fn severity(self) -> Severity {
-        match self {
-            Verdict::AlreadyActive => Severity::Good,
-            Verdict::Deactivated => Severity::Neutral,
-            Verdict::NotRegistered
-            | Verdict::InviteSuppressed
-            | Verdict::InviteBounced
-            | Verdict::InviteMarkedSpam => Severity::Bad,
-            Verdict::InviteNeverSent
-            | Verdict::InviteExpired
-            | Verdict::InviteDeferred
-            | Verdict::InviteDelivered
-            | Verdict::InviteSent => Severity::Pending,
-        }
-    }
-
-    /// The actions this verdict offers before any time-based restriction.
-    pub fn offered_actions(self) -> &'static [Action] {
-        use Action::*;
-        match self {
-            Verdict::NotRegistered | Verdict::Deactivated => &[Escalate],
-            Verdict::AlreadyActive => &[],
-            Verdict::InviteSuppressed
-            | Verdict::InviteBounced
-            | Verdict::InviteMarkedSpam
-            | Verdict::InviteDeferred => &[IssueActivationCode, Escalate],
-            Verdict::InviteNeverSent
-            | Verdict::InviteExpired
-            | Verdict::InviteDelivered
-            | Verdict::InviteSent => &[ResendInvite, IssueActivationCode, Escalate],
-        }
-    }
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Green for active, yellow for invited, red for the failures, grey for deactivated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Good,
-    Pending,
-    Bad,
-    Neutral,
-}
 
 /// Which step of the checklist produced a finding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -227,13 +129,8 @@ impl FindingDraft {
 #[derive(Debug, Clone, Serialize)]
 pub struct Finding {
     pub check: Check,
-    #[serde(serialize_with = "serialize_outcome")]
     pub outcome: Outcome,
     pub detail: String,
-}
-
-fn serialize_outcome<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(outcome.as_str())
 }
 
 /// The full result of checking one address in one workspace (or in none, when it is nowhere).
@@ -272,6 +169,19 @@ impl Diagnosis {
             suggestions: &self.suggestions,
             findings: &self.findings,
             actions: &self.actions,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Outcome;
+
+    #[test]
+    fn every_finding_outcome_serializes_under_its_own_name() {
+        for outcome in Outcome::ALL {
+            let json = serde_json::to_string(&outcome).unwrap();
+            assert_eq!(json, format!("\"{}\"", outcome.as_str()));
         }
     }
 }

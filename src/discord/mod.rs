@@ -30,10 +30,17 @@ pub const COMMAND_NAME: &str = "invite-check";
 pub enum DiscordError {
     #[error("no Discord token: set DISCORD_TOKEN (or [discord] token)")]
     MissingToken,
+    /// Boxed: serenity's error is several times the size of the others.
     #[error("Discord: {0}")]
-    Serenity(#[from] serenity::Error),
+    Serenity(Box<serenity::Error>),
     #[error("the Discord connection ended unexpectedly")]
     Stopped,
+}
+
+impl From<serenity::Error> for DiscordError {
+    fn from(error: serenity::Error) -> Self {
+        DiscordError::Serenity(Box::new(error))
+    }
 }
 
 /// How the bot answers, beyond the config file.

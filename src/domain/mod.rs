@@ -2,13 +2,17 @@
 //! Nothing here imports any other module of the bot.
 
 pub mod action;
+pub mod audit;
 pub mod email;
 pub mod invitation;
 pub mod member;
 pub mod permission;
+pub mod verdict;
 pub mod workspace;
 
-pub use action::Action;
+pub use action::{Action, ButtonAction};
+pub use audit::{AuditAction, AuditOutcome, AuditReason};
 pub use email::EmailAddress;
 pub use permission::Permission;
+pub use verdict::{Severity, Verdict};
 pub use workspace::{Workspace, WorkspaceSlug};

@@ -43,6 +43,10 @@ mod tests {
             assert_eq!(Permission::parse(permission.as_str()), Some(permission));
             let json = serde_json::to_string(&permission).unwrap();
             assert_eq!(json, format!("\"{}\"", permission.as_str()));
+            assert_eq!(
+                serde_json::from_str::<Permission>(&json).unwrap(),
+                permission
+            );
         }
         assert_eq!(Permission::parse("resend"), None);
     }

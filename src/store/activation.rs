@@ -3,8 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::locking::BeginLocked;
-use super::outbox::{PriorAction, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
+use super::outbox::{PriorAction, RequestState, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
 use super::{on_backend, Store, StoreResult};
+use crate::domain::Action;
 
 /// Marks an invited member active and voids their other codes, inside `$tx`; evaluates to false when
 /// the member was not invited (already active or deactivated).
@@ -67,7 +68,7 @@ impl Store {
     ) -> StoreResult<ActivationStart> {
         let _turn = self.write_turn().await;
         let lock_key = format!("member:{}", new.member_id);
-        let action = "issue_activation_code";
+        let action = Action::IssueActivationCode;
         let start = on_backend!(self, pool => {
             let mut tx = pool.begin_locked(&lock_key).await?;
             if let Some(key) = new.idempotency_key {
@@ -112,7 +113,7 @@ impl Store {
                 .bind(new.member_id)
                 .bind(new.actor_id)
                 .bind(new.actor_name)
-                .bind("done")
+                .bind(RequestState::Done)
                 .bind(new.reference)
                 .bind(new.now)
                 .bind(Some(new.now))

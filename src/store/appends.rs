@@ -6,8 +6,7 @@
 //! writer at a time, the last check answered only after all of them. So writers leave their rows
 //! in a shared queue, and whoever gets the next turn commits everything queued, in one
 //! transaction, for all of them. Every caller still returns only once its own rows are durable;
-//! the commits are fewer, not weaker. Measured with 200 `/invite-check`s at once (`bench
-//! --discord`): 409 fsyncs became 31, and the slowest answer came 3-4x sooner.
+//! the commits are fewer, not weaker. (What it gained under load: README, "Benchmark: Discord".)
 
 use std::sync::Mutex;
 
@@ -152,6 +151,7 @@ mod tests {
     use chrono::Utc;
 
     use super::*;
+    use crate::domain::{AuditAction, AuditOutcome, Verdict};
     use crate::store::{AuditEntry, ConnectOptions};
 
     fn entry(actor: &str) -> AuditEntry {
@@ -159,10 +159,10 @@ mod tests {
             at: Utc::now(),
             actor_id: actor.to_owned(),
             actor_name: actor.to_owned(),
-            action: "check".into(),
+            action: AuditAction::Check,
             workspace: None,
             email: None,
-            outcome: "not_registered".into(),
+            outcome: AuditOutcome::Checked(Verdict::NotRegistered),
             reason: None,
             reference: None,
             detail: None,

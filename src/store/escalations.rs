@@ -1,6 +1,7 @@
 //! Escalations to human support, and the delivery state of their webhook.
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 use super::locking::BeginLocked;
 use super::{on_backend, Store, StoreResult};
@@ -18,8 +19,40 @@ pub struct NewEscalation<'a> {
     pub now: DateTime<Utc>,
     /// An escalation of the same address and workspace since then is reused.
     pub dedupe_since: DateTime<Utc>,
-    /// `pending` when a webhook is configured, `none` otherwise.
-    pub webhook_state: &'a str,
+    /// `Pending` when a webhook is configured, `None` otherwise.
+    pub webhook_state: WebhookState,
+}
+
+/// Where an escalation's webhook delivery stands (`escalations.webhook_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum WebhookState {
+    /// No webhook is configured: the chat channel is the only hand-over.
+    None,
+    /// Not delivered yet; retried when due.
+    Pending,
+    Delivered,
+}
+
+impl WebhookState {
+    pub const ALL: [WebhookState; 3] = [
+        WebhookState::None,
+        WebhookState::Pending,
+        WebhookState::Delivered,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookState::None => "none",
+            WebhookState::Pending => "pending",
+            WebhookState::Delivered => "delivered",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
 }
 
 /// A stored escalation.
@@ -34,7 +67,7 @@ pub struct EscalationRow {
     pub requested_by_name: String,
     pub note: Option<String>,
     pub created_at: DateTime<Utc>,
-    pub webhook_state: String,
+    pub webhook_state: WebhookState,
     pub webhook_attempts: i64,
 }
 
@@ -129,7 +162,7 @@ impl Store {
     pub async fn record_webhook_round(
         &self,
         id: i64,
-        state: &str,
+        state: WebhookState,
         attempts: i64,
         next_attempt_at: Option<DateTime<Utc>>,
         error: Option<&str>,

@@ -75,7 +75,7 @@ pub const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w
 /// address holds the intended member even where the whole range is too wide to read (a common
 /// first name at gmail.com), because the keys between the two share the longer intact part.
 /// (Each branch sits in a subquery: SQLite allows ORDER BY/LIMIT only there in a compound select.)
-pub const CANDIDATES_NEAR: &str = concat!(
+pub const CANDIDATES_NEAR: &str =
     "SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
       WHERE local_key = $1 ORDER BY email_key LIMIT $2) AS same_local \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
@@ -89,8 +89,7 @@ pub const CANDIDATES_NEAR: &str = concat!(
       ORDER BY local_rev LIMIT $9) AS suffix_up \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
       WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 \
-      ORDER BY local_rev DESC LIMIT $9) AS suffix_down"
-);
+      ORDER BY local_rev DESC LIMIT $9) AS suffix_down";
 
 impl Store {
     /// All candidates a suggestion is picked from, in one round trip (see [`CANDIDATES_NEAR`]).

@@ -29,9 +29,8 @@ use sqlx::SqlSafeStr;
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
-pub use escalations::{EscalationRow, EscalationStart, NewEscalation};
-
-pub use outbox::{NewResend, OutboxItem, PriorAction, ResendLimits, ResendStart};
+pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
+pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
@@ -246,8 +245,8 @@ pub struct ConnectOptions {
     pub max_connections: u32,
     /// Open every connection at start and keep them open (PostgreSQL). For the long-running bot:
     /// without it, the first burst of checks also pays for opening the connections (TLS,
-    /// authentication, a new server process each), which at 200 interactions at once was a third of
-    /// the slowest answer's time. One-shot commands leave it off and open what they use.
+    /// authentication, a new server process each). One-shot commands leave it off and open what
+    /// they use.
     pub warm: bool,
     /// How long a caller waits for a connection, opening one included. A database that is down
     /// or hung costs every answer this much, and Discord drops an interaction after 3 s: well
@@ -281,9 +280,8 @@ impl Default for ConnectOptions {
 
 /// SQLite runs each connection's queries on its own thread in this process, and each keeps its own
 /// page cache: beyond two connections per core, more only add threads fighting for the cores and
-/// caches holding the same pages. Measured at 1M members, 16 checks at once on 2 cores: 16
-/// connections gave typo checks a p99 of 20-30 ms and a 92 MB peak RSS; 4 gave 12 ms and 41 MB, at
-/// the same throughput. (Writers queue on the [`WriteGate`] whatever the pool size.)
+/// caches holding the same pages, for no more throughput (README, "Benchmark"). Writers queue on
+/// the [`WriteGate`] whatever the pool size.
 fn sqlite_pool_size(requested: u32) -> u32 {
     requested.clamp(1, two_per_core())
 }
@@ -328,8 +326,7 @@ impl Store {
             // Every query here is an index look-up whose best plan does not depend on the values.
             // Left to choose, PostgreSQL re-plans the compound statements (the delivery facts, the
             // suggestion candidates) at every call, because their generic plans' cost estimates
-            // lose to custom plans'; planning one took 0.3-1.5 ms against ~0.1 ms to run it. With
-            // generic plans, at 1M members and 16 at once: 8,657 -> 11,837 registered checks/s.
+            // lose to custom plans', and planning one costs more than running it (README, "Benchmark").
             let connect = PgConnectOptions::from_str(url)
                 .map_err(|_| StoreError::UnsupportedUrl(crate::urls::redact_url(url)))?
                 .options([

@@ -2,9 +2,11 @@
 //! recoverable after a crash.
 
 use chrono::{DateTime, Duration, Utc};
+use serde::Serialize;
 
 use super::locking::BeginLocked;
 use super::{on_backend, Store, StoreResult};
+use crate::domain::Action;
 
 /// An earlier action on the same member, as the second press is told about it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -12,7 +14,39 @@ pub struct PriorAction {
     pub reference: String,
     pub actor_name: String,
     pub created_at: DateTime<Utc>,
-    pub state: String,
+    pub state: RequestState,
+}
+
+/// Where an action request stands (`action_requests.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum RequestState {
+    /// Committed, its email not yet accepted by the mail server.
+    Pending,
+    Done,
+    /// Given up; it no longer counts against any limit.
+    Failed,
+}
+
+impl RequestState {
+    pub const ALL: [RequestState; 3] = [
+        RequestState::Pending,
+        RequestState::Done,
+        RequestState::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestState::Pending => "pending",
+            RequestState::Done => "done",
+            RequestState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|state| state.as_str() == s)
+    }
 }
 
 /// The limits a resend must respect, counted in the database so they hold across restarts and instances.
@@ -97,7 +131,7 @@ impl Store {
     pub async fn begin_resend(&self, new: &NewResend<'_>) -> StoreResult<ResendStart> {
         let _turn = self.write_turn().await;
         let lock_key = format!("member:{}", new.member_id);
-        let action = "resend_invite";
+        let action = Action::ResendInvite;
         let start = on_backend!(self, pool => {
             let mut tx = pool.begin_locked(&lock_key).await?;
             if let Some(key) = new.idempotency_key {
@@ -144,7 +178,7 @@ impl Store {
                 .bind(new.member_id)
                 .bind(new.actor_id)
                 .bind(new.actor_name)
-                .bind("pending")
+                .bind(RequestState::Pending)
                 .bind(new.reference)
                 .bind(new.now)
                 .bind(None::<DateTime<Utc>>)
@@ -335,7 +369,7 @@ impl Store {
     pub async fn last_action(
         &self,
         member_id: i64,
-        action: &str,
+        action: Action,
     ) -> StoreResult<Option<PriorAction>> {
         let prior = on_backend!(self, pool => {
             sqlx::query_as(LAST_FOR_MEMBER).bind(member_id).bind(action).fetch_optional(pool).await?
@@ -347,7 +381,7 @@ impl Store {
     pub async fn actions_taken(
         &self,
         member_id: i64,
-    ) -> StoreResult<Vec<(String, String, DateTime<Utc>, String)>> {
+    ) -> StoreResult<Vec<(Action, String, DateTime<Utc>, String)>> {
         let rows = on_backend!(self, pool => {
             sqlx::query_as(
                 "SELECT action, actor_name, created_at, reference FROM action_requests \

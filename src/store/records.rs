@@ -4,16 +4,18 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use crate::domain::{AuditAction, AuditOutcome, AuditReason, ButtonAction};
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 pub struct AuditEntry {
     pub at: DateTime<Utc>,
     pub actor_id: String,
     pub actor_name: String,
-    pub action: String,
+    pub action: AuditAction,
     pub workspace: Option<String>,
     pub email: Option<String>,
-    pub outcome: String,
-    pub reason: Option<String>,
+    pub outcome: AuditOutcome,
+    pub reason: Option<AuditReason>,
     pub reference: Option<String>,
     pub detail: Option<String>,
 }
@@ -22,8 +24,7 @@ pub struct AuditEntry {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ButtonRecord {
     pub reference: String,
-    /// `check`, `resend_invite`, `issue_activation_code` or `escalate`.
-    pub action: String,
+    pub action: ButtonAction,
     pub email: String,
     pub workspace: Option<String>,
     pub member_id: Option<i64>,
@@ -31,6 +32,7 @@ pub struct ButtonRecord {
     pub offered_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub used_by: Option<String>,
+    /// The line shown on the message once the action was done, and to whoever presses again.
     pub outcome: Option<String>,
     pub message: Option<String>,
 }
@@ -59,11 +61,11 @@ macro_rules! execute_append {
                     .bind(entry.at)
                     .bind(&entry.actor_id)
                     .bind(&entry.actor_name)
-                    .bind(&entry.action)
+                    .bind(entry.action)
                     .bind(&entry.workspace)
                     .bind(&entry.email)
-                    .bind(&entry.outcome)
-                    .bind(&entry.reason)
+                    .bind(entry.outcome)
+                    .bind(entry.reason)
                     .bind(&entry.reference)
                     .bind(&entry.detail)
                     .execute(&mut *$conn)
@@ -73,7 +75,7 @@ macro_rules! execute_append {
                 for record in records {
                     sqlx::query($crate::store::records::INSERT_BUTTON)
                         .bind(&record.reference)
-                        .bind(&record.action)
+                        .bind(record.action)
                         .bind(&record.email)
                         .bind(&record.workspace)
                         .bind(record.member_id)

@@ -147,7 +147,14 @@ async fn audit(app: &TestApp, email: &str) -> Vec<(String, String, Option<String
         .await
         .unwrap()
         .into_iter()
-        .map(|e| (e.action, e.outcome, e.reason))
+        .map(|e| {
+            let reason = e.reason.map(|r| r.as_str().to_owned());
+            (
+                e.action.as_str().to_owned(),
+                e.outcome.as_str().to_owned(),
+                reason,
+            )
+        })
         .collect()
 }
 

@@ -2,6 +2,8 @@
 //! way every caller's rows are committed before it returns, and one bad group fails only its caller.
 
 use chrono::Utc;
+use invite_bot::diagnosis::Verdict;
+use invite_bot::domain::{AuditAction, AuditOutcome, ButtonAction};
 use invite_bot::store::{AuditEntry, ButtonRecord, Store};
 
 use crate::helpers::{both_backends, random_suffix};
@@ -11,10 +13,10 @@ fn audit_entry(n: usize) -> AuditEntry {
         at: Utc::now(),
         actor_id: format!("actor-{n}"),
         actor_name: "tester".into(),
-        action: "check".into(),
+        action: AuditAction::Check,
         workspace: Some("acme".into()),
         email: Some(format!("user{n}@example.com")),
-        outcome: "delivered".into(),
+        outcome: AuditOutcome::Checked(Verdict::InviteDelivered),
         reason: None,
         reference: None,
         detail: None,
@@ -24,7 +26,7 @@ fn audit_entry(n: usize) -> AuditEntry {
 fn button(reference: &str) -> ButtonRecord {
     ButtonRecord {
         reference: reference.to_owned(),
-        action: "check".into(),
+        action: ButtonAction::Check,
         email: "someone@example.com".into(),
         workspace: None,
         member_id: None,

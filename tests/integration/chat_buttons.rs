@@ -1,7 +1,7 @@
 //! The chat flow's button records without any platform: one press acts once, even when two land
 //! at the same moment, and a button is only what its record says.
 
-use invite_bot::chat::{Chat, ChatUser};
+use invite_bot::chat::{ButtonAction, Chat, ChatUser};
 
 use crate::helpers::both_backends;
 
@@ -45,7 +45,7 @@ both_backends! {
         let button = &reply.buttons[1];
         assert!(button.reference.len() <= 97 && !button.reference.contains('@'));
         let record = app.engine.store().find_button(&button.reference).await.unwrap().unwrap();
-        assert_eq!(record.action, "check");
+        assert_eq!(record.action, ButtonAction::Check);
         assert_eq!(record.email, "jane.doe@corp.example");
         assert_eq!(record.workspace.as_deref(), Some("acme"));
         assert_eq!(record.offered_to, "discord:333");

@@ -343,7 +343,7 @@ discord_tests! {
         let callback = app.invite_check(&agent(), &[("email", "active@corp.example")]).await;
         let content = callback.body["data"]["content"].as_str().unwrap_or_default().to_owned();
         assert!(content.contains("nowhere"), "{content}");
-        assert!(callback.body["data"]["embeds"].as_array().map_or(true, |e| e.is_empty()));
+        assert!(callback.body["data"]["embeds"].as_array().is_none_or(|e| e.is_empty()));
     }
 
     async fn public_replies_when_configured(app) with |c: &mut Config| c.discord.ephemeral_replies = false; {
@@ -357,7 +357,7 @@ discord_tests! {
         let data = &callback.body["data"];
         assert_eq!(data["flags"], 64);
         assert!(data["content"].as_str().unwrap().to_lowercase().contains("permission"), "{data:#}");
-        assert!(data["embeds"].as_array().map_or(true, |e| e.is_empty()));
+        assert!(data["embeds"].as_array().is_none_or(|e| e.is_empty()));
     }
 
     async fn mention_injection_in_the_address_is_inert(app) {
@@ -407,7 +407,7 @@ discord_tests! {
         let answer = app.followup(&token).await;
         assert_eq!(answer.body["flags"], 64);
         assert!(answer.body["content"].as_str().unwrap().contains("run the check again"), "{:#}", answer.body);
-        assert!(answer.body["embeds"].as_array().map_or(true, |e| e.is_empty()));
+        assert!(answer.body["embeds"].as_array().is_none_or(|e| e.is_empty()));
 
         // An action button just as much: nothing is sent.
         let callback = app.invite_check(&admin(), &[("email", "never@corp.example")]).await;
@@ -431,7 +431,7 @@ discord_tests! {
             labels(&posted.body),
             ["Check a1@corp.example", "Check a2@corp.example", "Check a3@corp.example", "Check a4@corp.example", "Check a5@corp.example"]
         );
-        assert!(posted.body["embeds"].as_array().map_or(true, |e| e.is_empty()), "no public diagnosis");
+        assert!(posted.body["embeds"].as_array().is_none_or(|e| e.is_empty()), "no public diagnosis");
         assert!(!all_text(&posted.body).contains("not_registered"));
 
         // Pressing one shows the check privately to the presser.

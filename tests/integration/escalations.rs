@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use hmac::{Hmac, Mac};
 use invite_bot::actions::{ActionOutcome, RefusalReason};
 use invite_bot::app::config::Config;
-use invite_bot::store::AuditFilter;
+use invite_bot::store::{AuditFilter, WebhookState};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use wiremock::matchers::{method, path};
@@ -179,7 +179,7 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.webhook_state, "pending");
+    assert_eq!(row.webhook_state, WebhookState::Pending);
     assert_eq!(row.webhook_attempts, 3);
 
     // Not due yet; then due, delivered once.
@@ -201,7 +201,7 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
             .unwrap()
             .unwrap()
             .webhook_state,
-        "delivered"
+        WebhookState::Delivered
     );
 }
 

@@ -41,8 +41,10 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
     ) -> Option<TestApp> {
         let database = fresh_database(backend).await?;
-        let mut config = Config::default();
-        config.database_url = database.url.clone();
+        let mut config = Config {
+            database_url: database.url.clone(),
+            ..Config::default()
+        };
         configure(&mut config);
         let smtp = SmtpServer::start();
         // Real backoff, shortened so the suite stays quick.

@@ -147,7 +147,10 @@ async fn audit_reasons(app: &TestApp) -> Vec<(String, Option<String>)> {
         })
         .await
         .unwrap();
-    entries.into_iter().map(|e| (e.outcome, e.reason)).collect()
+    entries
+        .into_iter()
+        .map(|e| (e.outcome.to_string(), e.reason.map(|r| r.to_string())))
+        .collect()
 }
 
 /// Makes every queued email due now (its retry was scheduled for later).

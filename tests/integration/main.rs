@@ -28,6 +28,7 @@ mod scopes;
 mod secrets_kept;
 mod seed_conflicts;
 mod serve;
+mod stored_enums;
 mod suggestions;
 mod verdicts;
 mod webhooks_mailgun;

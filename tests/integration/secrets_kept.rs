@@ -78,7 +78,7 @@ async fn an_unreachable_webhook_never_shows_its_token(backend: Backend) {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(row.webhook_state, "pending");
+    assert_eq!(row.webhook_state, invite_bot::store::WebhookState::Pending);
     for table in ["audit_log", "escalations"] {
         let rows = app.dump(table).await;
         assert!(!rows.is_empty(), "{table} is empty");
