@@ -75,11 +75,8 @@ impl Actions {
         };
 
         let reference = new_reference("RSD");
-        let message_id = format!(
-            "<{}.{}@invite-bot>",
-            reference.to_lowercase(),
-            random_hex(8)
-        );
+        // Stored without angle brackets, the form webhooks look up; the mailer adds them for the header.
+        let message_id = format!("{}.{}@invite-bot", reference.to_lowercase(), random_hex(8));
         let start = self
             .store()
             .begin_resend(&NewResend {
@@ -243,7 +240,7 @@ impl Actions {
         let message_id = item
             .message_id
             .clone()
-            .unwrap_or_else(|| format!("<outbox-{}@invite-bot>", item.id));
+            .unwrap_or_else(|| format!("outbox-{}@invite-bot", item.id));
         let sent = self
             .mailer()
             .send(&OutgoingEmail {
@@ -265,8 +262,10 @@ impl Actions {
         };
         crate::app::metrics::record_smtp(sent.is_ok());
         match sent {
-            Ok(()) => {
-                self.store().complete_send(&item, Utc::now()).await?;
+            Ok(provider_id) => {
+                self.store()
+                    .complete_send(&item, &message_id, provider_id.as_deref(), Utc::now())
+                    .await?;
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,

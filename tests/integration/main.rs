@@ -11,6 +11,7 @@ mod bench_discord;
 mod chat_buttons;
 mod cli;
 mod console_chat;
+mod correlation;
 mod discord;
 mod domain_finding;
 mod escalations;
