@@ -280,7 +280,7 @@ impl Fixture {
                         .map_err(|e| err("email", e.to_string()))?,
                     sent_at,
                     expires_at,
-                    message_id: non_empty(inv.message_id).map_err(|e| err("message_id", e))?,
+                    message_id: message_id(inv.message_id).map_err(|e| err("message_id", e))?,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -324,7 +324,7 @@ impl Fixture {
                 Ok(FixtureDeliveryEvent {
                     email: EmailAddress::parse(&ev.email)
                         .map_err(|e| err("email", e.to_string()))?,
-                    message_id: non_empty(ev.message_id).map_err(|e| err("message_id", e))?,
+                    message_id: message_id(ev.message_id).map_err(|e| err("message_id", e))?,
                     event,
                     bounce,
                     at: parse_when(&ev.at, now).map_err(|e| err("at", e))?,
@@ -523,6 +523,11 @@ fn differences<const N: usize>(fields: [(&str, String, String); N]) -> Option<St
 
 fn when(at: Option<DateTime<Utc>>) -> String {
     at.map_or_else(|| "none".to_owned(), |at| at.to_rfc3339())
+}
+
+/// A message id in the form the store keeps (`<a@b>` and `a@b` are one message).
+fn message_id(value: Option<String>) -> Result<Option<String>, String> {
+    non_empty(value.map(|v| crate::domain::invitation::canonical_message_id(&v)))
 }
 
 fn non_empty(value: Option<String>) -> Result<Option<String>, String> {

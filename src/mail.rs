@@ -3,13 +3,14 @@
 
 use std::time::Duration;
 
-use lettre::message::header::ContentType;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
 use crate::app::config::{Config, SmtpSecurity};
+use crate::domain::invitation::{canonical_message_id, message_id_as_tag};
 
 /// Why an email did not go out.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,13 +132,17 @@ impl Mailer {
         ))
     }
 
-    pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<(), MailError> {
+    /// Sends the email. Returns the provider's own id for it when the SMTP server's acceptance named
+    /// one (`250 Ok: queued as X`): providers report events under that id.
+    pub async fn send(&self, email: &OutgoingEmail<'_>) -> Result<Option<String>, MailError> {
         let message = build_message(email)?;
         match self {
             // Dropping the send at the deadline drops its connection too: nothing is left waiting.
             Mailer::Smtp(transport, deadline) => {
                 match tokio::time::timeout(*deadline, transport.send(message)).await {
-                    Ok(sent) => sent.map(|_| ()).map_err(classify),
+                    Ok(sent) => sent
+                        .map(|response| provider_queue_id(response.message()))
+                        .map_err(classify),
                     Err(_) => Err(MailError::TimedOut(*deadline)),
                 }
             }
@@ -148,7 +153,7 @@ impl Mailer {
                 transport
                     .send(message)
                     .await
-                    .map(|_| ())
+                    .map(|_| None)
                     .map_err(|e| MailError::Temporary(format!("cannot write to the outbox: {e}")))
             }
             Mailer::Disabled => Err(MailError::NotConfigured),
@@ -165,14 +170,92 @@ fn build_message(email: &OutgoingEmail<'_>) -> Result<Message, MailError> {
         .to
         .parse()
         .map_err(|e| MailError::Invalid(format!("recipient: {e}")))?;
-    Message::builder()
+    let message_id = canonical_message_id(email.message_id);
+    let mut builder = Message::builder()
         .from(from)
         .to(to)
         .subject(email.subject)
-        .message_id(Some(email.message_id.to_owned()))
+        .message_id(Some(format!("<{message_id}>")));
+    for header in correlation_headers(&message_id) {
+        builder = builder.raw_header(header);
+    }
+    builder
         .header(ContentType::TEXT_PLAIN)
         .body(email.body.to_owned())
         .map_err(|e| MailError::Invalid(e.to_string()))
+}
+
+/// The key under which each provider hands the message id back in its webhook events.
+pub const CORRELATION_KEY: &str = "invite_ref";
+
+/// The message id again, in each provider's own way of carrying a value through to its events:
+/// providers replace or ignore the Message-ID header, but report these back. A provider ignores the
+/// others' headers, so every email carries all of them and works with whichever relay is configured.
+fn correlation_headers(message_id: &str) -> Vec<HeaderValue> {
+    let header = |name: &'static str, value: String| {
+        HeaderValue::new(HeaderName::new_from_ascii_str(name), value)
+    };
+    let mut headers = vec![
+        // Postmark: every X-PM-Metadata-<key> header becomes the event's Metadata.<key>.
+        header("X-PM-Metadata-invite_ref", message_id.to_owned()),
+        // SendGrid: unique_args come back as top-level fields of each event.
+        header(
+            "X-SMTPAPI",
+            serde_json::json!({ "unique_args": { CORRELATION_KEY: message_id } }).to_string(),
+        ),
+        // Mailgun: the variables come back as the event's user-variables.
+        header(
+            "X-Mailgun-Variables",
+            serde_json::json!({ CORRELATION_KEY: message_id }).to_string(),
+        ),
+    ];
+    // SES: tags come back in mail.tags; their values allow few characters, so the id is escaped.
+    if let Some(tag) = message_id_as_tag(message_id) {
+        headers.push(header(
+            "X-SES-MESSAGE-TAGS",
+            format!("{CORRELATION_KEY}={tag}"),
+        ));
+    }
+    headers
+}
+
+/// The provider's id for an accepted email, from the text of the SMTP 250 reply, in the forms
+/// relays use: `Ok: queued as X` (Postfix, SendGrid), `Ok X` or `Ok <X>` (Amazon SES), `OK id=X`
+/// (Exim). `None` when the reply names nothing recognisable (`Great success`, `Ok`).
+pub fn provider_queue_id<'a>(lines: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    lines.into_iter().find_map(|line| {
+        let mut text = line.trim();
+        // An enhanced status code (`2.0.0`) may lead the text.
+        if let Some((code, rest)) = text.split_once(' ') {
+            if code.split('.').count() == 3 && code.split('.').all(|p| p.parse::<u16>().is_ok()) {
+                text = rest.trim_start();
+            }
+        }
+        let lower = text.to_ascii_lowercase();
+        let (candidate, named) = if let Some(at) = lower.find("queued as ") {
+            (
+                text[at + "queued as ".len()..].split_whitespace().next(),
+                true,
+            )
+        } else if lower.starts_with("ok ") || lower.starts_with("ok: ") {
+            // Only a lone word after "Ok" is an id; a sentence ("Ok thanks, message accepted") is not.
+            let rest = text[2..].trim_start_matches(':').trim();
+            let mut words = rest.split_whitespace();
+            (words.next().filter(|_| words.next().is_none()), false)
+        } else {
+            (None, false)
+        };
+        let id = candidate?;
+        let id = id.strip_prefix("id=").unwrap_or(id);
+        let id = canonical_message_id(id.trim_end_matches(['.', ',', ';']));
+        // Queue ids are opaque tokens; a lone word after "Ok" counts only when it has a digit in it
+        // ("Ok accepted" names nothing).
+        let plausible = id.len() >= 4
+            && id.len() <= 200
+            && id.bytes().all(|b| b.is_ascii_graphic())
+            && (named || id.bytes().any(|b| b.is_ascii_digit()));
+        plausible.then_some(id)
+    })
 }
 
 /// 4xx and connection trouble are temporary; 5xx is permanent.
@@ -185,5 +268,77 @@ fn classify(error: lettre::transport::smtp::Error) -> MailError {
         MailError::Permanent(text)
     } else {
         MailError::Temporary(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_ids_are_read_from_250_replies() {
+        let id = |text: &str| provider_queue_id(text.lines());
+        assert_eq!(
+            id("2.0.0 Ok: queued as 4XyZ12AbC").as_deref(),
+            Some("4XyZ12AbC")
+        );
+        assert_eq!(
+            id("Ok: queued as 9kzyCa2WTZ2b8CcR1Bn8Hg").as_deref(),
+            Some("9kzyCa2WTZ2b8CcR1Bn8Hg")
+        );
+        assert_eq!(
+            id("Ok 0100018c1d2e3f4a-5b6c7d8e-9f00-1122-3344-556677889900-000000").as_deref(),
+            Some("0100018c1d2e3f4a-5b6c7d8e-9f00-1122-3344-556677889900-000000")
+        );
+        assert_eq!(
+            id("Ok <0100018c-abc1@email.amazonses.com>").as_deref(),
+            Some("0100018c-abc1@email.amazonses.com")
+        );
+        assert_eq!(
+            id("OK id=1pXyZ7-000AbC-Q1").as_deref(),
+            Some("1pXyZ7-000AbC-Q1")
+        );
+        assert_eq!(
+            id("first line\n2.0.0 Ok: queued as ABCDEF").as_deref(),
+            Some("ABCDEF")
+        );
+        assert_eq!(id("Great success"), None);
+        assert_eq!(id("Ok"), None);
+        assert_eq!(id("2.0.0 Ok"), None);
+        assert_eq!(id("OK thanks, message accepted"), None);
+        assert_eq!(id("Ok: accepted"), None);
+    }
+
+    #[test]
+    fn invitation_emails_carry_their_id_for_every_provider() {
+        let message = build_message(&OutgoingEmail {
+            from: "bot@example.com",
+            to: "ada@school.example",
+            subject: "Your invitation",
+            body: "Hello",
+            message_id: "<rsd-1.ab_c@invite-bot>",
+        })
+        .unwrap();
+        let text = String::from_utf8(message.formatted()).unwrap();
+        assert!(
+            text.contains("Message-ID: <rsd-1.ab_c@invite-bot>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-PM-Metadata-invite_ref: rsd-1.ab_c@invite-bot\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"X-SMTPAPI: {"unique_args":{"invite_ref":"rsd-1.ab_c@invite-bot"}}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"X-Mailgun-Variables: {"invite_ref":"rsd-1.ab_c@invite-bot"}"#),
+            "{text}"
+        );
+        assert!(
+            text.contains("X-SES-MESSAGE-TAGS: invite_ref=rsd-1_2Eab_5Fc_40invite-bot\r\n"),
+            "{text}"
+        );
     }
 }

@@ -44,8 +44,9 @@ impl Actions {
         let action = Action::ResendInvite;
         let settings = self.action_settings();
         let reference = new_reference("RSD");
+        // Stored without angle brackets, the form webhooks look up; the mailer adds them for the header.
         let message_id = format!(
-            "<{}.{}@invite-bot>",
+            "{}.{}@invite-bot",
             reference.to_lowercase(),
             crate::random::hex(8)
         );
@@ -187,7 +188,7 @@ impl Actions {
         let message_id = item
             .message_id
             .clone()
-            .unwrap_or_else(|| format!("<outbox-{}@invite-bot>", item.id));
+            .unwrap_or_else(|| format!("outbox-{}@invite-bot", item.id));
         let sent = self
             .mailer()
             .send(&OutgoingEmail {
@@ -209,8 +210,10 @@ impl Actions {
         };
         crate::app::metrics::record_smtp(sent.is_ok());
         match sent {
-            Ok(()) => {
-                self.store().complete_send(&item, Utc::now()).await?;
+            Ok(provider_id) => {
+                self.store()
+                    .complete_send(&item, &message_id, provider_id.as_deref(), Utc::now())
+                    .await?;
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,

@@ -10,7 +10,9 @@
 use chrono::{DateTime, Utc};
 
 use crate::domain::email::EmailAddress;
-use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::domain::invitation::{
+    canonical_message_id, message_id_from_tag, BounceKind, DeliveryEventKind, SuppressionReason,
+};
 use crate::store::{NewDeliveryEvent, NewSuppression, WebhookBatch};
 
 pub use super::ses::webhook::CertificateCache;
@@ -112,10 +114,22 @@ pub(crate) fn check_fresh(
 
 /// A message id as a header carries it (`<id@host>`) or bare: stored bare.
 pub(crate) fn bare_message_id(id: &str) -> String {
-    id.trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .to_owned()
+    canonical_message_id(id)
+}
+
+/// Our own message id as a provider hands it back (metadata, custom args, variables): the id the
+/// invitation was stored under, so it goes first in an event's `message_ids`.
+pub(crate) fn invite_ref(value: Option<&serde_json::Value>) -> Option<String> {
+    let id = match value? {
+        serde_json::Value::String(id) => canonical_message_id(id),
+        // SES tags are lists of values.
+        serde_json::Value::Array(values) => values
+            .iter()
+            .find_map(|v| v.as_str())
+            .and_then(message_id_from_tag)?,
+        _ => return None,
+    };
+    (!id.is_empty()).then_some(id)
 }
 
 /// Builds a batch while mapping a provider's events.

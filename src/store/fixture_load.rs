@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use chrono::Duration;
 
+use super::webhook_events::ATTACH_EARLY_EVENTS;
 use super::{on_backend, Store};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 
@@ -135,10 +136,17 @@ impl Store {
                 .bind(&message_id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if written.is_none() {
+                let Some(invitation_id) = written else {
                     return Err(FixtureError::entry("invitation", i, "message_id",
                         format!("message id {message_id:?} belongs to another member's invitation in the database")));
-                }
+                };
+                // Provider events that arrived before the invitation was known are its history.
+                sqlx::query(ATTACH_EARLY_EVENTS)
+                    .bind(invitation_id)
+                    .bind(&message_id)
+                    .bind(&message_id)
+                    .execute(&mut *tx)
+                    .await?;
                 report.invitations += 1;
             }
 

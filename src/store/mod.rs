@@ -462,6 +462,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "chat button timestamps",
                 include_str!("../../migrations/sqlite/0005_chat_buttons_timestamps.sql"),
             ),
+            (
+                6,
+                "message correlation",
+                include_str!("../../migrations/sqlite/0006_message_correlation.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -488,6 +493,11 @@ fn migrator(backend: Backend) -> Migrator {
                 5,
                 "chat button timestamps",
                 include_str!("../../migrations/postgres/0005_chat_buttons_timestamps.sql"),
+            ),
+            (
+                6,
+                "message correlation",
+                include_str!("../../migrations/postgres/0006_message_correlation.sql"),
             ),
         ],
     };

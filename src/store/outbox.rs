@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 
 use super::locking::BeginLocked;
+use super::webhook_events::ATTACH_EARLY_EVENTS;
 use super::{on_backend, Store, StoreResult};
+use crate::domain::invitation::canonical_message_id;
 use crate::domain::Action;
 
 /// An earlier action on the same member, as the second press is told about it.
@@ -191,7 +193,7 @@ impl Store {
             .bind(new.member_id)
             .bind(new.now)
             .bind(new.expires_at)
-            .bind(new.message_id)
+            .bind(canonical_message_id(new.message_id))
             .fetch_one(&mut *tx)
             .await?;
             let outbox_id: i64 = sqlx::query_scalar(
@@ -270,13 +272,35 @@ impl Store {
     }
 
     /// The SMTP server accepted the email: the invitation counts as sent, earlier links stop working.
-    pub async fn complete_send(&self, item: &OutboxItem, now: DateTime<Utc>) -> StoreResult<()> {
+    /// `message_id` is the one the email carried (kept if the invitation already had one), and
+    /// `provider_message_id` the id the server's acceptance named; provider events that arrived
+    /// before this under either id are attached now.
+    pub async fn complete_send(
+        &self,
+        item: &OutboxItem,
+        message_id: &str,
+        provider_message_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let message_id = canonical_message_id(message_id);
+        let provider_message_id = provider_message_id.map(canonical_message_id);
         let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE invitations SET send_state = 'sent', sent_at = $2 WHERE id = $1")
+            sqlx::query(
+                "UPDATE invitations SET send_state = 'sent', sent_at = $2, \
+                 message_id = COALESCE(message_id, $3), provider_message_id = $4 WHERE id = $1",
+            )
                 .bind(item.invitation_id)
                 .bind(now)
+                .bind(&message_id)
+                .bind(&provider_message_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(ATTACH_EARLY_EVENTS)
+                .bind(item.invitation_id)
+                .bind(item.message_id.as_deref().unwrap_or(&message_id))
+                .bind(provider_message_id.as_deref().unwrap_or(&message_id))
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(

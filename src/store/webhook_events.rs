@@ -5,7 +5,9 @@ use chrono::{DateTime, Duration, Utc};
 
 use super::{on_backend, Store, StoreResult};
 use crate::domain::email::EmailAddress;
-use crate::domain::invitation::{BounceKind, DeliveryEventKind, SuppressionReason};
+use crate::domain::invitation::{
+    canonical_message_id, BounceKind, DeliveryEventKind, SuppressionReason,
+};
 
 /// One delivery event as a provider reported it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +15,9 @@ pub struct NewDeliveryEvent {
     /// The provider's identity of the event (`postmark:<MessageID>:Bounce:<ID>`): a retry or replay of
     /// the same event has the same key and stores nothing new.
     pub event_key: String,
-    /// The provider's message id (stored with the event), then other ids the same message may be
-    /// known by (the Message-ID header); the event attaches to the invitation with any of them.
+    /// The ids the message is known by, in canonical form: our own reference when the provider
+    /// handed it back (stored with the event), the provider's message id, the Message-ID header.
+    /// The event attaches to the invitation whose message id or provider id is any of the first three.
     pub message_ids: Vec<String>,
     pub recipient: EmailAddress,
     pub kind: DeliveryEventKind,
@@ -76,7 +79,9 @@ const REMEMBER_TOKEN: &str =
 // is still kept, by recipient and time, with no invitation.
 const INSERT_EVENT: &str = "INSERT INTO delivery_events \
      (event_key, invitation_id, message_id, recipient_key, recipient_domain, event, bounce_kind, at, detail) \
-     VALUES ($1, (SELECT id FROM invitations WHERE message_id = $2 OR message_id = $3 LIMIT 1), \
+     VALUES ($1, (SELECT id FROM invitations \
+                  WHERE message_id IN ($2, $3, $10) OR provider_message_id IN ($2, $3, $10) \
+                  ORDER BY CASE WHEN message_id IN ($2, $3, $10) THEN 0 ELSE 1 END, id DESC LIMIT 1), \
              $2, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (event_key) DO NOTHING \
      RETURNING invitation_id";
@@ -84,22 +89,27 @@ const INSERT_SUPPRESSION: &str =
     "INSERT INTO suppressions (email_key, reason, at) VALUES ($1, $2, $3) \
      ON CONFLICT (email_key, reason) DO NOTHING";
 
-const ATTACH_EARLY_EVENTS: &str = "UPDATE delivery_events SET invitation_id = $1 \
-     WHERE invitation_id IS NULL AND message_id = $2";
+/// Attaches the events stored under either id (`$2`, `$3`: the message id, the provider's id) that
+/// are not attached yet to invitation `$1`.
+pub(super) const ATTACH_EARLY_EVENTS: &str = "UPDATE delivery_events SET invitation_id = $1 \
+     WHERE invitation_id IS NULL AND message_id IN ($2, $3)";
 
 impl Store {
     /// Attaches events that arrived before their invitation was recorded: a provider's webhook can
-    /// beat our own write of the message id. Call after storing an invitation's `message_id`.
+    /// beat our own write of the message id. Sending ([`Store::complete_send`]) and seeding do this
+    /// themselves, in the transaction that records the id.
     pub async fn attach_early_events(
         &self,
         invitation_id: i64,
         message_id: &str,
     ) -> StoreResult<u64> {
+        let message_id = canonical_message_id(message_id);
         let _turn = self.write_turn().await;
         let attached = on_backend!(self, pool => {
             sqlx::query(ATTACH_EARLY_EVENTS)
                 .bind(invitation_id)
-                .bind(message_id)
+                .bind(&message_id)
+                .bind(&message_id)
                 .execute(pool)
                 .await?
                 .rows_affected()
@@ -136,18 +146,21 @@ impl Store {
             }
             let mut report = WebhookBatchReport::default();
             for event in &batch.events {
+                // Up to three ids: our reference, the provider's id, the Message-ID header.
                 let primary = event.message_ids.first();
-                let alternate = event.message_ids.get(1).or(primary);
+                let second = event.message_ids.get(1).or(primary);
+                let third = event.message_ids.get(2).or(primary);
                 let inserted: Option<(Option<i64>,)> = sqlx::query_as(INSERT_EVENT)
                     .bind(&event.event_key)
                     .bind(primary)
-                    .bind(alternate)
+                    .bind(second)
                     .bind(event.recipient.key())
                     .bind(event.recipient.domain())
                     .bind(event.kind.as_str())
                     .bind(event.bounce.map(BounceKind::as_str))
                     .bind(event.at)
                     .bind(&event.detail)
+                    .bind(third)
                     .fetch_optional(&mut *tx)
                     .await?;
                 match inserted {

@@ -10,6 +10,7 @@ mod appends;
 mod chat_buttons;
 mod cli;
 mod console_chat;
+mod correlation;
 mod discord;
 mod domain_finding;
 mod escalations;

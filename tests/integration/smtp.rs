@@ -57,6 +57,8 @@ impl ReceivedMail {
 #[derive(Clone)]
 struct Recorder {
     mode: Arc<AtomicU8>,
+    /// The text of the 250 that accepts a message (providers name their queue id in it).
+    accept_text: Arc<Mutex<Option<String>>>,
     received: Arc<Mutex<Vec<ReceivedMail>>>,
     from: String,
     to: Vec<String>,
@@ -97,13 +99,17 @@ impl Handler for Recorder {
             to: self.to.clone(),
             data: String::from_utf8_lossy(&self.data).into_owned(),
         });
-        response::OK
+        match self.accept_text.lock().unwrap().clone() {
+            Some(text) => Response::custom(250, text),
+            None => response::OK,
+        }
     }
 }
 
 pub struct SmtpServer {
     pub url: String,
     mode: Arc<AtomicU8>,
+    accept_text: Arc<Mutex<Option<String>>>,
     received: Arc<Mutex<Vec<ReceivedMail>>>,
 }
 
@@ -113,8 +119,10 @@ impl SmtpServer {
         let port = listener.local_addr().unwrap().port();
         let mode = Arc::new(AtomicU8::new(SmtpMode::Accept as u8));
         let received = Arc::new(Mutex::new(Vec::new()));
+        let accept_text = Arc::new(Mutex::new(None));
         let handler = Recorder {
             mode: mode.clone(),
+            accept_text: accept_text.clone(),
             received: received.clone(),
             from: String::new(),
             to: Vec::new(),
@@ -132,12 +140,18 @@ impl SmtpServer {
         SmtpServer {
             url: format!("smtp://127.0.0.1:{port}"),
             mode,
+            accept_text,
             received,
         }
     }
 
     pub fn set_mode(&self, mode: SmtpMode) {
         self.mode.store(mode as u8, Ordering::SeqCst);
+    }
+
+    /// Accepts messages with `250 <text>` (as a provider naming its queue id would) instead of `250 OK`.
+    pub fn set_accept_text(&self, text: &str) {
+        *self.accept_text.lock().unwrap() = Some(text.to_owned());
     }
 
     pub fn received(&self) -> Vec<ReceivedMail> {

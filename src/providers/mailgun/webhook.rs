@@ -12,9 +12,10 @@ use sha2::Sha256;
 
 use crate::app::config::MailgunConfig;
 use crate::domain::invitation::BounceKind;
+use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{
-    bare_message_id, check_fresh, detail, recipient, unix_time, BatchBuilder, EventParts,
-    WebhookError,
+    bare_message_id, check_fresh, detail, invite_ref, recipient, unix_time, BatchBuilder,
+    EventParts, WebhookError,
 };
 use crate::store::{ReplayToken, WebhookBatch};
 
@@ -49,6 +50,9 @@ struct EventData {
     message: Option<Message>,
     #[serde(rename = "delivery-status")]
     delivery_status: Option<DeliveryStatus>,
+    /// The X-Mailgun-Variables the email was sent with.
+    #[serde(rename = "user-variables")]
+    user_variables: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -113,7 +117,15 @@ impl Mailgun {
                 .ok_or_else(|| WebhookError::malformed(format!("{what}: no timestamp")))?;
             Ok(EventParts {
                 event_key: format!("mailgun:{id}"),
-                message_ids: message_id.into_iter().collect(),
+                message_ids: invite_ref(
+                    event
+                        .user_variables
+                        .as_ref()
+                        .and_then(|v| v.get(CORRELATION_KEY)),
+                )
+                .into_iter()
+                .chain(message_id)
+                .collect(),
                 recipient: recipient(event.recipient.as_deref(), &what)?,
                 at: unix_time(timestamp, &what)?,
                 detail: detail(

@@ -10,9 +10,10 @@ use serde::Deserialize;
 
 use crate::app::config::PostmarkConfig;
 use crate::domain::invitation::BounceKind;
+use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{
-    bare_message_id, constant_time_eq, detail, recipient, rfc3339, BatchBuilder, EventParts,
-    WebhookError,
+    bare_message_id, constant_time_eq, detail, invite_ref, recipient, rfc3339, BatchBuilder,
+    EventParts, WebhookError,
 };
 use crate::store::WebhookBatch;
 
@@ -38,6 +39,8 @@ struct Record {
     bounced_at: Option<String>,
     details: Option<String>,
     description: Option<String>,
+    /// The X-PM-Metadata-* headers the email was sent with.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// Bounce types that mean the address cannot receive mail; the others are temporary or not a
@@ -91,6 +94,19 @@ impl Postmark {
                 .map(bare_message_id)
                 .ok_or_else(|| WebhookError::malformed(format!("{what}: no MessageID")))
         };
+        let our_ref = invite_ref(
+            record
+                .metadata
+                .as_ref()
+                .and_then(|m| m.get(CORRELATION_KEY)),
+        );
+        let ids = |message_id: &str| {
+            our_ref
+                .iter()
+                .cloned()
+                .chain([message_id.to_owned()])
+                .collect()
+        };
         match record.record_type.as_str() {
             "Delivery" => {
                 let message_id = message_id()?;
@@ -98,7 +114,7 @@ impl Postmark {
                 batch.delivered(EventParts {
                     // A delivery has no event id of its own; one per message and recipient.
                     event_key: format!("postmark:{message_id}:Delivery:{}", to.key()),
-                    message_ids: vec![message_id],
+                    message_ids: ids(&message_id),
                     at: rfc3339(record.delivered_at.as_deref(), &what)?,
                     recipient: to,
                     detail: detail(record.details.as_deref()),
@@ -114,7 +130,7 @@ impl Postmark {
                 let to = recipient(record.email.as_deref(), &what)?;
                 let parts = EventParts {
                     event_key: format!("postmark:{message_id}:{}:{id}", record.record_type),
-                    message_ids: vec![message_id],
+                    message_ids: ids(&message_id),
                     at: rfc3339(record.bounced_at.as_deref(), &what)?,
                     recipient: to,
                     detail: detail(record.details.as_deref().or(record.description.as_deref())),

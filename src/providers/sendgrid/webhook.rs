@@ -13,8 +13,8 @@ use serde::Deserialize;
 use crate::app::config::SendgridConfig;
 use crate::domain::invitation::{BounceKind, SuppressionReason};
 use crate::providers::webhook::{
-    bare_message_id, check_fresh, detail, recipient, unix_time, BatchBuilder, EventParts,
-    WebhookConfigError, WebhookError,
+    bare_message_id, check_fresh, detail, invite_ref, recipient, unix_time, BatchBuilder,
+    EventParts, WebhookConfigError, WebhookError,
 };
 use crate::store::WebhookBatch;
 
@@ -40,6 +40,8 @@ struct Event {
     response: Option<String>,
     #[serde(rename = "type")]
     bounce_type: Option<String>,
+    /// The X-SMTPAPI unique_args the email was sent with arrive as top-level fields.
+    invite_ref: Option<serde_json::Value>,
 }
 
 /// Parses the verification key as SendGrid shows it (base64 DER, no armour) or as PEM.
@@ -117,10 +119,12 @@ impl Sendgrid {
                     .as_deref()
                     .filter(|id| !id.is_empty())
                     .ok_or_else(|| WebhookError::malformed(format!("{what}: no sg_event_id")))?;
-                let mut message_ids = Vec::new();
-                // sg_message_id is the X-Message-Id of the send, plus a ".filter..." suffix.
+                let mut message_ids: Vec<String> =
+                    invite_ref(event.invite_ref.as_ref()).into_iter().collect();
+                // sg_message_id is the X-Message-Id of the send (the id in SendGrid's 250 reply),
+                // plus a ".filter..." suffix.
                 if let Some(id) = &event.sg_message_id {
-                    message_ids.push(id.split(".filter").next().unwrap_or(id).to_owned());
+                    message_ids.push(bare_message_id(id.split(".filter").next().unwrap_or(id)));
                 }
                 if let Some(id) = &event.smtp_id {
                     message_ids.push(bare_message_id(id));

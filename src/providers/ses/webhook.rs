@@ -24,9 +24,10 @@ use x509_cert::der::{DecodePem, Encode};
 
 use crate::app::config::SesConfig;
 use crate::domain::invitation::BounceKind;
+use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{
-    bare_message_id, detail, recipient, rfc3339, BatchBuilder, EventParts, WebhookConfigError,
-    WebhookError,
+    bare_message_id, detail, invite_ref, recipient, rfc3339, BatchBuilder, EventParts,
+    WebhookConfigError, WebhookError,
 };
 use crate::store::WebhookBatch;
 
@@ -404,6 +405,8 @@ struct SesEvent {
 struct Mail {
     message_id: String,
     common_headers: Option<CommonHeaders>,
+    /// The X-SES-MESSAGE-TAGS the email was sent with (event publishing only), each a list.
+    tags: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -466,7 +469,18 @@ fn ses_event(text: &str) -> Result<WebhookBatch, WebhookError> {
         .or(event.notification_type.as_deref())
         .unwrap_or("")
         .to_owned();
-    let mut message_ids = vec![event.mail.message_id.clone()];
+    // SES replaces the Message-ID header with its own; our id comes back in the tags, and SES's id
+    // is the one its SMTP acceptance named.
+    let mut message_ids: Vec<String> = invite_ref(
+        event
+            .mail
+            .tags
+            .as_ref()
+            .and_then(|t| t.get(CORRELATION_KEY)),
+    )
+    .into_iter()
+    .chain([bare_message_id(&event.mail.message_id)])
+    .collect();
     if let Some(id) = event
         .mail
         .common_headers
