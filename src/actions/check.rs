@@ -9,8 +9,9 @@ use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::{EngineError, UserError};
 
 impl Actions {
-    /// [`Engine::check`] for `actor`: needs the `check` permission in the workspace asked about; without
-    /// a workspace, results are limited to the workspaces the actor may check. One audit row per result.
+    /// [`Engine::check`](crate::engine::Engine::check) for `actor`: needs the `check` permission in
+    /// the workspace asked about; without a workspace, results are limited to the workspaces the
+    /// actor may check. One audit row per result.
     pub async fn check_as(
         &self,
         actor: &Actor,

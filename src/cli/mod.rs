@@ -16,6 +16,7 @@ use crate::app::config::Config;
 use crate::app::startup::{self, StartupError};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::AuditOutcome;
 use crate::engine::Engine;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError};
@@ -539,8 +540,8 @@ fn report_action(outcome: ActionOutcome, format: Format) -> Result<(), Failure> 
     let (json, text, refused) = match &outcome {
         ActionOutcome::Done(done) => {
             let mut json = serde_json::json!({
-                "outcome": "done",
-                "action": done.action.as_str(),
+                "outcome": AuditOutcome::Done,
+                "action": done.action,
                 "reason": null,
                 "message": done.summary,
                 "reference": done.reference,
@@ -556,8 +557,8 @@ fn report_action(outcome: ActionOutcome, format: Format) -> Result<(), Failure> 
         }
         ActionOutcome::Refused(refusal) => (
             serde_json::json!({
-                "outcome": "refused",
-                "reason": refusal.reason.as_str(),
+                "outcome": AuditOutcome::Refused,
+                "reason": refusal.reason,
                 "message": refusal.message,
             }),
             format!("Refused ({}): {}", refusal.reason.as_str(), refusal.message),

@@ -1,7 +1,7 @@
 //! Escalations to human support, and the delivery state of their webhook.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::locking::BeginLocked;
 use super::{on_backend, Store, StoreResult};
@@ -24,7 +24,7 @@ pub struct NewEscalation<'a> {
 }
 
 /// Where an escalation's webhook delivery stands (`escalations.webhook_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum WebhookState {
@@ -182,5 +182,21 @@ impl Store {
             .await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WebhookState;
+
+    #[test]
+    fn every_webhook_state_round_trips() {
+        for state in WebhookState::ALL {
+            assert_eq!(WebhookState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(serde_json::from_str::<WebhookState>(&json).unwrap(), state);
+        }
+        assert_eq!(WebhookState::parse("sending"), None);
     }
 }

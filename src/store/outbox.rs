@@ -2,7 +2,7 @@
 //! recoverable after a crash.
 
 use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::locking::BeginLocked;
 use super::webhook_events::ATTACH_EARLY_EVENTS;
@@ -20,7 +20,7 @@ pub struct PriorAction {
 }
 
 /// Where an action request stands (`action_requests.state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum RequestState {
@@ -416,5 +416,21 @@ impl Store {
             .await?
         });
         Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RequestState;
+
+    #[test]
+    fn every_request_state_round_trips() {
+        for state in RequestState::ALL {
+            assert_eq!(RequestState::parse(state.as_str()), Some(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{}\"", state.as_str()));
+            assert_eq!(serde_json::from_str::<RequestState>(&json).unwrap(), state);
+        }
+        assert_eq!(RequestState::parse("sending"), None);
     }
 }
