@@ -14,9 +14,10 @@ use serde_json::json;
 
 use std::time::Instant;
 
+use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
-use super::resend::{minute, sha256_hex};
+use super::resend::sha256_hex;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;

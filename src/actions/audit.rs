@@ -74,3 +74,8 @@ impl Actions {
         Ok(self.store().read_audit(filter).await?)
     }
 }
+
+/// A time to the minute, as replies, audit rows and escalation records show it.
+pub(crate) fn minute(at: chrono::DateTime<chrono::Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
+}

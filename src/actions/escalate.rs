@@ -4,10 +4,10 @@
 use chrono::Utc;
 use serde_json::json;
 
+use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
 use super::handover::{self, WebhookRound};
-use super::resend::minute;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, Escalation};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;

@@ -167,7 +167,7 @@ impl Actions {
                     "actor": last.actor_name,
                     "reference": last.reference,
                     "next_in": format!("in {}", wait_words(next_allowed - now)),
-                    "next_at": super::resend::minute(next_allowed),
+                    "next_at": super::audit::minute(next_allowed),
                 });
                 (
                     RefusalReason::RateLimited,
@@ -184,7 +184,7 @@ impl Actions {
                     "limit": limit,
                     "what": what,
                     "next_in": format!("in {}", wait_words(next_allowed - now)),
-                    "next_at": super::resend::minute(next_allowed),
+                    "next_at": super::audit::minute(next_allowed),
                 });
                 (
                     RefusalReason::RateLimited,

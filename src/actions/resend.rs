@@ -9,6 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor};
@@ -290,11 +291,6 @@ impl Actions {
         }
         Ok(sent)
     }
-}
-
-/// A time to the minute, as replies show it.
-pub(crate) fn minute(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
 }
 
 pub(crate) fn sha256_hex(text: &str) -> String {
