@@ -34,6 +34,10 @@ pub enum ActionFailure {
     MailUnanswered { reference: String, seconds: u64 },
     #[error("Email sending is not configured, so nothing was sent (ref {reference}).")]
     MailNotConfigured { reference: String },
+    /// The mail server accepted the invitation but the database did not record it. `message` is
+    /// the words from `prompts/actions.j2` (`resend_sent_unrecorded`).
+    #[error("{message}")]
+    MailSentUnrecorded { reference: String, message: String },
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -86,6 +86,8 @@ const ACTION_MACROS: &[&str] = &[
     "activation_done",
     "escalation_done",
     "escalation_exists",
+    "resend_unsent",
+    "resend_sent_unrecorded",
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -151,11 +151,15 @@ impl Actions {
                             now,
                             expires_at,
                             per_member_per_day: settings.activation_codes_per_member_per_day,
+                            reissue_after: settings.activation_code_reissue_after,
                         })
                         .await?;
                     Ok(match start {
                         ActivationStart::Issued => Ok(expires_at),
                         ActivationStart::Duplicate(prior) => Err(Held::Duplicate(prior)),
+                        // Told as what it is: a code was just issued, by whom and when (shown
+                        // only to whoever asked for it); this request changed nothing.
+                        ActivationStart::JustIssued(prior) => Err(Held::Duplicate(prior)),
                         ActivationStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
                             template: "member_daily_limit",
                             limit: settings.activation_codes_per_member_per_day,

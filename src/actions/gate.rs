@@ -26,6 +26,12 @@ pub(crate) enum Held {
         last: PriorAction,
         next_allowed: DateTime<Utc>,
     },
+    /// The last resend of this member is too recent and its email has not gone out yet (queued
+    /// after a refusal, or its sender stopped): see `Held::after_last`.
+    Unsent {
+        last: PriorAction,
+        next_allowed: DateTime<Utc>,
+    },
     /// An allowance is used up: `template` names its words, `limit` and `what` say which one.
     Limit {
         template: &'static str,
@@ -127,7 +133,7 @@ impl Actions {
         if let Some(last) = self.store().last_action(member.id, action).await? {
             let next_allowed = last.created_at + min_interval;
             if next_allowed > Utc::now() {
-                return Ok(Held::TooSoon { last, next_allowed });
+                return Ok(Held::after_last(last, next_allowed));
             }
         }
         Ok(Held::NotOffered)
@@ -163,7 +169,7 @@ impl Actions {
             ),
             Held::TooSoon { last, next_allowed } => {
                 let facts = json!({
-                    "ago": ago(now, last.created_at),
+                    "ago": ago(now, last.sent_at.unwrap_or(last.created_at)),
                     "actor": last.actor_name,
                     "reference": last.reference,
                     "next_in": format!("in {}", wait_words(next_allowed - now)),
@@ -172,6 +178,25 @@ impl Actions {
                 (
                     RefusalReason::RateLimited,
                     prompts.action_text("too_soon", &facts)?,
+                )
+            }
+            Held::Unsent { last, next_allowed } => {
+                let next_try = last.next_try_at().filter(|at| *at > now);
+                let facts = json!({
+                    "ago": ago(now, last.created_at),
+                    "actor": last.actor_name,
+                    "reference": last.reference,
+                    "state": last.outbox_state,
+                    "attempts": last.attempts,
+                    "last_error": last.last_error,
+                    "next_try_in": next_try.map(|at| format!("in {}", wait_words(at - now))),
+                    "next_try_at": next_try.map(super::audit::minute),
+                    "next_in": format!("in {}", wait_words(next_allowed - now)),
+                    "next_at": super::audit::minute(next_allowed),
+                });
+                (
+                    RefusalReason::RateLimited,
+                    prompts.action_text("resend_unsent", &facts)?,
                 )
             }
             Held::Limit {

@@ -227,8 +227,13 @@ pub struct ActionSettings {
     pub smtp_max_attempts: u32,
     /// First backoff between SMTP attempts; doubles each time.
     pub smtp_retry_base: std::time::Duration,
-    /// A claimed outbox row older than this is presumed abandoned by a crashed sender.
-    pub outbox_claim_timeout: chrono::Duration,
+    /// How long a sender's claim on an outbox row holds unless renewed. The sender renews it
+    /// while it sends; a row whose lease lapsed was left by a process that is gone and is taken
+    /// over by the next retry round.
+    pub outbox_lease: chrono::Duration,
+    /// A live activation code younger than this is not replaced: a second request is told who
+    /// issued it and when (two admins pressing at once would otherwise void each other's code).
+    pub activation_code_reissue_after: chrono::Duration,
     pub webhook: Option<WebhookSettings>,
 }
 
@@ -257,7 +262,8 @@ impl From<&Config> for ActionSettings {
             )),
             smtp_max_attempts: config.smtp.max_attempts,
             smtp_retry_base: std::time::Duration::from_millis(config.smtp.retry_base_ms),
-            outbox_claim_timeout: chrono::Duration::minutes(5),
+            outbox_lease: chrono::Duration::seconds(20),
+            activation_code_reissue_after: chrono::Duration::seconds(60),
             webhook: WebhookSettings::from_config(&config.escalation),
         }
     }

@@ -4,6 +4,13 @@
 //! sent. A temporary (4xx) failure is retried with backoff, then left to the background worker; a
 //! permanent (5xx) failure is reported. A crash between commit and send leaves a pending outbox row
 //! that the next start-up sends. The person is told "sent" only once the SMTP server accepted it.
+//!
+//! A sender holds the row it sends under a short lease that it renews while the SMTP conversation
+//! lasts, so a row left in `sending` by a process that died is taken over within seconds, and a live
+//! sender's row never is. Each try's token is stored (hashed) before its email goes out and stays
+//! valid beside the tokens of earlier tries: when an email was accepted but its recording was lost
+//! (a crash, a failed commit) and a retry sends another, whichever arrives has a working link. The
+//! person who asked is told the truth in that case too: sent, but not recorded.
 
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
@@ -19,11 +26,13 @@ use crate::domain::workspace::WorkspaceSlug;
 use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::{ActionFailure, EngineError};
 use crate::mail::{MailError, OutgoingEmail};
-use crate::store::{NewResend, OutboxItem, ResendStart};
+use crate::store::{NewResend, OutboxItem, PriorAction, ResendStart};
 
 /// What one delivery attempt came to.
 enum Delivery {
     Sent(Box<OutboxItem>),
+    /// The mail server accepted it, and the database would not record that.
+    SentUnrecorded(Box<OutboxItem>),
     /// Another worker holds the row (it is being sent right now).
     ClaimedElsewhere,
     Failed(MailError),
@@ -82,7 +91,7 @@ impl Actions {
                         ResendStart::Started { outbox_id } => Ok(outbox_id),
                         ResendStart::Duplicate(prior) => Err(Held::Duplicate(prior)),
                         ResendStart::TooSoon { last, next_allowed } => {
-                            Err(Held::TooSoon { last, next_allowed })
+                            Err(Held::after_last(last, next_allowed))
                         }
                         ResendStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
                             template: "member_daily_limit",
@@ -108,7 +117,7 @@ impl Actions {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.deliver_once(outbox_id).await? {
+            match self.deliver_once(outbox_id, Utc::now()).await? {
                 Delivery::Sent(item) => {
                     let summary = self.prompts().action_text(
                         "resend_done",
@@ -121,6 +130,13 @@ impl Actions {
                         activation_code: None,
                         escalation: None,
                     }));
+                }
+                Delivery::SentUnrecorded(item) => {
+                    let message = self.prompts().action_text(
+                        "resend_sent_unrecorded",
+                        &json!({ "email": email.key(), "reference": reference, "expires_at": minute(item.expires_at) }),
+                    )?;
+                    return Err(ActionFailure::MailSentUnrecorded { reference, message }.into());
                 }
                 Delivery::ClaimedElsewhere => {
                     return Err(ActionFailure::MailQueued {
@@ -160,26 +176,25 @@ impl Actions {
         }
     }
 
-    /// Claims an outbox row, sends its email once with a fresh token, and records the result.
-    async fn deliver_once(&self, outbox_id: i64) -> Result<Delivery, EngineError> {
-        let now = Utc::now();
-        let settings = self.action_settings();
+    /// Claims an outbox row as of `now`, sends its email once with a fresh token, and records the
+    /// result.
+    async fn deliver_once(
+        &self,
+        outbox_id: i64,
+        now: DateTime<Utc>,
+    ) -> Result<Delivery, EngineError> {
+        let lease = self.action_settings().outbox_lease;
         let token = crate::random::hex(32);
         let token_hash = sha256_hex(&token);
         let Some(item) = self
             .store()
-            .claim_outbox(
-                outbox_id,
-                &token_hash,
-                now,
-                now - settings.outbox_claim_timeout,
-            )
+            .claim_outbox(outbox_id, &token_hash, instance_id(), now, now + lease)
             .await?
         else {
             return Ok(Delivery::ClaimedElsewhere);
         };
         // The link comes from configuration only; the token is the one thing added to it.
-        let link = format!("{}?token={token}", settings.activation_url);
+        let link = format!("{}?token={token}", self.action_settings().activation_url);
         let (subject, body) = self.prompts().invitation_email(&json!({
             "workspace": item.workspace_name,
             "role": item.member_role,
@@ -191,14 +206,16 @@ impl Actions {
             .clone()
             .unwrap_or_else(|| format!("outbox-{}@invite-bot", item.id));
         let sent = self
-            .mailer()
-            .send(&OutgoingEmail {
-                from: &self.engine.settings().sender,
-                to: &item.recipient,
-                subject: &subject,
-                body: &body,
-                message_id: &message_id,
-            })
+            .holding_lease(
+                &item,
+                self.mailer().send(&OutgoingEmail {
+                    from: &self.engine.settings().sender,
+                    to: &item.recipient,
+                    subject: &subject,
+                    body: &body,
+                    message_id: &message_id,
+                }),
+            )
             .await;
         let event = |outcome, reason, detail| AuditEvent {
             action: AuditAction::ResendInvite,
@@ -212,9 +229,34 @@ impl Actions {
         crate::app::metrics::record_smtp(sent.is_ok());
         match sent {
             Ok(provider_id) => {
-                self.store()
-                    .complete_send(&item, &message_id, provider_id.as_deref(), Utc::now())
-                    .await?;
+                if let Err(error) = self
+                    .record_send(&item, &message_id, provider_id.as_deref())
+                    .await
+                {
+                    // The email is out and cannot be called back: say so, rather than the
+                    // database's error alone. The row stays `sending` until its lease lapses; a
+                    // retry then sends it again with a new token, and both links work.
+                    tracing::error!(
+                        reference = %item.reference,
+                        error = %crate::error::error_chain(&error),
+                        "invitation accepted by the mail server but not recorded"
+                    );
+                    let audited = self
+                        .audit_as(
+                            &item.actor_id,
+                            &item.actor_name,
+                            event(
+                                AuditOutcome::Done,
+                                Some(AuditReason::RecordingFailed),
+                                Some("accepted by the mail server; recording it failed".into()),
+                            ),
+                        )
+                        .await;
+                    if let Err(audit_error) = audited {
+                        tracing::error!(reference = %item.reference, error = %crate::error::error_chain(&audit_error), "audit row of an unrecorded send not written");
+                    }
+                    return Ok(Delivery::SentUnrecorded(Box::new(item)));
+                }
                 self.audit_as(
                     &item.actor_id,
                     &item.actor_name,
@@ -278,11 +320,10 @@ impl Actions {
 
     /// [`Actions::send_due_invitations`] as if it were `now` (operators catching up, tests).
     pub async fn send_invitations_due_at(&self, now: DateTime<Utc>) -> Result<usize, EngineError> {
-        let stale = now - self.action_settings().outbox_claim_timeout;
         let mut sent = 0;
-        for id in self.store().due_outbox(now, stale, 100).await? {
-            match self.deliver_once(id).await? {
-                Delivery::Sent(_) => sent += 1,
+        for id in self.store().due_outbox(now, 100).await? {
+            match self.deliver_once(id, now).await? {
+                Delivery::Sent(_) | Delivery::SentUnrecorded(_) => sent += 1,
                 // The server went silent: the rest of the round would each wait out the same
                 // deadline. They stay due for the next round.
                 Delivery::Failed(MailError::TimedOut(_)) => break,
@@ -291,6 +332,98 @@ impl Actions {
         }
         Ok(sent)
     }
+}
+
+impl Actions {
+    /// Records an accepted email, trying a few times: a busy database (SQLite's lock, a slow
+    /// statement) often passes in a moment, and every failed recording means a second email later.
+    async fn record_send(
+        &self,
+        item: &OutboxItem,
+        message_id: &str,
+        provider_id: Option<&str>,
+    ) -> Result<(), crate::store::StoreError> {
+        let mut wait = std::time::Duration::from_millis(50);
+        let mut tries = 1;
+        loop {
+            match self
+                .store()
+                .complete_send(item, message_id, provider_id, Utc::now())
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(error) if tries >= RECORD_TRIES => return Err(error),
+                Err(error) => {
+                    tracing::warn!(tries, error = %error, "recording a sent invitation failed; trying again");
+                    tokio::time::sleep(wait).await;
+                    wait *= 4;
+                    tries += 1;
+                }
+            }
+        }
+    }
+
+    /// Runs `send` while renewing this process's lease on `item`'s row, so no other sender takes
+    /// the row while the SMTP conversation lasts (however long the send deadline allows).
+    async fn holding_lease<T>(
+        &self,
+        item: &OutboxItem,
+        send: impl std::future::Future<Output = T>,
+    ) -> T {
+        let lease = self.action_settings().outbox_lease;
+        let every = (lease / 4)
+            .to_std()
+            .unwrap_or(std::time::Duration::from_secs(5));
+        let renew = async {
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                ticks.tick().await;
+                match self
+                    .store()
+                    .renew_lease(item.id, instance_id(), Utc::now() + lease)
+                    .await
+                {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        // Taken over (our renewals failed for a whole lease) or finished: the
+                        // send itself goes on; what it came to is recorded either way.
+                        tracing::warn!(reference = %item.reference, "lost the lease on a send in progress");
+                        std::future::pending::<()>().await;
+                    }
+                    Err(error) => {
+                        tracing::warn!(reference = %item.reference, error = %error, "renewing a send's lease failed")
+                    }
+                }
+            }
+        };
+        tokio::select! {
+            outcome = send => outcome,
+            // `renew` loops until dropped: it never finishes first.
+            () = renew => unreachable!("renewing a lease never ends"),
+        }
+    }
+}
+
+impl Held {
+    /// A resend asked for too soon after `last`: told as sent (when, by whom) once its email went
+    /// out, and as queued (the next try at T) while it has not; a request is not a send.
+    pub(crate) fn after_last(last: PriorAction, next_allowed: DateTime<Utc>) -> Held {
+        if last.unsent() {
+            Held::Unsent { last, next_allowed }
+        } else {
+            Held::TooSoon { last, next_allowed }
+        }
+    }
+}
+
+/// How many times an accepted email's record is tried before the person is told it failed.
+const RECORD_TRIES: u32 = 3;
+
+/// This process, as the owner of the outbox rows it sends: a fresh id each start, so a row held
+/// by a process that is gone is never mistaken for one of ours.
+fn instance_id() -> &'static str {
+    static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    ID.get_or_init(|| format!("{}-{}", std::process::id(), crate::random::hex(6)))
 }
 
 pub(crate) fn sha256_hex(text: &str) -> String {

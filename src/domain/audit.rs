@@ -209,10 +209,13 @@ pub enum AuditReason {
     BadToken,
     /// Rejected: no such member in that workspace.
     UnknownMember,
+    /// Done, but only half recorded: the mail server accepted the email and the database did not
+    /// take the record of it.
+    RecordingFailed,
 }
 
 impl AuditReason {
-    pub const ALL: [AuditReason; 16] = [
+    pub const ALL: [AuditReason; 17] = [
         AuditReason::Forbidden,
         AuditReason::NotOffered,
         AuditReason::RateLimited,
@@ -229,6 +232,7 @@ impl AuditReason {
         AuditReason::WrongCode,
         AuditReason::BadToken,
         AuditReason::UnknownMember,
+        AuditReason::RecordingFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -249,6 +253,7 @@ impl AuditReason {
             AuditReason::WrongCode => "wrong_code",
             AuditReason::BadToken => "bad_token",
             AuditReason::UnknownMember => "unknown_member",
+            AuditReason::RecordingFailed => "recording_failed",
         }
     }
 

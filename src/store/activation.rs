@@ -3,7 +3,9 @@
 use chrono::{DateTime, Duration, Utc};
 
 use super::locking::BeginLocked;
-use super::outbox::{PriorAction, RequestState, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY};
+use super::outbox::{
+    prior_action_from, PriorAction, RequestState, INSERT_REQUEST, MEMBER_WINDOW, PRIOR_BY_KEY,
+};
 use super::{on_backend, Store, StoreResult};
 use crate::domain::Action;
 
@@ -44,13 +46,20 @@ pub struct NewActivationCode<'a> {
     pub now: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub per_member_per_day: u32,
+    /// A live code younger than this is not replaced: whoever asks again is told who issued it
+    /// and when, instead of getting a code that voids the one just handed out.
+    pub reissue_after: Duration,
 }
 
 #[derive(Debug)]
 pub enum ActivationStart {
     Issued,
     Duplicate(PriorAction),
-    MemberDailyLimit { next_allowed: DateTime<Utc> },
+    /// A live code was issued moments ago (the request that issued it); nothing was changed.
+    JustIssued(PriorAction),
+    MemberDailyLimit {
+        next_allowed: DateTime<Utc>,
+    },
 }
 
 /// A code that can still be redeemed.
@@ -60,8 +69,19 @@ pub struct LiveCode {
     pub code_hash: String,
 }
 
+/// The latest code request for a member, when a code it issued is still live and was issued at or
+/// after `$3` (`$4` is now).
+const JUST_ISSUED: &str = concat!(
+    prior_action_from!(),
+    "WHERE r.member_id = $1 AND r.action = $2 AND r.state = 'done' \
+     AND EXISTS (SELECT 1 FROM activation_codes c WHERE c.member_id = $1 AND c.used_at IS NULL \
+         AND c.voided_at IS NULL AND c.expires_at > $4 AND c.created_at >= $3) \
+     ORDER BY r.created_at DESC LIMIT 1"
+);
+
 impl Store {
-    /// Stores a new code for the member and voids every older one, in one transaction.
+    /// Stores a new code for the member and voids every older one, in one transaction; unless a
+    /// live code was issued within `reissue_after`.
     pub async fn issue_activation_code(
         &self,
         new: &NewActivationCode<'_>,
@@ -77,6 +97,18 @@ impl Store {
                 if let Some(prior) = prior {
                     return Ok(ActivationStart::Duplicate(prior));
                 }
+            }
+            // Under the member's lock, so of two admins pressing at once the second sees the
+            // first one's code here, and is told about it rather than handed a code that voids it.
+            let just_issued: Option<PriorAction> = sqlx::query_as(JUST_ISSUED)
+                .bind(new.member_id)
+                .bind(action)
+                .bind(new.now - new.reissue_after)
+                .bind(new.now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(prior) = just_issued {
+                return Ok(ActivationStart::JustIssued(prior));
             }
             let day: (i64, Option<DateTime<Utc>>) = sqlx::query_as(MEMBER_WINDOW)
                 .bind(new.member_id)
@@ -248,7 +280,10 @@ impl Store {
         Ok(redeemed)
     }
 
-    /// Uses an invitation token and activates the member, atomically.
+    /// Uses an invitation token and activates the member, atomically. Any token one of the
+    /// invitation's emails carried will do. A link that is used proves its email arrived: an
+    /// invitation still queued (its acceptance was never recorded: a crash or a failed commit
+    /// right after the mail server took it) is recorded as sent, so the outbox sends it no more.
     pub async fn redeem_invitation_token(
         &self,
         token_hash: &str,
@@ -258,21 +293,42 @@ impl Store {
         let _turn = self.write_turn().await;
         let redeemed = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            let used = sqlx::query(
-                "UPDATE invitations SET redeemed_at = $3 WHERE token_hash = $1 AND member_id = $2 \
-                 AND redeemed_at IS NULL AND revoked_at IS NULL AND send_state = 'sent' AND expires_at > $3",
+            let used: Option<i64> = sqlx::query_scalar(
+                "UPDATE invitations SET redeemed_at = $3 WHERE member_id = $2 \
+                 AND (token_hash = $1 OR id IN (SELECT invitation_id FROM invitation_tokens WHERE token_hash = $1)) \
+                 AND redeemed_at IS NULL AND revoked_at IS NULL AND send_state IN ('sent', 'queued') \
+                 AND expires_at > $3 RETURNING id",
             )
             .bind(token_hash)
             .bind(member_id)
             .bind(now)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if used != 1 {
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(invitation_id) = used else {
                 return Ok(false);
-            }
+            };
             let activated = activate_member!(tx, member_id, now);
             if activated {
+                sqlx::query("UPDATE invitations SET send_state = 'sent' WHERE id = $1 AND send_state = 'queued'")
+                    .bind(invitation_id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "UPDATE action_requests SET state = 'done', finished_at = $2 WHERE state = 'pending' \
+                     AND id IN (SELECT action_request_id FROM outbox WHERE invitation_id = $1)",
+                )
+                .bind(invitation_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE outbox SET state = 'sent', sent_at = COALESCE(sent_at, $2), lease_until = NULL \
+                     WHERE invitation_id = $1 AND state IN ('pending', 'sending')",
+                )
+                .bind(invitation_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
                 tx.commit().await?;
             }
             activated

@@ -467,6 +467,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "message correlation",
                 include_str!("../../migrations/sqlite/0006_message_correlation.sql"),
             ),
+            (
+                7,
+                "send leases",
+                include_str!("../../migrations/sqlite/0007_send_leases.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -498,6 +503,11 @@ fn migrator(backend: Backend) -> Migrator {
                 6,
                 "message correlation",
                 include_str!("../../migrations/postgres/0006_message_correlation.sql"),
+            ),
+            (
+                7,
+                "send leases",
+                include_str!("../../migrations/postgres/0007_send_leases.sql"),
             ),
         ],
     };

@@ -10,13 +10,59 @@ use super::{on_backend, Store, StoreResult};
 use crate::domain::invitation::canonical_message_id;
 use crate::domain::Action;
 
-/// An earlier action on the same member, as the second press is told about it.
+/// An earlier action on the same member, as the second press is told about it. For a resend, how
+/// far its email got (from its outbox row): a request is not a send, and the words must not say
+/// "sent" of an email that is still queued.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PriorAction {
     pub reference: String,
     pub actor_name: String,
     pub created_at: DateTime<Utc>,
     pub state: RequestState,
+    /// `None` for actions that send no email.
+    pub outbox_state: Option<OutboxState>,
+    pub attempts: Option<i64>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub lease_until: Option<DateTime<Utc>>,
+    /// When the mail server accepted it.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// The mail server's last refusal, for a queued email.
+    pub last_error: Option<String>,
+}
+
+impl PriorAction {
+    /// True while its email waits in the outbox or is being handed over: nothing has gone out yet.
+    pub fn unsent(&self) -> bool {
+        matches!(
+            self.outbox_state,
+            Some(OutboxState::Pending | OutboxState::Sending)
+        )
+    }
+
+    /// When the outbox will next try its email: its backoff when queued, the end of its sender's
+    /// lease when being sent (a sender that died is taken over then). `None` unless [`Self::unsent`].
+    pub fn next_try_at(&self) -> Option<DateTime<Utc>> {
+        match self.outbox_state? {
+            OutboxState::Pending => self.next_attempt_at,
+            OutboxState::Sending => self.lease_until,
+            OutboxState::Sent | OutboxState::Failed => None,
+        }
+    }
+}
+
+/// Where an outbox row stands (`outbox.state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type)]
+#[serde(rename_all = "snake_case")]
+#[sqlx(type_name = "text", rename_all = "snake_case")]
+pub enum OutboxState {
+    /// Waiting for its (next) try.
+    Pending,
+    /// A sender holds it under a lease (`claimed_by`, `lease_until`).
+    Sending,
+    /// The mail server accepted it (or its link was used, which proves it arrived).
+    Sent,
+    /// The mail server refused it for good.
+    Failed,
 }
 
 /// Where an action request stands (`action_requests.state`).
@@ -106,13 +152,25 @@ pub struct OutboxItem {
     pub workspace_slug: String,
     pub workspace_name: String,
     pub member_role: String,
+    /// The sender holding it (this process, once claimed).
+    pub claimed_by: Option<String>,
 }
 
-pub(super) const PRIOR_BY_KEY: &str =
-    "SELECT reference, actor_name, created_at, state FROM action_requests WHERE idempotency_key = $1";
-const LAST_FOR_MEMBER: &str =
-    "SELECT reference, actor_name, created_at, state FROM action_requests \
-     WHERE member_id = $1 AND action = $2 AND state <> 'failed' ORDER BY created_at DESC LIMIT 1";
+/// The columns of a [`PriorAction`]: the request and, for a resend, its outbox row.
+macro_rules! prior_action_from {
+    () => {
+        "SELECT r.reference, r.actor_name, r.created_at, r.state, o.state AS outbox_state, \
+         o.attempts, o.next_attempt_at, o.lease_until, o.sent_at, o.last_error \
+         FROM action_requests r LEFT JOIN outbox o ON o.action_request_id = r.id "
+    };
+}
+pub(super) use prior_action_from;
+
+pub(super) const PRIOR_BY_KEY: &str = concat!(prior_action_from!(), "WHERE r.idempotency_key = $1");
+const LAST_FOR_MEMBER: &str = concat!(
+    prior_action_from!(),
+    "WHERE r.member_id = $1 AND r.action = $2 AND r.state <> 'failed' ORDER BY r.created_at DESC LIMIT 1"
+);
 pub(super) const MEMBER_WINDOW: &str = "SELECT COUNT(*), MIN(created_at) FROM action_requests \
      WHERE member_id = $1 AND action = $2 AND state <> 'failed' AND created_at >= $3";
 pub(super) const ACTOR_WINDOW: &str = "SELECT COUNT(*), MIN(created_at) FROM action_requests \
@@ -122,7 +180,7 @@ pub(super) const INSERT_REQUEST: &str = "INSERT INTO action_requests \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
 const CLAIMED_ITEM: &str = "SELECT o.id, o.invitation_id, o.action_request_id, i.member_id, o.recipient, \
      o.attempts, r.reference, r.actor_id, r.actor_name, i.message_id, i.expires_at, w.slug AS workspace_slug, \
-     w.name AS workspace_name, m.role AS member_role \
+     w.name AS workspace_name, m.role AS member_role, o.claimed_by \
      FROM outbox o JOIN invitations i ON i.id = o.invitation_id \
      JOIN action_requests r ON r.id = o.action_request_id \
      JOIN members m ON m.id = i.member_id JOIN workspaces w ON w.id = m.workspace_id WHERE o.id = $1";
@@ -212,26 +270,35 @@ impl Store {
         Ok(start)
     }
 
-    /// Claims an outbox row for sending: pending ones, or ones whose sender died mid-send (claimed
-    /// before `stale_before`). Stores the hash of the token the email will carry. `None` when another
-    /// worker has it.
+    /// Claims an outbox row for sending: a pending one, or one whose sender's lease lapsed before
+    /// `now` (its process is gone: a live sender renews its lease, see [`Store::renew_lease`]).
+    /// The claim names `owner` and holds until `lease_until`. Adds the hash of the token this try's
+    /// email will carry to the invitation's tokens, before anything is sent and without retiring
+    /// the tokens of earlier tries: if an earlier email was accepted and only its recording was
+    /// lost, its link keeps working. `None` when another sender holds the row (or it is done).
     pub async fn claim_outbox(
         &self,
         outbox_id: i64,
         token_hash: &str,
+        owner: &str,
         now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
     ) -> StoreResult<Option<OutboxItem>> {
         let _turn = self.write_turn().await;
         let item = on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
+            // One statement decides: on PostgreSQL a competing claim waits for this row and then
+            // re-reads its state, so two replicas cannot both take it.
             let claimed = sqlx::query(
-                "UPDATE outbox SET state = 'sending', claimed_at = $2, attempts = attempts + 1 \
-                 WHERE id = $1 AND (state = 'pending' OR (state = 'sending' AND claimed_at < $3))",
+                "UPDATE outbox SET state = 'sending', claimed_at = $2, claimed_by = $3, lease_until = $4, \
+                 attempts = attempts + 1 \
+                 WHERE id = $1 AND (state = 'pending' \
+                     OR (state = 'sending' AND COALESCE(lease_until, claimed_at) < $2))",
             )
             .bind(outbox_id)
             .bind(now)
-            .bind(stale_before)
+            .bind(owner)
+            .bind(lease_until)
             .execute(&mut *tx)
             .await?
             .rows_affected();
@@ -244,26 +311,52 @@ impl Store {
                 .bind(token_hash)
                 .execute(&mut *tx)
                 .await?;
+            sqlx::query(
+                "INSERT INTO invitation_tokens (invitation_id, token_hash, minted_at) VALUES ($1, $2, $3)",
+            )
+            .bind(item.invitation_id)
+            .bind(token_hash)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Some(item)
         });
         Ok(item)
     }
 
-    /// Outbox rows due for a (re)try.
-    pub async fn due_outbox(
+    /// Extends `owner`'s lease on a row it is sending. False when the row is no longer its own
+    /// (finished, or taken over after the lease lapsed).
+    pub async fn renew_lease(
         &self,
-        now: DateTime<Utc>,
-        stale_before: DateTime<Utc>,
-        limit: i64,
-    ) -> StoreResult<Vec<i64>> {
+        outbox_id: i64,
+        owner: &str,
+        lease_until: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let renewed = on_backend!(self, pool => {
+            sqlx::query(
+                "UPDATE outbox SET lease_until = $3 WHERE id = $1 AND state = 'sending' AND claimed_by = $2",
+            )
+            .bind(outbox_id)
+            .bind(owner)
+            .bind(lease_until)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(renewed == 1)
+    }
+
+    /// Outbox rows due for a (re)try: pending ones whose backoff is over, and ones whose sender's
+    /// lease lapsed before `now`.
+    pub async fn due_outbox(&self, now: DateTime<Utc>, limit: i64) -> StoreResult<Vec<i64>> {
         let ids = on_backend!(self, pool => {
             sqlx::query_scalar(
                 "SELECT id FROM outbox WHERE (state = 'pending' AND next_attempt_at <= $1) \
-                 OR (state = 'sending' AND claimed_at < $2) ORDER BY id LIMIT $3",
+                 OR (state = 'sending' AND COALESCE(lease_until, claimed_at) < $1) ORDER BY id LIMIT $2",
             )
             .bind(now)
-            .bind(stale_before)
             .bind(limit)
             .fetch_all(pool)
             .await?
@@ -312,7 +405,9 @@ impl Store {
             .bind(now)
             .execute(&mut *tx)
             .await?;
-            sqlx::query("UPDATE outbox SET state = 'sent', sent_at = $2, last_error = NULL WHERE id = $1")
+            sqlx::query(
+                "UPDATE outbox SET state = 'sent', sent_at = $2, last_error = NULL, lease_until = NULL WHERE id = $1",
+            )
                 .bind(item.id)
                 .bind(now)
                 .execute(&mut *tx)
@@ -327,7 +422,8 @@ impl Store {
         Ok(())
     }
 
-    /// A temporary failure: back to pending, to be retried at `next_attempt_at`.
+    /// A temporary failure: back to pending, to be retried at `next_attempt_at`. Only while the row
+    /// is still this sender's: one that took it over after a lapsed lease decides for itself.
     pub async fn defer_send(
         &self,
         item: &OutboxItem,
@@ -337,12 +433,13 @@ impl Store {
         let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             sqlx::query(
-                "UPDATE outbox SET state = 'pending', last_error = $2, next_attempt_at = $3, claimed_at = NULL \
-                 WHERE id = $1",
+                "UPDATE outbox SET state = 'pending', last_error = $2, next_attempt_at = $3, claimed_at = NULL, \
+                 claimed_by = NULL, lease_until = NULL WHERE id = $1 AND state = 'sending' AND claimed_by = $4",
             )
             .bind(item.id)
             .bind(error)
             .bind(next_attempt_at)
+            .bind(&item.claimed_by)
             .execute(pool)
             .await?;
         });
@@ -359,7 +456,7 @@ impl Store {
         let _turn = self.write_turn().await;
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2 WHERE id = $1")
+            sqlx::query("UPDATE outbox SET state = 'failed', last_error = $2, lease_until = NULL WHERE id = $1")
                 .bind(item.id)
                 .bind(error)
                 .execute(&mut *tx)

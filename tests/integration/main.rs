@@ -28,6 +28,7 @@ mod retention;
 mod scopes;
 mod secrets_kept;
 mod seed_conflicts;
+mod sends;
 mod serve;
 mod stored_enums;
 mod suggestions;
