@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::io::Write;
 
 use serde::Serialize;
+use serde_json::json;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt};
 
 use crate::actions::Actor;
@@ -63,7 +64,7 @@ pub async fn run(
         // A line that cannot be read is answered like a usage mistake, and reading goes on.
         let request = match read_line(&mut input, &mut raw).await? {
             None => break,
-            Some(Err(skipped)) => ChatRequest::Usage(skipped),
+            Some(Err(skipped)) => Request::Skipped(skipped),
             Some(Ok(line)) => {
                 let line = line.trim();
                 if line.is_empty() {
@@ -72,7 +73,20 @@ pub async fn run(
                 if line == "quit" || line == "exit" {
                     break;
                 }
-                ChatRequest::parse(line)
+                Request::Chat(ChatRequest::parse(line))
+            }
+        };
+        let request = match request {
+            Request::Chat(request) => request,
+            Request::Skipped(skipped) => {
+                let words = match skipped {
+                    Skipped::NotUtf8 => chat.say("line_not_utf8", json!({})),
+                    Skipped::TooLong => {
+                        chat.say("line_too_long", json!({ "max_kib": MAX_LINE_BYTES / 1024 }))
+                    }
+                };
+                write_reply(chat, format, output, &ChatReply::notice(words), None, None)?;
+                continue;
             }
         };
         let (reply, finished, escalation) = match request {
@@ -82,15 +96,17 @@ pub async fn run(
                 None,
             ),
             ChatRequest::Message(text) => (
-                chat.on_message(actor, &text).await.unwrap_or_else(|| {
-                    ChatReply::notice(
-                        "No address in that message. Try /invite-check ADDRESS, or `quit`.",
-                    )
-                }),
+                chat.on_message(actor, &text)
+                    .await
+                    .unwrap_or_else(|| ChatReply::notice(chat.say("no_address", json!({})))),
                 None,
                 None,
             ),
-            ChatRequest::Usage(usage) => (ChatReply::notice(usage), None, None),
+            ChatRequest::Usage(usage) => (
+                ChatReply::notice(chat.say(usage.template(), json!({}))),
+                None,
+                None,
+            ),
             ChatRequest::Press(n) => match buttons.get(&n) {
                 Some(reference) => {
                     let outcome = chat
@@ -103,7 +119,7 @@ pub async fn run(
                     (outcome.reply, outcome.finished, outcome.escalation)
                 }
                 None => (
-                    ChatReply::notice(format!("There is no button {n} in the latest reply.")),
+                    ChatReply::notice(chat.say("no_button", json!({ "n": n }))),
                     None,
                     None,
                 ),
@@ -117,48 +133,76 @@ pub async fn run(
                 .map(|(i, b)| (i + 1, b.reference.clone()))
                 .collect();
         }
-        let line = ReplyLine {
-            ephemeral: reply.ephemeral,
-            verdict: reply.verdict().map(|v| v.as_str()),
-            text: reply.plain_text(),
-            buttons: reply
-                .buttons
-                .iter()
-                .enumerate()
-                .map(|(i, b)| ButtonLine {
-                    n: i + 1,
-                    label: &b.label,
-                    action: b.action.as_str(),
-                })
-                .collect(),
-            finished: finished.as_deref(),
-            escalation: escalation.map(|e| format!("{}\n{}\n{}", e.title, e.text, e.diagnosis)),
-        };
-        match format {
-            Format::Json => {
-                let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
-                writeln!(output, "{json}")?;
-            }
-            Format::Text => write_text(output, &line)?,
-        }
-        output.flush()?;
+        write_reply(
+            chat,
+            format,
+            output,
+            &reply,
+            finished.as_deref(),
+            escalation,
+        )?;
     }
     Ok(())
 }
 
+/// What a line of input turned out to be.
+enum Request {
+    Chat(ChatRequest),
+    Skipped(Skipped),
+}
+
+/// Why a line was skipped; each has its words in `chat.j2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skipped {
+    NotUtf8,
+    TooLong,
+}
+
+/// Writes one bot reply, as text or a JSON line.
+fn write_reply(
+    chat: &Chat,
+    format: Format,
+    output: &mut (impl Write + Send),
+    reply: &ChatReply,
+    finished: Option<&str>,
+    escalation: Option<crate::chat::EscalationPost>,
+) -> std::io::Result<()> {
+    let line = ReplyLine {
+        ephemeral: reply.ephemeral,
+        verdict: reply.verdict().map(|v| v.as_str()),
+        text: reply.plain_text(&chat.say("next_steps_label", json!({}))),
+        buttons: reply
+            .buttons
+            .iter()
+            .enumerate()
+            .map(|(i, b)| ButtonLine {
+                n: i + 1,
+                label: &b.label,
+                action: b.action.as_str(),
+            })
+            .collect(),
+        finished,
+        escalation: escalation.map(|e| format!("{}\n{}\n{}", e.title, e.text, e.diagnosis)),
+    };
+    match format {
+        Format::Json => {
+            let json = serde_json::to_string(&line).map_err(std::io::Error::other)?;
+            writeln!(output, "{json}")?;
+        }
+        Format::Text => write_text(chat, output, &line)?,
+    }
+    output.flush()
+}
+
 /// A line longer than this is skipped, not held: no request is anywhere near it.
 const MAX_LINE_BYTES: usize = 64 * 1024;
-
-const NOT_UTF8: &str =
-    "That line is not valid UTF-8 text, so it was skipped. Type the request again.";
-const TOO_LONG: &str = "That line is longer than 64 KiB, so it was skipped.";
 
 /// The next line without its end, `Err` with what to tell the person when it cannot be used, or
 /// `None` at the end of the input. Memory stays within [`MAX_LINE_BYTES`] however long a line is.
 async fn read_line<'a>(
     input: &mut (impl AsyncBufRead + Unpin),
     raw: &'a mut Vec<u8>,
-) -> std::io::Result<Option<Result<&'a str, &'static str>>> {
+) -> std::io::Result<Option<Result<&'a str, Skipped>>> {
     raw.clear();
     let mut too_long = false;
     let mut read_any = false;
@@ -188,29 +232,24 @@ async fn read_line<'a>(
         return Ok(None);
     }
     if too_long {
-        return Ok(Some(Err(TOO_LONG)));
+        return Ok(Some(Err(Skipped::TooLong)));
     }
-    Ok(Some(std::str::from_utf8(raw).map_err(|_| NOT_UTF8)))
+    Ok(Some(std::str::from_utf8(raw).map_err(|_| Skipped::NotUtf8)))
 }
 
-fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<()> {
-    let who = if line.ephemeral {
-        "bot (only you see this)"
-    } else {
-        "bot"
-    };
+fn write_text(chat: &Chat, output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<()> {
+    let who = chat.say("console_speaker", json!({ "ephemeral": line.ephemeral }));
     writeln!(output, "{who}:")?;
     for text_line in line.text.lines() {
         writeln!(output, "  {text_line}")?;
     }
     if let Some(finished) = line.finished {
-        writeln!(
-            output,
-            "  [the original message now says: {finished}; its buttons are disabled]"
-        )?;
+        let words = chat.say("console_finished", json!({ "finished": finished }));
+        writeln!(output, "  {words}")?;
     }
     if let Some(escalation) = &line.escalation {
-        writeln!(output, "  [posted to the support channel:]")?;
+        let words = chat.say("console_escalation", json!({}));
+        writeln!(output, "  {words}")?;
         for text_line in escalation.lines() {
             writeln!(output, "    {text_line}")?;
         }
@@ -221,7 +260,8 @@ fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<
             .iter()
             .map(|b| format!("[{}] {}", b.n, b.label))
             .collect();
-        writeln!(output, "  {}    (type: press N)", buttons.join("  "))?;
+        let hint = chat.say("console_press_hint", json!({}));
+        writeln!(output, "  {}    {hint}", buttons.join("  "))?;
     }
     writeln!(output)
 }
@@ -230,7 +270,7 @@ fn write_text(output: &mut impl Write, line: &ReplyLine<'_>) -> std::io::Result<
 mod tests {
     use super::*;
 
-    async fn lines(mut input: &[u8]) -> Vec<Result<String, &'static str>> {
+    async fn lines(mut input: &[u8]) -> Vec<Result<String, Skipped>> {
         let mut raw = Vec::new();
         let mut out = Vec::new();
         while let Some(line) = read_line(&mut input, &mut raw).await.unwrap() {
@@ -248,8 +288,8 @@ mod tests {
             lines(&input).await,
             [
                 Ok("first".to_owned()),
-                Err(NOT_UTF8),
-                Err(TOO_LONG),
+                Err(Skipped::NotUtf8),
+                Err(Skipped::TooLong),
                 Ok("last".to_owned())
             ]
         );

@@ -16,6 +16,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("findings.j2", include_str!("../prompts/findings.j2")),
     ("reply.txt.j2", include_str!("../prompts/reply.txt.j2")),
     ("actions.j2", include_str!("../prompts/actions.j2")),
+    ("chat.j2", include_str!("../prompts/chat.j2")),
     (
         "email/invitation.j2",
         include_str!("../prompts/email/invitation.j2"),
@@ -88,6 +89,35 @@ const ACTION_MACROS: &[&str] = &[
     "escalation_exists",
     "resend_unsent",
     "resend_sent_unrecorded",
+];
+
+/// The macros `chat.j2` must define.
+const CHAT_MACROS: &[&str] = &[
+    "action_button",
+    "suggestion_button",
+    "check_button",
+    "listener",
+    "stale",
+    "forged",
+    "replayed",
+    "finished",
+    "activation_code",
+    "escalation_title",
+    "escalation_text",
+    "command_description",
+    "email_option",
+    "workspace_option",
+    "check_usage",
+    "press_usage",
+    "no_address",
+    "no_button",
+    "line_not_utf8",
+    "line_too_long",
+    "next_steps_label",
+    "console_speaker",
+    "console_finished",
+    "console_escalation",
+    "console_press_hint",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -190,6 +220,7 @@ impl Prompts {
                 });
             }
         }
+        self.check_chat_macros()?;
         let mut email = self
             .env
             .get_template("email/invitation.j2")?
@@ -303,6 +334,30 @@ impl Prompts {
         let template = self.env.get_template(name)?;
         Ok(template.render(Value::from_serialize(context))?)
     }
+
+    /// Words of the chat flow (a macro of `chat.j2`). Each line keeps its place, with its
+    /// whitespace collapsed, so a macro writes one line or several as it means to.
+    pub fn chat_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+        let captured = self.env.get_template("chat.j2")?.render_captured(())?;
+        let text = captured
+            .state()
+            .call_macro(name, &[Value::from_serialize(facts)])?;
+        let lines: Vec<String> = text.lines().map(collapse_whitespace).collect();
+        Ok(lines.join("\n").trim_matches('\n').to_owned())
+    }
+
+    fn check_chat_macros(&self) -> Result<(), PromptError> {
+        let chat = self.env.get_template("chat.j2")?.render_captured(())?;
+        for name in CHAT_MACROS {
+            if chat.state().lookup(name).is_none() {
+                return Err(PromptError::Incomplete {
+                    file: "chat.j2".into(),
+                    message: format!("no macro `{name}`"),
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 fn verdict_file(verdict: Verdict) -> String {
@@ -373,6 +428,42 @@ mod tests {
         assert!(
             err.contains("verdicts/deactivated.j2") && err.contains("next_steps"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_chat_template_without_a_macro_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        copy_builtin(dir.path());
+        let chat = include_str!("../prompts/chat.j2").replace("macro forged(", "macro forgery(");
+        std::fs::write(dir.path().join("chat.j2"), chat).unwrap();
+        let err = Prompts::load(Some(dir.path())).unwrap_err().to_string();
+        assert!(err.contains("chat.j2") && err.contains("forged"), "{err}");
+    }
+
+    #[test]
+    fn chat_words_keep_their_lines_and_show_times_to_the_minute() {
+        let prompts = Prompts::builtin().unwrap();
+        let text = prompts
+            .chat_text(
+                "activation_code",
+                &serde_json::json!({
+                    "email": "jane@acme.com",
+                    "reference": "ACT-1",
+                    "code": "K7P-2QX",
+                    "expires_at": "2026-11-30T21:05:00Z",
+                }),
+            )
+            .unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[1], "", "{text}");
+        assert_eq!(
+            lines[2],
+            "Activation code: K7P-2QX (valid until 2026-11-30 21:05 UTC)"
+        );
+        assert!(
+            lines[3].contains("Do not open the activation link yourself"),
+            "{text}"
         );
     }
 }

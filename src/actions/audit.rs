@@ -2,7 +2,10 @@
 
 use chrono::Utc;
 
-use super::{Actions, Actor};
+use super::{Actions, Actor, RefusalReason};
+use crate::diagnosis::Action;
+use crate::domain::email::EmailAddress;
+use crate::domain::workspace::WorkspaceSlug;
 use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
 use crate::store::{AuditEntry, AuditFilter};
@@ -67,6 +70,32 @@ impl Actions {
             tracing::error!(action = event.action.as_str(), outcome = event.outcome.as_str(), error = %error, "audit row not written");
             EngineError::from(error)
         })
+    }
+
+    /// Audits a refusal decided at an edge rather than by the action itself (a button pressed
+    /// again after it acted), so every press leaves its row like any other refused action.
+    pub async fn audit_refusal(
+        &self,
+        actor: &Actor,
+        action: Action,
+        workspace: &WorkspaceSlug,
+        email: &EmailAddress,
+        reason: RefusalReason,
+        message: &str,
+    ) -> Result<(), EngineError> {
+        self.audit(
+            actor,
+            AuditEvent {
+                action: AuditAction::from(action),
+                workspace: Some(workspace.as_str()),
+                email_key: Some(email.key()),
+                outcome: AuditOutcome::Refused,
+                reason: Some(AuditReason::from(reason)),
+                reference: None,
+                detail: Some(message.to_owned()),
+            },
+        )
+        .await
     }
 
     /// The audit log, oldest first, filtered.

@@ -7,27 +7,32 @@ pub mod request;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, SecondsFormat, Utc};
+use serde_json::json;
 
 use crate::actions::Actions;
 use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason};
 use crate::app::config::Config;
-use crate::diagnosis::Diagnosis;
+use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
+use crate::domain::Permission;
 use crate::engine::Engine;
 use crate::error::{EngineError, UserError};
 use crate::store::ButtonRecord;
 use crate::summary::Summary;
 
 pub use reply::{ButtonAction, Card, ChatButton, ChatReply, EscalationPost, PressOutcome};
-pub use request::{addresses_in, ChatRequest};
+pub use request::{addresses_in, ChatRequest, Usage};
 
 /// Every button's `custom_id` starts with this; the rest is the record's random reference.
 pub const BUTTON_PREFIX: &str = "ib:";
 
 /// At most this many "Check ..." buttons under a support-channel message.
 pub const MAX_LISTENER_BUTTONS: usize = 5;
+
+/// Discord refuses a button whose label is longer; the console shows the same labels.
+pub const MAX_LABEL: usize = 80;
 
 /// Who is talking to the bot, as the chat platform reports it. Turned into an [`Actor`] (with its
 /// permissions from config) on every request and every press, never remembered.
@@ -128,17 +133,17 @@ impl Chat {
         let mut records = Vec::new();
         for (index, diagnosis) in diagnoses.iter().enumerate() {
             cards.push(self.card(diagnosis)?);
-            let slug = diagnosis
-                .workspace
-                .as_ref()
-                .map(|w| w.slug.as_str().to_owned());
-            // Actions need a workspace to act in; a result that is nowhere offers none.
-            if slug.is_some() {
+            // Actions need a workspace to act in; a result that is nowhere offers none. Each
+            // person sees only the actions they may take there (a press authorizes again).
+            if let Some(workspace) = &diagnosis.workspace {
                 for action in &diagnosis.actions {
+                    if !actor.may(action.permission(), &workspace.slug) {
+                        continue;
+                    }
                     let action = ButtonAction::from(*action);
                     let record = new_record(action, diagnosis, diagnosis.email.key(), actor, now);
                     buttons.push(ChatButton {
-                        label: action.label().to_owned(),
+                        label: self.label("action_button", json!({ "action": action.as_str() }))?,
                         action,
                         reference: record.reference.clone(),
                         group: index * 2,
@@ -149,7 +154,7 @@ impl Chat {
             for suggestion in &diagnosis.suggestions {
                 let record = new_record(ButtonAction::Check, diagnosis, suggestion, actor, now);
                 buttons.push(ChatButton {
-                    label: truncate(&format!("Did you mean {suggestion}?"), 80),
+                    label: self.label("suggestion_button", json!({ "email": suggestion }))?,
                     action: ButtonAction::Check,
                     reference: record.reference.clone(),
                     group: index * 2 + 1,
@@ -164,6 +169,31 @@ impl Chat {
             cards,
             buttons,
         })
+    }
+
+    /// Words of `chat.j2`.
+    fn words(&self, name: &str, facts: serde_json::Value) -> Result<String, EngineError> {
+        Ok(self.engine().prompts().chat_text(name, &facts)?)
+    }
+
+    /// Words of `chat.j2` for an edge (the console, Discord); when they cannot be rendered, what
+    /// the error tells a person instead.
+    pub fn say(&self, name: &str, facts: serde_json::Value) -> String {
+        self.words(name, facts)
+            .unwrap_or_else(|error| error.public_message())
+    }
+
+    /// A button label, held to Discord's limit whatever the template made of it.
+    fn label(&self, name: &str, facts: serde_json::Value) -> Result<String, EngineError> {
+        Ok(truncate(&self.words(name, facts)?, MAX_LABEL))
+    }
+
+    /// A private answer in the words of `chat.j2`; when even those cannot be rendered, the error's.
+    fn notice(&self, name: &str, facts: serde_json::Value) -> PressOutcome {
+        let text = self
+            .words(name, facts)
+            .unwrap_or_else(|error| error.public_message());
+        PressOutcome::answer(ChatReply::notice(text))
     }
 
     fn card(&self, diagnosis: &Diagnosis) -> Result<Card, EngineError> {
@@ -194,6 +224,18 @@ impl Chat {
         if addresses.is_empty() {
             return None;
         }
+        let labels: Result<Vec<String>, EngineError> = addresses
+            .iter()
+            .map(|email| self.label("check_button", json!({ "email": email.key() })))
+            .collect();
+        let (labels, text) = match labels.and_then(|l| Ok((l, self.words("listener", json!({}))?)))
+        {
+            Ok(words) => words,
+            Err(error) => {
+                tracing::warn!(error = %crate::error::error_chain(&error), "no check buttons offered");
+                return None;
+            }
+        };
         let now = Utc::now();
         let records: Vec<ButtonRecord> = addresses
             .iter()
@@ -216,11 +258,11 @@ impl Chat {
             tracing::warn!(error = %crate::error::error_chain(&error), "no check buttons offered");
             return None;
         }
-        let buttons = addresses
-            .iter()
+        let buttons = labels
+            .into_iter()
             .zip(&records)
-            .map(|(email, record)| ChatButton {
-                label: truncate(&format!("Check {}", email.key()), 80),
+            .map(|(label, record)| ChatButton {
+                label,
                 action: ButtonAction::Check,
                 reference: record.reference.clone(),
                 group: 0,
@@ -228,10 +270,7 @@ impl Chat {
             .collect();
         Some(ChatReply {
             ephemeral: false,
-            text:
-                "Support can check why an invitation did not arrive; the result is shown only to \
-                   the person who presses."
-                    .to_owned(),
+            text,
             cards: Vec::new(),
             buttons,
         })
@@ -251,35 +290,32 @@ impl Chat {
         custom_id: &str,
         now: DateTime<Utc>,
     ) -> PressOutcome {
-        let refuse = |text: &str| PressOutcome::answer(ChatReply::notice(text));
         let Some(reference) = custom_id
             .strip_prefix(BUTTON_PREFIX)
             .filter(|r| is_reference(r))
         else {
             tracing::warn!("press of a button that is not ours");
-            return refuse(FORGED);
+            return self.notice("forged", json!({}));
         };
         let record = match self.engine().store().find_button(reference).await {
             Ok(Some(record)) => record,
             Ok(None) => {
                 tracing::warn!("press of an unknown button");
-                return refuse(FORGED);
+                return self.notice("forged", json!({}));
             }
             Err(error) => {
-                return refuse(&EngineError::from(error).public_message());
+                let text = EngineError::from(error).public_message();
+                return PressOutcome::answer(ChatReply::notice(text));
             }
         };
         let action = record.action;
         if now - record.offered_at > self.settings.button_max_age {
             tracing::info!(action = action.as_str(), "stale button");
-            return refuse(&format!(
-                "This button is from a check more than {} minutes old; run the check again so it \
-                 works from what is true now.",
-                self.settings.button_max_age.num_minutes()
-            ));
+            let minutes = self.settings.button_max_age.num_minutes();
+            return self.notice("stale", json!({ "max_age_minutes": minutes }));
         }
-        match action {
-            ButtonAction::Check => {
+        match action_of(action) {
+            None => {
                 let reply = self
                     .invite_check(actor, &record.email, record.workspace.as_deref())
                     .await;
@@ -289,7 +325,7 @@ impl Chat {
                     ..reply
                 })
             }
-            _ => self.perform(actor, &record, action, now).await,
+            Some(taken) => self.perform(actor, &record, taken, now).await,
         }
     }
 
@@ -297,139 +333,211 @@ impl Chat {
         &self,
         actor: &Actor,
         record: &ButtonRecord,
-        action: ButtonAction,
+        action: Action,
         now: DateTime<Utc>,
     ) -> PressOutcome {
-        let notice = |text: String| PressOutcome::answer(ChatReply::notice(text));
-        if record.used_at.is_some() {
-            tracing::info!(action = action.as_str(), "replayed button");
-            return notice(replayed(record));
-        }
         let (Ok(email), Some(Ok(workspace))) = (
             EmailAddress::parse(&record.email),
             record.workspace.as_deref().map(WorkspaceSlug::parse),
         ) else {
-            return notice(FORGED.to_owned());
+            return self.notice("forged", json!({}));
         };
+        if record.used_at.is_some() {
+            return self
+                .replayed(actor, action, &email, &workspace, record)
+                .await;
+        }
         let store = self.engine().store();
-        // Claimed before acting, so two presses at once cannot both act; given back below when
-        // nothing was done.
+        // Claimed before acting, so two presses at once cannot both act. From here every path
+        // ends the claim: finished with what came of it, or given back when nothing was done.
         match store.claim_button(&record.reference, actor.id(), now).await {
             Ok(true) => {}
             Ok(false) => {
                 let latest = store.find_button(&record.reference).await.ok().flatten();
-                return notice(replayed(latest.as_ref().unwrap_or(record)));
+                let latest = latest.as_ref().unwrap_or(record);
+                return self
+                    .replayed(actor, action, &email, &workspace, latest)
+                    .await;
             }
-            Err(error) => return notice(EngineError::from(error).public_message()),
+            Err(error) => {
+                return PressOutcome::answer(ChatReply::notice(
+                    EngineError::from(error).public_message(),
+                ))
+            }
         }
         // The button's reference is the idempotency key: the same button can never act twice,
         // even through another bot instance.
         let key = Some(record.reference.as_str());
         let result = match action {
-            ButtonAction::ResendInvite => {
+            Action::ResendInvite => {
                 self.actions
                     .resend_invite(actor, &email, &workspace, key)
                     .await
             }
-            ButtonAction::IssueActivationCode => {
+            Action::IssueActivationCode => {
                 self.actions
                     .issue_activation_code(actor, &email, &workspace, key)
                     .await
             }
-            ButtonAction::Escalate => self.actions.escalate(actor, &email, &workspace, None).await,
-            // Check buttons never get here (they are answered by a check); refuse rather than panic.
-            ButtonAction::Check => {
-                let _ = store.release_button(&record.reference).await;
-                return notice(FORGED.to_owned());
-            }
+            Action::Escalate => self.actions.escalate(actor, &email, &workspace, None).await,
         };
         match result {
             Ok(ActionOutcome::Done(done)) => {
-                let finished = format!(
-                    "{}: done by {} ({})",
-                    action.label(),
-                    actor.name(),
-                    done.reference
-                );
-                if let Err(error) = store.finish_button(&record.reference, &finished).await {
+                // Done is done: even when its words cannot be rendered the button is finished
+                // (with what the presser is told), never given back.
+                let outcome =
+                    self.done_reply(actor, action, &email, done)
+                        .unwrap_or_else(|error| {
+                            PressOutcome::answer(ChatReply::notice(error.public_message()))
+                        });
+                let finished = outcome.finished.as_deref().unwrap_or(&outcome.reply.text);
+                if let Err(error) = store.finish_button(&record.reference, finished).await {
                     tracing::warn!(error = %crate::error::error_chain(&error), "outcome not recorded on the button");
                 }
-                self.done_reply(done, finished)
+                outcome
             }
             Ok(ActionOutcome::Refused(refusal)) => {
-                if refusal.reason != RefusalReason::AlreadyDone {
-                    let _ = store.release_button(&record.reference).await;
+                // Already done (by another instance, or before this record was claimed): the
+                // button is finished with that answer, so a later press is told it, not that
+                // it is "being handled". Any other refusal leaves the button to press again.
+                let ended = if refusal.reason == RefusalReason::AlreadyDone {
+                    store
+                        .finish_button(&record.reference, &refusal.message)
+                        .await
+                } else {
+                    store.release_button(&record.reference).await
+                };
+                if let Err(error) = ended {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "button claim not ended");
                 }
                 tracing::info!(
                     action = action.as_str(),
                     reason = refusal.reason.as_str(),
                     "action refused"
                 );
-                notice(refusal.message)
+                PressOutcome::answer(ChatReply::notice(refusal.message))
             }
             Err(error) => {
-                let _ = store.release_button(&record.reference).await;
-                notice(error.public_message())
+                if let Err(error) = store.release_button(&record.reference).await {
+                    tracing::warn!(error = %crate::error::error_chain(&error), "button claim not ended");
+                }
+                PressOutcome::answer(ChatReply::notice(error.public_message()))
             }
         }
     }
 
-    fn done_reply(&self, done: ActionDone, finished: String) -> PressOutcome {
-        let mut text = done.summary.clone();
-        if let Some(code) = &done.activation_code {
-            use secrecy::ExposeSecret;
-            text.push_str(&format!(
-                "\n\nActivation code: {}  (valid until {} UTC)",
-                code.code.expose_secret(),
-                code.expires_at.format("%Y-%m-%d %H:%M")
-            ));
-            // The engine's summary carries the warning; it must never be lost if the words change.
-            if !text.contains("activation link") {
-                text.push_str(
-                    "\nGive it to the person yourself, privately. Do not open the activation link \
-                     yourself: that would use it up.",
-                );
-            }
+    /// A press of a button that was used already (or is being used right now). Nothing is done
+    /// again; the presser is authorized before being told anything about it (what was done, by
+    /// whom), and the press is audited like any refused action.
+    async fn replayed(
+        &self,
+        actor: &Actor,
+        action: Action,
+        email: &EmailAddress,
+        workspace: &WorkspaceSlug,
+        record: &ButtonRecord,
+    ) -> PressOutcome {
+        let permission = action.permission();
+        let (reason, words) = if actor.may(permission, workspace) {
+            let facts = json!({
+                "outcome": record.outcome,
+                "in_progress": record.used_at.is_some() && record.outcome.is_none(),
+            });
+            (RefusalReason::AlreadyDone, self.words("replayed", facts))
+        } else {
+            let facts =
+                json!({ "permission": permission.as_str(), "workspace": workspace.as_str() });
+            let words = self.engine().prompts().action_text("forbidden", &facts);
+            (RefusalReason::Forbidden, words.map_err(EngineError::from))
+        };
+        tracing::info!(
+            action = action.as_str(),
+            reason = reason.as_str(),
+            "replayed button"
+        );
+        let text = match words {
+            Ok(text) => text,
+            Err(error) => return PressOutcome::answer(ChatReply::notice(error.public_message())),
+        };
+        // As with every action: an answer whose audit row cannot be written is not given.
+        match self
+            .actions
+            .audit_refusal(actor, action, workspace, email, reason, &text)
+            .await
+        {
+            Ok(()) => PressOutcome::answer(ChatReply::notice(text)),
+            Err(error) => PressOutcome::answer(ChatReply::notice(error.public_message())),
         }
-        let escalation = done.escalation.as_ref().map(|escalation| {
-            let diagnosis = serde_json::to_string_pretty(&escalation.diagnosis)
-                .unwrap_or_else(|_| escalation.diagnosis.to_string());
-            let taken = if escalation.actions_taken.is_empty() {
-                "none".to_owned()
-            } else {
-                escalation.actions_taken.join("; ")
-            };
-            EscalationPost {
-                title: format!(
-                    "Escalation {}: {} in {}",
-                    escalation.reference, escalation.email, escalation.workspace
-                ),
-                diagnosis,
-                text: format!(
-                    "Requested by {} at {} UTC.\nActions already taken: {taken}.{}",
-                    escalation.requested_by,
-                    escalation.created_at.format("%Y-%m-%d %H:%M"),
-                    escalation
-                        .note
-                        .as_deref()
-                        .map(|n| format!("\nNote: {n}"))
-                        .unwrap_or_default(),
-                ),
+    }
+
+    /// The presser's private answer, the line for the original message and any hand-over post,
+    /// all in the words of `chat.j2`.
+    fn done_reply(
+        &self,
+        actor: &Actor,
+        action: Action,
+        email: &EmailAddress,
+        done: ActionDone,
+    ) -> Result<PressOutcome, EngineError> {
+        let finished = self.words(
+            "finished",
+            json!({
+                "action": ButtonAction::from(action).as_str(),
+                "actor": actor.name(),
+                "reference": done.reference,
+            }),
+        )?;
+        let text = match &done.activation_code {
+            // The code reply always carries the warning not to open the link: the template
+            // writes it, whatever the action's own summary says.
+            Some(code) => {
+                use secrecy::ExposeSecret;
+                self.words(
+                    "activation_code",
+                    json!({
+                        "email": email.key(),
+                        "reference": done.reference,
+                        "code": code.code.expose_secret(),
+                        "expires_at": rfc3339(code.expires_at),
+                    }),
+                )?
             }
-        });
-        PressOutcome {
+            None => done.summary.clone(),
+        };
+        let escalation = match &done.escalation {
+            Some(escalation) => {
+                let diagnosis = serde_json::to_string_pretty(&escalation.diagnosis)
+                    .unwrap_or_else(|_| escalation.diagnosis.to_string());
+                let facts = json!({
+                    "reference": escalation.reference,
+                    "email": escalation.email,
+                    "workspace": escalation.workspace,
+                    "requested_by": escalation.requested_by,
+                    "created_at": rfc3339(escalation.created_at),
+                    "actions_taken": escalation.actions_taken,
+                    "note": escalation.note,
+                });
+                Some(EscalationPost {
+                    title: self.words("escalation_title", facts.clone())?,
+                    diagnosis,
+                    text: self.words("escalation_text", facts)?,
+                })
+            }
+            None => None,
+        };
+        Ok(PressOutcome {
             // Always private: it may hold an activation code, and is meant for the presser only.
             reply: ChatReply::notice(text),
             finished: Some(finished),
             escalation,
-        }
+        })
     }
 
     /// Workspaces whose slug or name starts with `prefix` and that `actor` may check, as
     /// (label, slug), for autocompletion: nobody learns a workspace's name from it.
     pub async fn workspace_choices(&self, actor: &Actor, prefix: &str) -> Vec<(String, String)> {
-        let scope = actor.scope(crate::domain::Permission::Check);
-        if !actor.may_anywhere(crate::domain::Permission::Check) {
+        let scope = actor.scope(Permission::Check);
+        if !actor.may_anywhere(Permission::Check) {
             return Vec::new();
         }
         match self
@@ -456,18 +564,20 @@ impl Chat {
     }
 }
 
-fn replayed(record: &ButtonRecord) -> String {
-    match (&record.outcome, record.used_at) {
-        (Some(outcome), _) => format!("This was already done; nothing was repeated. {outcome}"),
-        (None, Some(_)) => {
-            "This button is being handled right now; nothing was repeated.".to_owned()
-        }
-        (None, None) => "Nothing was repeated; run the check again.".to_owned(),
+/// The action a button takes; `None` for a check, which is answered by a check.
+fn action_of(button: ButtonAction) -> Option<Action> {
+    match button {
+        ButtonAction::Check => None,
+        ButtonAction::ResendInvite => Some(Action::ResendInvite),
+        ButtonAction::IssueActivationCode => Some(Action::IssueActivationCode),
+        ButtonAction::Escalate => Some(Action::Escalate),
     }
 }
 
-const FORGED: &str =
-    "This button is not one the bot offered (or its record is gone); run the check again.";
+/// A time as the templates receive it.
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
 
 fn new_record(
     action: ButtonAction,

@@ -6,17 +6,6 @@ use crate::diagnosis::{Severity, Verdict};
 
 pub use crate::domain::action::ButtonAction;
 
-impl ButtonAction {
-    pub fn label(self) -> &'static str {
-        match self {
-            ButtonAction::Check => "Check",
-            ButtonAction::ResendInvite => "Resend invite",
-            ButtonAction::IssueActivationCode => "Issue activation code",
-            ButtonAction::Escalate => "Escalate to support",
-        }
-    }
-}
-
 /// A button: its words, what it does, and the opaque reference of its server-side record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ChatButton {
@@ -66,8 +55,9 @@ impl ChatReply {
         self.cards.iter().find_map(|c| c.verdict)
     }
 
-    /// The whole reply as plain text, the way the console prints it (buttons excluded).
-    pub fn plain_text(&self) -> String {
+    /// The whole reply as plain text, the way the console prints it (buttons excluded);
+    /// `next_steps` is the label before each card's next steps, in the words of `chat.j2`.
+    pub fn plain_text(&self, next_steps: &str) -> String {
         let mut blocks = Vec::new();
         if !self.text.is_empty() {
             blocks.push(self.text.clone());
@@ -83,7 +73,7 @@ impl ChatReply {
                 block.push_str(&format!("\n  - {name}: {value}"));
             }
             if !card.description.is_empty() {
-                block.push_str(&format!("\n  Next steps: {}", card.description));
+                block.push_str(&format!("\n  {next_steps} {}", card.description));
             }
             blocks.push(block);
         }

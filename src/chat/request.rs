@@ -15,11 +15,25 @@ pub enum ChatRequest {
     /// Anything else: a message in a support channel.
     Message(String),
     /// `/invite-check` without an address, or `press` without a number.
-    Usage(&'static str),
+    Usage(Usage),
 }
 
-pub const CHECK_USAGE: &str = "Usage: /invite-check ADDRESS [WORKSPACE]";
-pub const PRESS_USAGE: &str = "Usage: press N (the number shown on a button)";
+/// Which usage line to show; the words are the `chat.j2` macro it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Check,
+    Press,
+}
+
+impl Usage {
+    /// The `chat.j2` macro with its words.
+    pub fn template(self) -> &'static str {
+        match self {
+            Usage::Check => "check_usage",
+            Usage::Press => "press_usage",
+        }
+    }
+}
 
 impl ChatRequest {
     pub fn parse(line: &str) -> Self {
@@ -41,13 +55,13 @@ impl ChatRequest {
                 }
                 match email {
                     Some(email) => ChatRequest::InviteCheck { email, workspace },
-                    None => ChatRequest::Usage(CHECK_USAGE),
+                    None => ChatRequest::Usage(Usage::Check),
                 }
             }
             Some(word) if word.eq_ignore_ascii_case("press") => {
                 match words.next().and_then(|n| n.parse::<usize>().ok()) {
                     Some(n) if words.next().is_none() => ChatRequest::Press(n),
-                    _ => ChatRequest::Usage(PRESS_USAGE),
+                    _ => ChatRequest::Usage(Usage::Press),
                 }
             }
             _ => ChatRequest::Message(line.to_owned()),
@@ -98,12 +112,12 @@ mod tests {
         );
         assert_eq!(
             ChatRequest::parse("/invite-check"),
-            ChatRequest::Usage(CHECK_USAGE)
+            ChatRequest::Usage(Usage::Check)
         );
         assert_eq!(ChatRequest::parse("press 2"), ChatRequest::Press(2));
         assert_eq!(
             ChatRequest::parse("press two"),
-            ChatRequest::Usage(PRESS_USAGE)
+            ChatRequest::Usage(Usage::Press)
         );
         assert_eq!(
             ChatRequest::parse("hello there"),

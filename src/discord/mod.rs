@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::ExposeSecret;
+use serde_json::json;
 use serenity::all::{
     ChannelId, ComponentInteraction, Context, CreateActionRow, CreateAllowedMentions,
     CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateEmbed,
@@ -260,23 +261,21 @@ fn log_failure(what: &str, result: serenity::Result<impl Sized>) {
 impl Handler {
     /// Registers the command in each configured guild, or globally when none is configured.
     async fn register(&self, ctx: &Context) {
+        // Discord refuses a command whose descriptions are longer than 100 characters.
+        let words = |name: &str| crate::chat::truncate(&self.chat.say(name, json!({})), 100);
         let command = CreateCommand::new(COMMAND_NAME)
-            .description("Check why an invitation did not arrive")
+            .description(words("command_description"))
             .dm_permission(false)
             .add_option(
-                CreateCommandOption::new(
-                    CommandOptionType::String,
-                    "email",
-                    "The address the invitation was sent to",
-                )
-                .required(true)
-                .max_length(320),
+                CreateCommandOption::new(CommandOptionType::String, "email", words("email_option"))
+                    .required(true)
+                    .max_length(320),
             )
             .add_option(
                 CreateCommandOption::new(
                     CommandOptionType::String,
                     "workspace",
-                    "Only this workspace (default: every workspace the address is in)",
+                    words("workspace_option"),
                 )
                 .set_autocomplete(true),
             );

@@ -7,6 +7,7 @@ mod actions;
 mod activate_throttle;
 mod activation_api;
 mod appends;
+mod buttons;
 mod chat_buttons;
 mod cli;
 mod console_chat;
