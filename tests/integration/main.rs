@@ -36,3 +36,4 @@ mod webhooks_mailgun;
 mod webhooks_postmark;
 mod webhooks_sendgrid;
 mod webhooks_ses;
+mod words;
