@@ -397,6 +397,9 @@ mod filters {
 
     /// `{{ t | ago }}`: "3 days ago" for a past time, "in 5 minutes" for one still ahead.
     fn ago(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
         let then = instant(&value)?;
         let now = now(state)?;
         let (macro_name, seconds) = if then <= now {
@@ -411,6 +414,9 @@ mod filters {
     /// `{{ t | wait }}` or `{{ seconds | wait }}`: how long to wait, rounded up so that waiting that
     /// long is always enough (9 min 10 s is "10 minutes"); a time already past is no wait at all.
     fn wait(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
         let seconds = match value.kind() {
             ValueKind::Number => seconds(&value)?,
             _ => (instant(&value)? - now(state)?).num_seconds(),
@@ -421,12 +427,18 @@ mod filters {
 
     /// `{{ seconds | duration }}`: the largest whole unit, "15 minutes".
     fn duration(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
         let (amount, unit) = largest_unit(seconds(&value)?.max(0).unsigned_abs());
         words(state, "amount", &[Value::from(amount), Value::from(unit)])
     }
 
     /// `{{ t | datetime }}`: "2026-11-30 14:05 UTC".
     fn datetime(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
         let at = instant(&value)?;
         words(
             state,
@@ -440,12 +452,21 @@ mod filters {
 
     /// `{{ t | date }}`: "2026-11-30".
     fn date(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
         let at = instant(&value)?;
         words(
             state,
             "date",
             &[Value::from(at.format("%Y-%m-%d").to_string())],
         )
+    }
+
+    /// A missing fact renders as nothing, as a missing variable does in any template (the start-up
+    /// check renders every block with no facts at all).
+    fn absent(value: &Value) -> bool {
+        value.is_undefined() || value.is_none()
     }
 
     /// The largest whole unit that fits: 45 s is (45, second), 3 h 59 min is (3, hour).
@@ -497,21 +518,14 @@ mod filters {
             })
     }
 
+    /// Facts carry whole seconds; anything else is a mistake in the template or the facts.
     fn seconds(value: &Value) -> Result<i64, Error> {
-        if let Ok(whole) = i64::try_from(value.clone()) {
-            return Ok(whole);
-        }
-        f64::try_from(value.clone())
-            .ok()
-            .filter(|s| s.is_finite())
-            // A fraction of a second still has to be waited for.
-            .map(|s| s.ceil() as i64)
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::InvalidOperation,
-                    format!("expected a number of seconds, got {value:?}"),
-                )
-            })
+        i64::try_from(value.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("expected a whole number of seconds, got {value:?}"),
+            )
+        })
     }
 }
 
@@ -592,7 +606,6 @@ mod tests {
         assert_eq!(filtered("wait", json!(60)), "1 minute");
         assert_eq!(filtered("wait", json!(61)), "2 minutes");
         assert_eq!(filtered("wait", json!(1)), "1 second");
-        assert_eq!(filtered("wait", json!(0.2)), "1 second");
         assert_eq!(filtered("wait", json!(3_601)), "2 hours");
         assert_eq!(filtered("wait", json!(86_401)), "2 days");
         // A moment already past needs no waiting.
