@@ -140,8 +140,14 @@ impl Engine {
                         let mut elsewhere = self.store.memberships(email.key()).await?;
                         elsewhere.retain(|m| scope.contains(&m.workspace.slug));
                         vec![
-                            self.diagnose_unregistered(email, Some(workspace), &elsewhere, scope)
-                                .await?,
+                            self.diagnose_unregistered(
+                                email,
+                                Some(workspace),
+                                &elsewhere,
+                                scope,
+                                now,
+                            )
+                            .await?,
                         ]
                     }
                 }
@@ -150,7 +156,10 @@ impl Engine {
                 let mut memberships = self.store.memberships(email.key()).await?;
                 memberships.retain(|m| scope.contains(&m.workspace.slug));
                 if memberships.is_empty() {
-                    vec![self.diagnose_unregistered(email, None, &[], scope).await?]
+                    vec![
+                        self.diagnose_unregistered(email, None, &[], scope, now)
+                            .await?,
+                    ]
                 } else {
                     let mut diagnoses = Vec::with_capacity(memberships.len());
                     for found in memberships {
@@ -177,6 +186,7 @@ impl Engine {
         workspace: Option<Workspace>,
         elsewhere: &[MemberMatch],
         scope: &WorkspaceScope,
+        now: DateTime<Utc>,
     ) -> Result<Diagnosis, EngineError> {
         let visible = match (&workspace, scope) {
             (Some(workspace), _) => Some(vec![workspace.id]),
@@ -208,6 +218,7 @@ impl Engine {
             suggestions,
             drafts,
             json!({}),
+            now,
         )
     }
 
@@ -229,6 +240,7 @@ impl Engine {
                 Vec::new(),
                 drafts,
                 json!({}),
+                now,
             );
         }
 
@@ -292,7 +304,6 @@ impl Engine {
             drafts.push(finding);
         }
         let extra = json!({
-            "resend_in": assessment.resend_not_before.map(|at| crate::humanize::wait_words(at - now)),
             "resend_not_before": assessment.resend_not_before.map(|at| at.to_rfc3339()),
         });
         let mut diagnosis = self.finish(
@@ -303,6 +314,7 @@ impl Engine {
             suggestions,
             drafts,
             extra,
+            now,
         )?;
         if assessment.resend_not_before.is_some() {
             diagnosis.actions.retain(|a| *a != Action::ResendInvite);
@@ -337,6 +349,7 @@ impl Engine {
         suggestions: Vec<String>,
         drafts: Vec<FindingDraft>,
         extra: serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<Diagnosis, EngineError> {
         let findings = drafts
             .into_iter()
@@ -344,7 +357,9 @@ impl Engine {
                 Ok(Finding {
                     check: draft.check,
                     outcome: draft.outcome,
-                    detail: self.prompts.finding_detail(draft.outcome, &draft.facts)?,
+                    detail: self
+                        .prompts
+                        .finding_detail(draft.outcome, &draft.facts, now)?,
                 })
             })
             .collect::<Result<Vec<_>, crate::prompts::PromptError>>()?;

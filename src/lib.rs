@@ -15,7 +15,6 @@ pub mod engine;
 pub mod error;
 pub mod fixture;
 pub mod http;
-pub mod humanize;
 pub mod mail;
 pub mod prompts;
 pub mod providers;

@@ -6,13 +6,17 @@
 
 use std::path::{Path, PathBuf};
 
-use minijinja::{Environment, Value};
+use chrono::{DateTime, SecondsFormat, Utc};
+use minijinja::value::merge_maps;
+use minijinja::{context, Environment, Value};
 use serde::Serialize;
 
-use crate::diagnosis::{Outcome, Verdict};
+use crate::diagnosis::{Check, Outcome, Verdict};
 
 /// Every template the bot uses, with its built-in text.
 const BUILTIN: &[(&str, &str)] = &[
+    ("time.j2", include_str!("../prompts/time.j2")),
+    ("summary.j2", include_str!("../prompts/summary.j2")),
     ("findings.j2", include_str!("../prompts/findings.j2")),
     ("reply.txt.j2", include_str!("../prompts/reply.txt.j2")),
     ("actions.j2", include_str!("../prompts/actions.j2")),
@@ -120,6 +124,7 @@ const CHAT_MACROS: &[&str] = &[
     "console_press_hint",
 ];
 
+
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
     #[error("template {file} is missing from {dir}")]
@@ -147,6 +152,14 @@ fn describe(error: &minijinja::Error) -> String {
 
 pub struct Prompts {
     env: Environment<'static>,
+    clock: Clock,
+}
+
+/// What "now" is for the time filters: the system clock, or a fixed moment (tests, replays).
+#[derive(Debug, Clone, Copy)]
+enum Clock {
+    System,
+    Fixed(DateTime<Utc>),
 }
 
 impl std::fmt::Debug for Prompts {
@@ -192,16 +205,55 @@ impl Prompts {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
+        filters::register(&mut env);
         for (name, text) in sources {
             env.add_template_owned(name, text)?;
         }
-        let prompts = Prompts { env };
+        let prompts = Prompts {
+            env,
+            clock: Clock::System,
+        };
         prompts.check_complete()?;
         Ok(prompts)
     }
 
+    /// The same templates with "now" fixed at `now`, so relative times render the same every time.
+    pub fn with_now(mut self, now: DateTime<Utc>) -> Self {
+        self.clock = Clock::Fixed(now);
+        self
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        match self.clock {
+            Clock::System => Utc::now(),
+            Clock::Fixed(now) => now,
+        }
+    }
+
+    /// The render context: `context` plus `now`, which the time filters measure from.
+    fn context_at(&self, context: &impl Serialize, now: DateTime<Utc>) -> Value {
+        merge_maps([now_context(now), Value::from_serialize(context)])
+    }
+
     /// Every verdict has its blocks and every finding outcome its macro.
     fn check_complete(&self) -> Result<(), PromptError> {
+        self.check_chat_macros()?;
+        let time = self.env.get_template("time.j2")?.render_captured(())?;
+        for name in filters::TIME_MACROS {
+            if time.state().lookup(name).is_none() {
+                return Err(PromptError::Incomplete {
+                    file: "time.j2".into(),
+                    message: format!("no macro `{name}`"),
+                });
+            }
+        }
+        let summary = self.env.get_template("summary.j2")?.render_captured(())?;
+        if summary.state().lookup("field_name").is_none() {
+            return Err(PromptError::Incomplete {
+                file: "summary.j2".into(),
+                message: "no macro `field_name`".into(),
+            });
+        }
         let findings = self.env.get_template("findings.j2")?.render_captured(())?;
         for outcome in Outcome::ALL {
             if findings.state().lookup(outcome.as_str()).is_none() {
@@ -220,7 +272,6 @@ impl Prompts {
                 });
             }
         }
-        self.check_chat_macros()?;
         let mut email = self
             .env
             .get_template("email/invitation.j2")?
@@ -248,13 +299,19 @@ impl Prompts {
         Ok(())
     }
 
-    /// The sentence for one finding.
+    /// The sentence for one finding, with relative times measured from `now` (the check's moment).
     pub fn finding_detail(
         &self,
         outcome: Outcome,
         facts: &serde_json::Value,
+        now: DateTime<Utc>,
     ) -> Result<String, PromptError> {
-        self.macro_text("findings.j2", outcome.as_str(), facts)
+        self.macro_text_at("findings.j2", outcome.as_str(), facts, now)
+    }
+
+    /// The label of a summary field: the check that produced the finding, in words.
+    pub fn field_name(&self, check: Check) -> Result<String, PromptError> {
+        self.macro_text("summary.j2", "field_name", &check)
     }
 
     /// The words for an action outcome (a macro of `actions.j2`).
@@ -270,9 +327,22 @@ impl Prompts {
         &self,
         file: &str,
         name: &str,
-        facts: &serde_json::Value,
+        facts: &impl Serialize,
     ) -> Result<String, PromptError> {
-        let captured = self.env.get_template(file)?.render_captured(())?;
+        self.macro_text_at(file, name, facts, self.now())
+    }
+
+    fn macro_text_at(
+        &self,
+        file: &str,
+        name: &str,
+        facts: &impl Serialize,
+        now: DateTime<Utc>,
+    ) -> Result<String, PromptError> {
+        let captured = self
+            .env
+            .get_template(file)?
+            .render_captured(now_context(now))?;
         let text = captured
             .state()
             .call_macro(name, &[Value::from_serialize(facts)])?;
@@ -287,7 +357,7 @@ impl Prompts {
         let mut captured = self
             .env
             .get_template("email/invitation.j2")?
-            .render_captured(Value::from_serialize(context))?;
+            .render_captured(self.context_at(context, self.now()))?;
         let subject = captured.with_state_mut(|state| state.render_block("subject"))?;
         let body = captured.with_state_mut(|state| state.render_block("body"))?;
         Ok((collapse_whitespace(&subject), body.trim().to_owned() + "\n"))
@@ -325,20 +395,23 @@ impl Prompts {
         let mut captured = self
             .env
             .get_template(&verdict_file(verdict))?
-            .render_captured(Value::from_serialize(context))?;
+            .render_captured(self.context_at(context, self.now()))?;
         Ok(captured.with_state_mut(|state| state.render_block(block))?)
     }
 
     /// Renders a whole template by name (e.g. `reply.txt.j2`).
     pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String, PromptError> {
         let template = self.env.get_template(name)?;
-        Ok(template.render(Value::from_serialize(context))?)
+        Ok(template.render(self.context_at(context, self.now()))?)
     }
 
     /// Words of the chat flow (a macro of `chat.j2`). Each line keeps its place, with its
     /// whitespace collapsed, so a macro writes one line or several as it means to.
     pub fn chat_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
-        let captured = self.env.get_template("chat.j2")?.render_captured(())?;
+        let captured = self
+            .env
+            .get_template("chat.j2")?
+            .render_captured(now_context(self.now()))?;
         let text = captured
             .state()
             .call_macro(name, &[Value::from_serialize(facts)])?;
@@ -360,6 +433,163 @@ impl Prompts {
     }
 }
 
+/// A context holding only `now` (macros see the root context of their template).
+fn now_context(now: DateTime<Utc>) -> Value {
+    context! { now => now.to_rfc3339_opts(SecondsFormat::Secs, true) }
+}
+
+/// The filters that turn facts (RFC 3339 times, seconds) into words. The numbers are worked out
+/// here; the words come from the macros of `time.j2`, so a translation edits only `prompts/`.
+mod filters {
+    use chrono::{DateTime, Utc};
+    use minijinja::value::ValueKind;
+    use minijinja::{Environment, Error, ErrorKind, State, Value};
+
+    /// The macros `time.j2` must define.
+    pub(super) const TIME_MACROS: &[&str] = &["amount", "ago", "ahead", "datetime", "date"];
+
+    pub(super) fn register(env: &mut Environment<'static>) {
+        env.add_filter("ago", ago);
+        env.add_filter("wait", wait);
+        env.add_filter("duration", duration);
+        env.add_filter("datetime", datetime);
+        env.add_filter("date", date);
+    }
+
+    /// `{{ t | ago }}`: "3 days ago" for a past time, "in 5 minutes" for one still ahead.
+    fn ago(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
+        let then = instant(&value)?;
+        let now = now(state)?;
+        let (macro_name, seconds) = if then <= now {
+            ("ago", (now - then).num_seconds())
+        } else {
+            ("ahead", (then - now).num_seconds())
+        };
+        let (amount, unit) = largest_unit(seconds.unsigned_abs());
+        words(state, macro_name, &[Value::from(amount), Value::from(unit)])
+    }
+
+    /// `{{ t | wait }}` or `{{ seconds | wait }}`: how long to wait, rounded up so that waiting that
+    /// long is always enough (9 min 10 s is "10 minutes"); a time already past is no wait at all.
+    fn wait(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
+        let seconds = match value.kind() {
+            ValueKind::Number => seconds(&value)?,
+            _ => (instant(&value)? - now(state)?).num_seconds(),
+        };
+        let (amount, unit) = largest_unit(rounded_up(seconds.max(0).unsigned_abs()));
+        words(state, "amount", &[Value::from(amount), Value::from(unit)])
+    }
+
+    /// `{{ seconds | duration }}`: the largest whole unit, "15 minutes".
+    fn duration(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
+        let (amount, unit) = largest_unit(seconds(&value)?.max(0).unsigned_abs());
+        words(state, "amount", &[Value::from(amount), Value::from(unit)])
+    }
+
+    /// `{{ t | datetime }}`: "2026-11-30 14:05 UTC".
+    fn datetime(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
+        let at = instant(&value)?;
+        words(
+            state,
+            "datetime",
+            &[
+                Value::from(at.format("%Y-%m-%d").to_string()),
+                Value::from(at.format("%H:%M").to_string()),
+            ],
+        )
+    }
+
+    /// `{{ t | date }}`: "2026-11-30".
+    fn date(state: &State, value: Value) -> Result<String, Error> {
+        if absent(&value) {
+            return Ok(String::new());
+        }
+        let at = instant(&value)?;
+        words(
+            state,
+            "date",
+            &[Value::from(at.format("%Y-%m-%d").to_string())],
+        )
+    }
+
+    /// A missing fact renders as nothing, as a missing variable does in any template (the start-up
+    /// check renders every block with no facts at all).
+    fn absent(value: &Value) -> bool {
+        value.is_undefined() || value.is_none()
+    }
+
+    /// The largest whole unit that fits: 45 s is (45, second), 3 h 59 min is (3, hour).
+    pub(super) fn largest_unit(seconds: u64) -> (u64, &'static str) {
+        match seconds {
+            0..=59 => (seconds, "second"),
+            60..=3_599 => (seconds / 60, "minute"),
+            3_600..=86_399 => (seconds / 3_600, "hour"),
+            _ => (seconds / 86_400, "day"),
+        }
+    }
+
+    /// Rounds up to a whole number of the unit it will be named in.
+    pub(super) fn rounded_up(seconds: u64) -> u64 {
+        match seconds {
+            0..=59 => seconds,
+            60..=3_599 => seconds.div_ceil(60) * 60,
+            3_600..=86_399 => seconds.div_ceil(3_600) * 3_600,
+            _ => seconds.div_ceil(86_400) * 86_400,
+        }
+    }
+
+    fn words(state: &State, macro_name: &str, args: &[Value]) -> Result<String, Error> {
+        let captured = state.env().get_template("time.j2")?.render_captured(())?;
+        let text = captured.state().call_macro(macro_name, args)?;
+        Ok(text.split_whitespace().collect::<Vec<_>>().join(" "))
+    }
+
+    fn now(state: &State) -> Result<DateTime<Utc>, Error> {
+        let now = state.lookup("now").ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                "no `now` in the render context to measure times from",
+            )
+        })?;
+        instant(&now)
+    }
+
+    fn instant(value: &Value) -> Result<DateTime<Utc>, Error> {
+        value
+            .as_str()
+            .and_then(|text| DateTime::parse_from_rfc3339(text).ok())
+            .map(|at| at.with_timezone(&Utc))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidOperation,
+                    format!("expected an RFC 3339 time, got {value:?}"),
+                )
+            })
+    }
+
+    /// Facts carry whole seconds; anything else is a mistake in the template or the facts.
+    fn seconds(value: &Value) -> Result<i64, Error> {
+        i64::try_from(value.clone()).map_err(|_| {
+            Error::new(
+                ErrorKind::InvalidOperation,
+                format!("expected a whole number of seconds, got {value:?}"),
+            )
+        })
+    }
+}
+
 fn verdict_file(verdict: Verdict) -> String {
     format!("verdicts/{}.j2", verdict.as_str())
 }
@@ -376,6 +606,258 @@ pub fn builtin_files() -> impl Iterator<Item = (&'static str, &'static str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-30T14:05:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// `{{ value | filter }}` rendered at `now()`.
+    fn filtered(filter: &str, value: serde_json::Value) -> String {
+        let prompts = Prompts::builtin().unwrap();
+        prompts
+            .env
+            .render_str(
+                &format!("{{{{ value | {filter} }}}}"),
+                prompts.context_at(&json!({ "value": value }), now()),
+            )
+            .unwrap()
+    }
+
+    fn from_now(offset: Duration) -> serde_json::Value {
+        json!((now() + offset).to_rfc3339())
+    }
+
+    #[test]
+    fn ago_says_how_long_ago_or_how_long_ahead() {
+        assert_eq!(filtered("ago", from_now(-Duration::days(3))), "3 days ago");
+        assert_eq!(filtered("ago", from_now(-Duration::days(1))), "1 day ago");
+        assert_eq!(
+            filtered("ago", from_now(-Duration::seconds(1))),
+            "1 second ago"
+        );
+        // Whole units only, rounded down: 59 min 59 s is not yet an hour.
+        assert_eq!(
+            filtered("ago", from_now(-Duration::seconds(3_599))),
+            "59 minutes ago"
+        );
+        assert_eq!(
+            filtered("ago", from_now(-Duration::hours(2))),
+            "2 hours ago"
+        );
+        assert_eq!(
+            filtered("ago", from_now(Duration::minutes(5))),
+            "in 5 minutes"
+        );
+        assert_eq!(filtered("ago", from_now(Duration::hours(1))), "in 1 hour");
+        assert_eq!(filtered("ago", from_now(Duration::days(3))), "in 3 days");
+    }
+
+    #[test]
+    fn wait_rounds_up_so_waiting_that_long_is_enough() {
+        assert_eq!(filtered("wait", json!(9 * 60 + 10)), "10 minutes");
+        assert_eq!(
+            filtered("wait", from_now(Duration::seconds(9 * 60 + 10))),
+            "10 minutes"
+        );
+        assert_eq!(filtered("wait", json!(15 * 60)), "15 minutes");
+        assert_eq!(filtered("wait", json!(60)), "1 minute");
+        assert_eq!(filtered("wait", json!(61)), "2 minutes");
+        assert_eq!(filtered("wait", json!(1)), "1 second");
+        assert_eq!(filtered("wait", json!(3_601)), "2 hours");
+        assert_eq!(filtered("wait", json!(86_401)), "2 days");
+        // A moment already past needs no waiting.
+        assert_eq!(
+            filtered("wait", from_now(-Duration::minutes(3))),
+            "0 seconds"
+        );
+    }
+
+    #[test]
+    fn duration_names_the_largest_whole_unit() {
+        assert_eq!(filtered("duration", json!(0)), "0 seconds");
+        assert_eq!(filtered("duration", json!(45)), "45 seconds");
+        assert_eq!(filtered("duration", json!(60)), "1 minute");
+        assert_eq!(filtered("duration", json!(15 * 60)), "15 minutes");
+        assert_eq!(filtered("duration", json!(90 * 60)), "1 hour");
+        assert_eq!(filtered("duration", json!(25 * 3_600)), "1 day");
+        assert_eq!(filtered("duration", json!(3 * 86_400)), "3 days");
+    }
+
+    #[test]
+    fn datetime_and_date_are_shown_in_utc() {
+        assert_eq!(
+            filtered("datetime", json!("2026-11-30T14:05:59+01:00")),
+            "2026-11-30 13:05 UTC"
+        );
+        assert_eq!(
+            filtered("date", json!("2026-12-01T00:30:00+02:00")),
+            "2026-11-30"
+        );
+    }
+
+    #[test]
+    fn a_time_filter_refuses_what_is_not_a_time() {
+        let prompts = Prompts::builtin().unwrap();
+        let context = prompts.context_at(&json!({ "value": "3 days" }), now());
+        let err = prompts
+            .env
+            .render_str("{{ value | ago }}", context)
+            .unwrap_err();
+        assert!(err.to_string().contains("RFC 3339"), "{err}");
+        let err = prompts
+            .env
+            .render_str(
+                "{{ value | ago }}",
+                context! { value => "2026-11-30T14:05:00Z" },
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("`now`"), "{err}");
+    }
+
+    #[test]
+    fn a_fixed_now_makes_relative_times_repeatable() {
+        let prompts = Prompts::builtin().unwrap().with_now(now());
+        let facts = json!({
+            "action": "resend_invite",
+            "sent_at": (now() - Duration::minutes(2)).to_rfc3339(),
+            "actor": "Ada",
+            "reference": "RSD-1",
+            "next_at": (now() + Duration::seconds(12 * 60 + 30)).to_rfc3339(),
+        });
+        assert_eq!(
+            prompts.action_text("too_soon", &facts).unwrap(),
+            "An invitation was already sent 2 minutes ago by Ada (ref RSD-1). \
+             The next resend is allowed in 13 minutes (2026-11-30 14:17 UTC)."
+        );
+        // Findings are measured from the check's own moment, whatever the clock says.
+        let detail = prompts
+            .finding_detail(
+                Outcome::Expired,
+                &json!({ "expires_at": (now() - Duration::days(2)).to_rfc3339() }),
+                now() + Duration::days(1),
+            )
+            .unwrap();
+        assert_eq!(detail, "Its activation link expired 3 days ago.");
+    }
+
+    #[test]
+    fn limits_name_what_they_count_by_action() {
+        let prompts = Prompts::builtin().unwrap().with_now(now());
+        let next_at = (now() + Duration::hours(5)).to_rfc3339();
+        let codes = prompts
+            .action_text(
+                "member_daily_limit",
+                &json!({ "action": "issue_activation_code", "limit": 3, "next_at": next_at }),
+            )
+            .unwrap();
+        assert!(codes.contains("already got 3 activation codes"), "{codes}");
+        assert!(
+            codes.contains("allowed in 5 hours (2026-11-30 19:05 UTC)"),
+            "{codes}"
+        );
+        let invitations = prompts
+            .action_text(
+                "member_daily_limit",
+                &json!({ "action": "resend_invite", "limit": 2, "next_at": next_at }),
+            )
+            .unwrap();
+        assert!(
+            invitations.contains("already got 2 invitations"),
+            "{invitations}"
+        );
+    }
+
+    /// Translating the bot is editing copies of `prompts/`: a word changed in a copied template
+    /// shows up in what the bot says, with no code involved.
+    #[test]
+    fn a_word_changed_in_a_copied_template_reaches_the_reply() {
+        let dir = tempfile::tempdir().unwrap();
+        copy_builtin(dir.path());
+        let edit = |file: &str, from: &str, to: &str| {
+            let path = dir.path().join(file);
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(text.contains(from), "{file} has no {from:?}");
+            std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+        };
+        // One word in each kind of template: time words, a finding, an action, a verdict, a
+        // field label, the email, the plain-text reply.
+        edit("time.j2", "}} ago", "}} geleden");
+        edit(
+            "findings.j2",
+            "The latest invitation was sent",
+            "De laatste uitnodiging ging",
+        );
+        edit("actions.j2", "Already escalated as", "Al geëscaleerd als");
+        edit(
+            "verdicts/invite_expired.j2",
+            "Invitation expired",
+            "Uitnodiging verlopen",
+        );
+        edit("summary.j2", "Delivery", "Bezorging");
+        edit(
+            "email/invitation.j2",
+            "You are invited to",
+            "Je bent uitgenodigd voor",
+        );
+        edit("reply.txt.j2", "Next steps:", "Volgende stappen:");
+
+        let prompts = Prompts::load(Some(dir.path())).unwrap().with_now(now());
+        let sent = prompts
+            .finding_detail(
+                Outcome::LastSent,
+                &json!({
+                    "sent_at": (now() - Duration::days(3)).to_rfc3339(),
+                    "expires_at": (now() - Duration::days(1)).to_rfc3339(),
+                    "expired": true,
+                }),
+                now(),
+            )
+            .unwrap();
+        assert!(
+            sent.starts_with("De laatste uitnodiging ging 3 days geleden"),
+            "{sent}"
+        );
+        let exists = prompts
+            .action_text(
+                "escalation_exists",
+                &json!({ "action": "escalate", "reference": "ESC-1", "at": now().to_rfc3339(), "actor": "Ada" }),
+            )
+            .unwrap();
+        assert!(exists.starts_with("Al geëscaleerd als ESC-1"), "{exists}");
+        assert_eq!(
+            prompts
+                .verdict_title(Verdict::InviteExpired, &json!({}))
+                .unwrap(),
+            "Uitnodiging verlopen"
+        );
+        assert_eq!(prompts.field_name(Check::Delivery).unwrap(), "Bezorging");
+        let (subject, _) = prompts
+            .invitation_email(&json!({
+                "workspace": "Acme", "role": "learner", "link": "https://x.example/a",
+                "expires_at": now().to_rfc3339(),
+            }))
+            .unwrap();
+        assert_eq!(subject, "Je bent uitgenodigd voor Acme");
+        let reply = prompts
+            .render(
+                "reply.txt.j2",
+                &json!({ "title": "t", "findings": [], "next_steps": "x", "actions": [] }),
+            )
+            .unwrap();
+        assert!(reply.contains("Volgende stappen: x"), "{reply}");
+        // The built-in templates are untouched by the copy.
+        assert_eq!(
+            Prompts::builtin()
+                .unwrap()
+                .field_name(Check::Delivery)
+                .unwrap(),
+            "Delivery"
+        );
+    }
 
     #[test]
     fn builtin_templates_load_and_are_complete() {

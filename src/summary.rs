@@ -8,7 +8,8 @@ use crate::prompts::{PromptError, Prompts};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SummaryField {
-    pub name: &'static str,
+    /// The check that found it, in words (`summary.j2`).
+    pub name: String,
     pub value: String,
 }
 
@@ -29,16 +30,13 @@ impl Summary {
         let fields = diagnosis
             .findings
             .iter()
-            .map(|finding| SummaryField {
-                name: match finding.check {
-                    crate::diagnosis::Check::Registration => "Registration",
-                    crate::diagnosis::Check::Status => "Status",
-                    crate::diagnosis::Check::Delivery => "Delivery",
-                    crate::diagnosis::Check::Domain => "Their mail server",
-                },
-                value: finding.detail.clone(),
+            .map(|finding| {
+                Ok(SummaryField {
+                    name: prompts.field_name(finding.check)?,
+                    value: finding.detail.clone(),
+                })
             })
-            .collect();
+            .collect::<Result<_, PromptError>>()?;
         Ok(Summary {
             verdict: diagnosis.verdict,
             severity: diagnosis.verdict.severity(),

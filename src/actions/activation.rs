@@ -163,7 +163,6 @@ impl Actions {
                         ActivationStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
                             template: "member_daily_limit",
                             limit: settings.activation_codes_per_member_per_day,
-                            what: "activation codes",
                             next_allowed,
                         }),
                     })
@@ -190,7 +189,7 @@ impl Actions {
         tracing::info!(reference = %reference, "activation code issued");
         let summary = self.prompts().action_text(
             "activation_done",
-            &json!({ "email": email.key(), "expires_at": minute(expires_at), "reference": reference }),
+            &json!({ "email": email.key(), "expires_at": expires_at.to_rfc3339(), "reference": reference }),
         )?;
         Ok(ActionOutcome::Done(ActionDone {
             action,

@@ -1,7 +1,7 @@
 //! What every action does first: authorize the actor, look at the current verdict, respect the limits
 //! and the idempotency key, and refuse (with an audit row) when any of them says no.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
 use super::audit::AuditEvent;
@@ -11,7 +11,6 @@ use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
 use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
-use crate::humanize::{ago, wait_words};
 use crate::store::{EscalationRow, PriorAction};
 
 /// Why an action stops before it starts. Each becomes a refusal worded in `actions.j2`.
@@ -32,24 +31,19 @@ pub(crate) enum Held {
         last: PriorAction,
         next_allowed: DateTime<Utc>,
     },
-    /// An allowance is used up: `template` names its words, `limit` and `what` say which one.
+    /// An allowance is used up: `template` names its words, `limit` says how many were allowed.
     Limit {
         template: &'static str,
         limit: u32,
-        what: &'static str,
         next_allowed: DateTime<Utc>,
     },
     /// An escalation of the same address in the same workspace is still open.
     Escalated(EscalationRow),
 }
 
-/// "Resend invite", as the refusal words name an action.
-pub(crate) fn action_words(action: Action) -> &'static str {
-    match action {
-        Action::ResendInvite => "Resending the invitation",
-        Action::IssueActivationCode => "Issuing an activation code",
-        Action::Escalate => "Escalating",
-    }
+/// A time as the templates take it (RFC 3339, UTC, whole seconds).
+fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
 
 impl Actions {
@@ -148,15 +142,14 @@ impl Actions {
         diagnosis: &Diagnosis,
         held: Held,
     ) -> Result<ActionOutcome, EngineError> {
-        let now = Utc::now();
         let prompts = self.prompts();
         let (reason, message) = match held {
             Held::NotOffered => {
                 let facts = json!({
-                    "action_words": action_words(action),
+                    "action": action.as_str(),
                     "verdict": diagnosis.verdict.as_str(),
                     "verdict_title": prompts.verdict_title(diagnosis.verdict, &diagnosis.facts)?,
-                    "resend_in": diagnosis.facts.get("resend_in"),
+                    "resend_not_before": diagnosis.facts.get("resend_not_before"),
                 });
                 (
                     RefusalReason::NotOffered,
@@ -169,11 +162,11 @@ impl Actions {
             ),
             Held::TooSoon { last, next_allowed } => {
                 let facts = json!({
-                    "ago": ago(now, last.sent_at.unwrap_or(last.created_at)),
+                    "action": action.as_str(),
+                    "sent_at": time(last.sent_at.unwrap_or(last.created_at)),
                     "actor": last.actor_name,
                     "reference": last.reference,
-                    "next_in": format!("in {}", wait_words(next_allowed - now)),
-                    "next_at": super::audit::minute(next_allowed),
+                    "next_at": time(next_allowed),
                 });
                 (
                     RefusalReason::RateLimited,
@@ -183,16 +176,14 @@ impl Actions {
             Held::Unsent { last, next_allowed } => {
                 let next_try = last.next_try_at().filter(|at| *at > now);
                 let facts = json!({
-                    "ago": ago(now, last.created_at),
+                    "requested_at": time(last.created_at),
                     "actor": last.actor_name,
                     "reference": last.reference,
                     "state": last.outbox_state,
                     "attempts": last.attempts,
                     "last_error": last.last_error,
-                    "next_try_in": next_try.map(|at| format!("in {}", wait_words(at - now))),
-                    "next_try_at": next_try.map(super::audit::minute),
-                    "next_in": format!("in {}", wait_words(next_allowed - now)),
-                    "next_at": super::audit::minute(next_allowed),
+                    "next_try_at": next_try.map(time),
+                    "next_at": time(next_allowed),
                 });
                 (
                     RefusalReason::RateLimited,
@@ -202,14 +193,12 @@ impl Actions {
             Held::Limit {
                 template,
                 limit,
-                what,
                 next_allowed,
             } => {
                 let facts = json!({
+                    "action": action.as_str(),
                     "limit": limit,
-                    "what": what,
-                    "next_in": format!("in {}", wait_words(next_allowed - now)),
-                    "next_at": super::audit::minute(next_allowed),
+                    "next_at": time(next_allowed),
                 });
                 (
                     RefusalReason::RateLimited,
@@ -218,8 +207,9 @@ impl Actions {
             }
             Held::Escalated(existing) => {
                 let facts = json!({
+                    "action": action.as_str(),
                     "reference": existing.reference,
-                    "ago": ago(now, existing.created_at),
+                    "at": time(existing.created_at),
                     "actor": existing.requested_by_name,
                 });
                 (
@@ -238,16 +228,9 @@ impl Actions {
         action: Action,
         prior: &PriorAction,
     ) -> Result<String, EngineError> {
-        let what = match action {
-            Action::ResendInvite => "the invitation was resent",
-            Action::IssueActivationCode => {
-                "an activation code was issued (shown only to whoever asked for it)"
-            }
-            Action::Escalate => "this was escalated",
-        };
         let facts = json!({
-            "what": what,
-            "ago": ago(Utc::now(), prior.created_at),
+            "action": action.as_str(),
+            "at": time(prior.created_at),
             "actor": prior.actor_name,
             "reference": prior.reference,
             "state": prior.state,

@@ -16,7 +16,6 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor};
@@ -96,13 +95,11 @@ impl Actions {
                         ResendStart::MemberDailyLimit { next_allowed } => Err(Held::Limit {
                             template: "member_daily_limit",
                             limit: settings.resend_limits.per_member_per_day,
-                            what: "invitations",
                             next_allowed,
                         }),
                         ResendStart::ActorHourlyLimit { next_allowed } => Err(Held::Limit {
                             template: "actor_hourly_limit",
                             limit: settings.resend_limits.per_actor_per_hour,
-                            what: "invitations",
                             next_allowed,
                         }),
                     })
@@ -121,7 +118,7 @@ impl Actions {
                 Delivery::Sent(item) => {
                     let summary = self.prompts().action_text(
                         "resend_done",
-                        &json!({ "email": email.key(), "reference": reference, "expires_at": minute(item.expires_at) }),
+                        &json!({ "email": email.key(), "reference": reference, "expires_at": item.expires_at.to_rfc3339() }),
                     )?;
                     return Ok(ActionOutcome::Done(ActionDone {
                         action,
@@ -134,7 +131,7 @@ impl Actions {
                 Delivery::SentUnrecorded(item) => {
                     let message = self.prompts().action_text(
                         "resend_sent_unrecorded",
-                        &json!({ "email": email.key(), "reference": reference, "expires_at": minute(item.expires_at) }),
+                        &json!({ "email": email.key(), "reference": reference, "expires_at": item.expires_at.to_rfc3339() }),
                     )?;
                     return Err(ActionFailure::MailSentUnrecorded { reference, message }.into());
                 }
@@ -199,7 +196,7 @@ impl Actions {
             "workspace": item.workspace_name,
             "role": item.member_role,
             "link": link,
-            "expires_at": minute(item.expires_at),
+            "expires_at": item.expires_at.to_rfc3339(),
         }))?;
         let message_id = item
             .message_id

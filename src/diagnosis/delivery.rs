@@ -7,7 +7,6 @@ use super::{Check, FindingDraft, Outcome, Verdict};
 use crate::domain::invitation::{
     BounceKind, DeliveryEvent, DeliveryEventKind, Invitation, Suppression,
 };
-use crate::humanize::{ago, wait_words};
 
 pub struct DeliveryFacts<'a> {
     pub now: DateTime<Utc>,
@@ -39,7 +38,7 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
         findings.push(FindingDraft::new(
             Check::Delivery,
             Outcome::Suppressed,
-            json!({ "reasons": reasons, "since": latest.at.to_rfc3339(), "since_ago": ago(now, latest.at) }),
+            json!({ "reasons": reasons, "since": latest.at.to_rfc3339() }),
         ));
     }
 
@@ -66,13 +65,13 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
         Outcome::LastSent,
         json!({
             "sent_at": invitation.sent_at.to_rfc3339(),
-            "sent_ago": ago(now, invitation.sent_at),
             "expires_at": invitation.expires_at.to_rfc3339(),
             "expired": invitation.expires_at <= now,
         }),
     ));
 
-    let event_facts = |event: &DeliveryEvent| json!({ "at": event.at.to_rfc3339(), "ago": ago(now, event.at), "detail": event.detail });
+    let event_facts =
+        |event: &DeliveryEvent| json!({ "at": event.at.to_rfc3339(), "detail": event.detail });
     let hard_bounce = facts
         .events
         .iter()
@@ -123,7 +122,7 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
             findings.push(FindingDraft::new(
                 Check::Delivery,
                 Outcome::NoOutcome,
-                json!({ "sent_ago": ago(now, invitation.sent_at) }),
+                json!({ "sent_at": invitation.sent_at.to_rfc3339() }),
             ));
         }
         _ => {}
@@ -132,7 +131,7 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
         findings.push(FindingDraft::new(
             Check::Delivery,
             Outcome::Expired,
-            json!({ "expires_at": invitation.expires_at.to_rfc3339(), "expired_ago": ago(now, invitation.expires_at) }),
+            json!({ "expires_at": invitation.expires_at.to_rfc3339() }),
         ));
     }
 
@@ -160,7 +159,7 @@ pub fn assess(facts: &DeliveryFacts<'_>) -> DeliveryAssessment {
             .iter_mut()
             .find(|f| f.outcome == Outcome::NoOutcome)
         {
-            last.facts["resend_in"] = json!(wait_words(allowed - now));
+            last.facts["resend_not_before"] = json!(allowed.to_rfc3339());
         }
     }
     DeliveryAssessment {

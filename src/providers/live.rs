@@ -237,7 +237,6 @@ pub fn apply(
                         "source": source,
                         "reason": reason.as_str(),
                         "since": since.map(|t| t.to_rfc3339()),
-                        "since_ago": since.map(|t| crate::humanize::ago(now, t)),
                     }),
                 ));
             }

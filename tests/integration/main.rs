@@ -38,3 +38,4 @@ mod webhooks_mailgun;
 mod webhooks_postmark;
 mod webhooks_sendgrid;
 mod webhooks_ses;
+mod words;
