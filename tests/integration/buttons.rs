@@ -90,7 +90,8 @@ both_backends! {
         let agent = p.chat.invite_check(&p.agent, "never@corp.example", None).await;
         assert_eq!(labels(&agent), ["Escalate to support"], "no resend or code for a checker without those rights");
         let admin = p.chat.invite_check(&p.admin, "never@corp.example", None).await;
-        assert_eq!(labels(&admin), ["Resend invite", "Issue activation code"]);
+        // (Escalation is granted to everyone by default.)
+        assert_eq!(labels(&admin), ["Resend invite", "Issue activation code", "Escalate to support"]);
     }
 
     async fn a_button_from_someone_elses_reply_is_refused_for_an_unauthorized_presser(app) with grants; {
@@ -186,7 +187,7 @@ both_backends! {
     }; {
         let p = people(&app).await;
         let reply = p.chat.invite_check(&p.admin, "never@corp.example", None).await;
-        assert_eq!(labels(&reply), ["Einladung erneut senden", "Aktivierungscode ausstellen"]);
+        assert_eq!(labels(&reply), ["Einladung erneut senden", "Aktivierungscode ausstellen", "Escalate to support"]);
         let listener = p.chat.on_message(&p.agent, "never@corp.example hat nichts bekommen").await.unwrap();
         assert_eq!(listener.text, "Der Support kann nachsehen.");
         assert_eq!(labels(&listener), ["Prüfen: never@corp.example"]);

@@ -41,9 +41,8 @@ both_backends! {
         let admin = chat.actor(&ChatUser { id: "333".into(), name: "admin".into(), roles: vec![ADMIN_ROLE.into()] });
         let reply = chat.invite_check(&admin, "jane.deo@corp.example", Some("acme")).await;
         let labels: Vec<&str> = reply.buttons.iter().map(|b| b.label.as_str()).collect();
-        // No Escalate: these admins may not escalate, so they are not offered it.
-        assert_eq!(labels, ["Did you mean jane.doe@corp.example?"]);
-        let button = &reply.buttons[0];
+        assert_eq!(labels, ["Escalate to support", "Did you mean jane.doe@corp.example?"]);
+        let button = &reply.buttons[1];
         assert!(button.reference.len() <= 97 && !button.reference.contains('@'));
         let record = app.engine.store().find_button(&button.reference).await.unwrap().unwrap();
         assert_eq!(record.action, ButtonAction::Check);

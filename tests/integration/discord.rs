@@ -316,9 +316,9 @@ discord_tests! {
         let cases: &[(FakeUser, &str, u64, &[&str])] = &[
             (agent(), "active@corp.example", GREEN, &[]),
             (agent(), "never@corp.example", YELLOW, &["Escalate to support"]),
-            (admin(), "never@corp.example", YELLOW, &["Resend invite", "Issue activation code"]),
+            (admin(), "never@corp.example", YELLOW, &["Resend invite", "Issue activation code", "Escalate to support"]),
             (agent(), "jane.doe@corp.example", RED, &["Escalate to support"]),
-            (admin(), "jane.doe@corp.example", RED, &["Issue activation code"]),
+            (admin(), "jane.doe@corp.example", RED, &["Issue activation code", "Escalate to support"]),
             (agent(), "jane.deo@corp.example", RED, &["Did you mean jane.doe@corp.example?"]),
         ];
         for (user, address, colour, buttons) in cases {
