@@ -174,7 +174,7 @@ impl Actions {
                 )
             }
             Held::Unsent { last, next_allowed } => {
-                let next_try = last.next_try_at().filter(|at| *at > now);
+                let next_try = last.next_try_at().filter(|at| *at > Utc::now());
                 let facts = json!({
                     "requested_at": time(last.created_at),
                     "actor": last.actor_name,
