@@ -21,6 +21,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("reply.txt.j2", include_str!("../prompts/reply.txt.j2")),
     ("actions.j2", include_str!("../prompts/actions.j2")),
     ("chat.j2", include_str!("../prompts/chat.j2")),
+    ("cli.j2", include_str!("../prompts/cli.j2")),
     (
         "email/invitation.j2",
         include_str!("../prompts/email/invitation.j2"),
@@ -124,6 +125,21 @@ const CHAT_MACROS: &[&str] = &[
     "console_press_hint",
 ];
 
+/// The macros `cli.j2` must define.
+const CLI_MACROS: &[&str] = &[
+    "seeded",
+    "migrated",
+    "retried",
+    "listening",
+    "chat_banner",
+    "demo_banner",
+    "action_refused",
+    "activation_code",
+    "redeem_activated",
+    "redeem_rejected",
+    "redeem_throttled",
+    "audit_entry",
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum PromptError {
@@ -272,6 +288,15 @@ impl Prompts {
                 });
             }
         }
+        let cli = self.env.get_template("cli.j2")?.render_captured(())?;
+        for name in CLI_MACROS {
+            if cli.state().lookup(name).is_none() {
+                return Err(PromptError::Incomplete {
+                    file: "cli.j2".into(),
+                    message: format!("no macro `{name}`"),
+                });
+            }
+        }
         let mut email = self
             .env
             .get_template("email/invitation.j2")?
@@ -321,6 +346,19 @@ impl Prompts {
         facts: &serde_json::Value,
     ) -> Result<String, PromptError> {
         self.macro_text("actions.j2", name, facts)
+    }
+
+    /// The words the command line prints (a macro of `cli.j2`); unlike the chat's words, line breaks
+    /// are kept, since a terminal shows them as written.
+    pub fn cli_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+        let captured = self
+            .env
+            .get_template("cli.j2")?
+            .render_captured(now_context(self.now()))?;
+        let text = captured
+            .state()
+            .call_macro(name, &[Value::from_serialize(facts)])?;
+        Ok(text.trim().to_owned())
     }
 
     fn macro_text(

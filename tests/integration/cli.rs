@@ -5,7 +5,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::helpers::{fresh_database, run_binary, stderr, stdout, Backend};
+use crate::helpers::{both_backends, fresh_database, run_binary, stderr, stdout, Backend, TestApp};
 
 fn invite_bot(dir: &Path, args: &[&str]) -> Output {
     run_binary(dir, &[], args)
@@ -477,4 +477,201 @@ fn a_mail_server_that_is_down_exits_1() {
         "{}",
         stderr(&output)
     );
+}
+
+/// The binary against `app`'s database and mail server, from an empty directory.
+fn against(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
+    let mut full = vec!["--database-url", app.database_url()];
+    full.extend_from_slice(args);
+    run_binary(cwd, &[("SMTP_URL", app.smtp.url.as_str())], &full)
+}
+
+both_backends! {
+    async fn format_json_before_or_after_the_subcommand_is_the_same(app) {
+        let cwd = tempfile::tempdir().unwrap();
+        let seeded = against(&app, cwd.path(), &["--format", "json", "seed", VERDICTS]);
+        assert_eq!(seeded.status.code(), Some(0), "{}", stderr(&seeded));
+        let report: Value = serde_json::from_str(&stdout(&seeded)).unwrap();
+        assert_eq!(
+            keys(&report),
+            ["delivery_events", "invitations", "members", "suppressions", "workspaces"]
+        );
+        assert_eq!(report["workspaces"], 2);
+        assert_eq!(report["members"], 21);
+
+        let commands: &[&[&str]] = &[
+            &["seed", VERDICTS],
+            &["check", "nobody@corp.example"],
+            &["check", "nobody@corp.example", "--workspace", "acme"],
+            &["migrate"],
+            &["audit"],
+            &["retry-pending"],
+        ];
+        for command in commands {
+            let mut before = vec!["--format", "json"];
+            before.extend_from_slice(command);
+            let mut after = command.to_vec();
+            after.extend_from_slice(&["--format", "json"]);
+            let before = against(&app, cwd.path(), &before);
+            let after = against(&app, cwd.path(), &after);
+            assert_eq!(before.status.code(), Some(0), "{command:?}: {}", stderr(&before));
+            assert_eq!(after.status.code(), Some(0), "{command:?}: {}", stderr(&after));
+            assert!(
+                serde_json::from_str::<Value>(&stdout(&before)).is_ok(),
+                "{command:?} did not print JSON: {}",
+                stdout(&before)
+            );
+            assert_eq!(stdout(&before), stdout(&after), "{command:?}");
+        }
+
+        let migrated = against(&app, cwd.path(), &["migrate", "--format", "json"]);
+        let backend = app.engine.store().backend().as_str();
+        assert_eq!(
+            serde_json::from_str::<Value>(&stdout(&migrated)).unwrap(),
+            serde_json::json!({ "backend": backend })
+        );
+        let retried = against(&app, cwd.path(), &["--format", "json", "retry-pending"]);
+        assert_eq!(
+            serde_json::from_str::<Value>(&stdout(&retried)).unwrap(),
+            serde_json::json!({ "invitations_sent": 0, "escalations_delivered": 0 })
+        );
+        // The default is text, before or after.
+        let text = against(&app, cwd.path(), &["check", "nobody@corp.example", "--format", "text"]);
+        assert!(serde_json::from_str::<Value>(&stdout(&text)).is_err(), "{}", stdout(&text));
+        assert_eq!(stdout(&text), stdout(&against(&app, cwd.path(), &["check", "nobody@corp.example"])));
+    }
+
+    async fn the_human_output_says_what_each_command_did(app) {
+        let cwd = tempfile::tempdir().unwrap();
+        let run = |args: &[&str]| against(&app, cwd.path(), args);
+        let seeded = run(&["seed", VERDICTS]);
+        assert_eq!(seeded.status.code(), Some(0), "{}", stderr(&seeded));
+        assert!(
+            stdout(&seeded).starts_with("seeded 2 workspaces, 21 members, "),
+            "{}",
+            stdout(&seeded)
+        );
+        let migrated = run(&["migrate"]);
+        assert!(stdout(&migrated).starts_with("migrations applied ("), "{}", stdout(&migrated));
+
+        let resent = run(&["resend", "delivered@corp.example", "--workspace", "acme"]);
+        assert_eq!(resent.status.code(), Some(0), "{}", stderr(&resent));
+        assert!(
+            stdout(&resent).starts_with("Invitation resent to delivered@corp.example (ref RSD-"),
+            "{}",
+            stdout(&resent)
+        );
+        let again = run(&["resend", "delivered@corp.example", "--workspace", "acme"]);
+        assert_eq!(again.status.code(), Some(3));
+        assert!(
+            stdout(&again).starts_with("Refused (rate_limited): An invitation was already sent"),
+            "{}",
+            stdout(&again)
+        );
+        assert!(stderr(&again).is_empty(), "{}", stderr(&again));
+
+        let issued = run(&["activation-code", "delivered@corp.example", "--workspace", "acme"]);
+        assert_eq!(issued.status.code(), Some(0), "{}", stderr(&issued));
+        let text = stdout(&issued);
+        let mut lines = text.lines();
+        let code = lines
+            .next()
+            .and_then(|line| line.strip_prefix("Activation code: "))
+            .unwrap_or_else(|| panic!("no code line: {text}"))
+            .to_owned();
+        assert!(
+            lines.next().unwrap().starts_with("Activation code for delivered@corp.example"),
+            "{text}"
+        );
+        let activated = run(&["activate", "delivered@corp.example", &code, "--workspace", "acme"]);
+        assert_eq!(activated.status.code(), Some(0), "{}", stderr(&activated));
+        assert_eq!(
+            stdout(&activated).trim(),
+            "delivered@corp.example is now active and can log in."
+        );
+        let reused = run(&["activate", "delivered@corp.example", &code, "--workspace", "acme"]);
+        assert_eq!(reused.status.code(), Some(3));
+        assert!(
+            stdout(&reused).starts_with("That code is not valid for this address"),
+            "{}",
+            stdout(&reused)
+        );
+
+        let retried = run(&["retry-pending"]);
+        assert_eq!(
+            stdout(&retried).trim(),
+            "sent 0 waiting invitations, delivered 0 escalations"
+        );
+
+        let audit = run(&["audit", "--email", "delivered@corp.example"]);
+        assert_eq!(audit.status.code(), Some(0), "{}", stderr(&audit));
+        let text = stdout(&audit);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 5, "resend, refused resend, code, redeemed, rejected: {text}");
+        for line in &lines {
+            // "2026-11-30 20:45:29  " then the columns.
+            let (date, rest) = line.split_at(21);
+            assert!(
+                chrono::NaiveDateTime::parse_from_str(date.trim_end(), "%Y-%m-%d %H:%M:%S").is_ok(),
+                "{line}"
+            );
+            // The actor column is 24 wide: the action starts at the same place on every line.
+            assert!(
+                ["resend_invite ", "issue_activation_code ", "redeem "]
+                    .iter()
+                    .any(|action| rest[25..].starts_with(action)),
+                "{line}"
+            );
+        }
+        assert!(
+            lines.iter().any(|l| l.contains("resend_invite") && l.contains(" done RSD-")),
+            "{text}"
+        );
+        assert!(
+            lines.iter().any(|l| l.contains("resend_invite") && l.contains(" refused (rate_limited)")),
+            "{text}"
+        );
+        assert!(!text.contains(&code), "the audit shows the code: {text}");
+    }
+}
+
+#[test]
+fn an_invalid_format_is_a_clap_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        &["--format", "yaml", "check", "jane@acme.com"][..],
+        &["check", "jane@acme.com", "--format", "yaml"][..],
+    ] {
+        let output = invite_bot(cwd.path(), args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert!(
+            err.contains("invalid value 'yaml' for '--format <FORMAT>'")
+                && err.contains("[possible values: text, json]"),
+            "{err}"
+        );
+        assert!(stdout(&output).is_empty());
+        assert!(
+            !cwd.path().join("invite-bot.db").exists(),
+            "a usage error touched the database"
+        );
+    }
+}
+
+#[test]
+fn serve_refuses_json_output_before_starting() {
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [
+        &["--format", "json", "serve"][..],
+        &["serve", "--format", "json"][..],
+    ] {
+        let output = invite_bot(cwd.path(), args);
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let err = stderr(&output);
+        assert!(
+            err.starts_with("error: `serve` has no JSON output"),
+            "{err}"
+        );
+        assert!(!err.contains("listening on"), "{err}");
+    }
 }

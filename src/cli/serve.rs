@@ -1,0 +1,36 @@
+//! `invite-bot serve [--no-discord]`: run the bot until SIGINT/SIGTERM.
+
+use serde_json::json;
+
+use crate::app::config::Config;
+use crate::app::serve::{self, ServeError, ServeOptions};
+use crate::app::startup;
+use crate::error::error_chain;
+
+use super::output::words;
+use super::Failure;
+
+/// Takes no format: `serve` has no result to print, only logs (the dispatcher refuses `--format
+/// json`). The one line it prints, where it listens, goes to stderr beside the logs.
+pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failure> {
+    let actions = startup::build_with(config, true).await?;
+    // `run` takes the actions; the line it announces is worded with the same templates.
+    let engine = actions.engine().clone();
+    serve::run(
+        config,
+        actions,
+        ServeOptions { no_discord },
+        serve::shutdown_signal(),
+        move |addr| match words(engine.prompts(), "listening", &json!({ "address": addr })) {
+            Ok(line) => eprintln!("{line}"),
+            // The templates were checked at start-up; an edited `prompts_dir` can still fail to
+            // render, and that must not stop a bot that is already listening.
+            Err(failure) => eprintln!("error: {}", failure.message),
+        },
+    )
+    .await
+    .map_err(|e| match e {
+        ServeError::Config(_) => Failure::bad_input(e.to_string()),
+        other => Failure::operational(error_chain(&other)),
+    })
+}
