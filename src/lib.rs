@@ -14,6 +14,9 @@ pub mod domain;
 pub mod engine;
 pub mod error;
 pub mod fixture;
+/// The parsers run on untrusted bytes with their invariants: for `fuzz/` and the property tests.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod mail;
 pub mod prompts;

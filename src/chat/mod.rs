@@ -290,10 +290,7 @@ impl Chat {
         custom_id: &str,
         now: DateTime<Utc>,
     ) -> PressOutcome {
-        let Some(reference) = custom_id
-            .strip_prefix(BUTTON_PREFIX)
-            .filter(|r| is_reference(r))
-        else {
+        let Some(reference) = button_reference(custom_id) else {
             tracing::warn!("press of a button that is not ours");
             return self.notice("forged", json!({}));
         };
@@ -610,8 +607,15 @@ fn new_record(
 
 /// 24 random symbols (120 bits): unguessable, and with the prefix far below Discord's
 /// 100-character limit for a `custom_id`.
-fn new_reference() -> String {
+pub fn new_reference() -> String {
     crate::random::symbols(24)
+}
+
+/// The reference in a button's custom id, when the button is one the bot could have minted.
+pub fn button_reference(custom_id: &str) -> Option<&str> {
+    custom_id
+        .strip_prefix(BUTTON_PREFIX)
+        .filter(|r| is_reference(r))
 }
 
 /// Any letter or digit, not only [`crate::random::SYMBOLS`]: buttons offered before references

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::actions::Actions;
 use crate::actions::{Actor, RedeemOutcome, Throttle};
-use crate::domain::email::EmailAddress;
+use crate::domain::email::{EmailAddress, EmailError};
 use crate::domain::workspace::WorkspaceSlug;
 
 #[derive(Debug, Deserialize)]
@@ -23,6 +23,43 @@ pub struct ActivateRequest {
     pub workspace: String,
     /// An activation code (`K7QF-9MZX-2H`) or the token from an invitation link.
     pub code: String,
+}
+
+/// Longest code or token read; a longer one is malformed, not a wrong guess.
+pub const MAX_CODE_BYTES: usize = 256;
+
+/// A request whose fields were parsed, once, before anything is looked up.
+#[derive(Debug)]
+pub struct Redemption {
+    pub email: EmailAddress,
+    /// `None` when the slug cannot name a workspace: answered as for an unknown one, so a
+    /// malformed slug tells a guesser nothing more than an unknown one.
+    pub workspace: Option<WorkspaceSlug>,
+    pub code: String,
+}
+
+/// What is malformed in a request, told to the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("email: {0}")]
+    Email(#[from] EmailError),
+    #[error("code: expected an activation code or an invitation token")]
+    Code,
+}
+
+impl ActivateRequest {
+    /// Parses the fields; what `/api/activate` does with every body that is JSON of this shape.
+    pub fn read(self) -> Result<Redemption, RequestError> {
+        let email = EmailAddress::parse(&self.email)?;
+        if self.code.trim().is_empty() || self.code.len() > MAX_CODE_BYTES {
+            return Err(RequestError::Code);
+        }
+        Ok(Redemption {
+            email,
+            workspace: WorkspaceSlug::parse(&self.workspace).ok(),
+            code: self.code,
+        })
+    }
 }
 
 /// The largest request body read: three short strings (an address is refused past 1,024 bytes,
@@ -67,19 +104,19 @@ where
         }
         Err(rejection) => return bad_request(&rejection.body_text()),
     };
-    let email = match EmailAddress::parse(&request.email) {
-        Ok(email) => email,
-        Err(error) => return bad_request(&format!("email: {error}")),
+    let Redemption {
+        email,
+        workspace,
+        code,
+    } = match request.read() {
+        Ok(redemption) => redemption,
+        Err(error) => return bad_request(&error.to_string()),
     };
-    if request.code.trim().is_empty() || request.code.len() > 256 {
-        return bad_request("code: expected an activation code or an invitation token");
-    }
-    // A malformed slug cannot name a workspace: answer as for an unknown one.
-    let Ok(workspace) = WorkspaceSlug::parse(&request.workspace) else {
+    let Some(workspace) = workspace else {
         return rejected();
     };
     let caller = Actor::without_permissions("api", "activation API");
-    match actions.redeem(&caller, &email, &workspace, &request.code).await {
+    match actions.redeem(&caller, &email, &workspace, &code).await {
         Ok(RedeemOutcome::Activated) => (
             StatusCode::OK,
             Json(json!({ "activated": true, "message": "The account is active: log in and choose a password." })),

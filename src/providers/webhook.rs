@@ -63,7 +63,16 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Longest diagnostic text kept per event: enough for an SMTP reply, bounded for the database.
-const MAX_DETAIL_CHARS: usize = 500;
+pub const MAX_DETAIL_CHARS: usize = 500;
+
+/// Longest message id kept: the longest line RFC 5322 allows, so no real header holds a longer
+/// one. A longer id cannot match anything sent, and would overflow PostgreSQL's index entries.
+pub const MAX_MESSAGE_ID_BYTES: usize = 998;
+
+/// Longest event key stored as it is; a longer one (a provider's fields are unbounded text) is
+/// stored as its provider and a SHA-256 of the whole, which still tells repeats apart and fits a
+/// PostgreSQL unique index (about 2,700 bytes per entry at most).
+pub const MAX_EVENT_KEY_BYTES: usize = 512;
 
 pub(crate) fn detail(text: Option<&str>) -> Option<String> {
     let text = text?.trim();
@@ -189,10 +198,10 @@ impl BatchBuilder {
 
     fn push(&mut self, parts: EventParts, kind: DeliveryEventKind, bounce: Option<BounceKind>) {
         let mut message_ids = parts.message_ids;
-        message_ids.retain(|id| !id.is_empty());
+        message_ids.retain(|id| !id.is_empty() && id.len() <= MAX_MESSAGE_ID_BYTES);
         message_ids.dedup();
         self.batch.events.push(NewDeliveryEvent {
-            event_key: parts.event_key,
+            event_key: bounded_event_key(parts.event_key),
             message_ids,
             recipient: parts.recipient,
             kind,
@@ -205,6 +214,21 @@ impl BatchBuilder {
     pub fn finish(self) -> WebhookBatch {
         self.batch
     }
+}
+
+/// The event key itself when short enough, else `provider:sha256:<hex>` of the whole key, so the
+/// same long event still lands once.
+fn bounded_event_key(key: String) -> String {
+    use sha2::{Digest, Sha256};
+    if key.len() <= MAX_EVENT_KEY_BYTES {
+        return key;
+    }
+    let provider = key.split(':').next().unwrap_or("").chars().take(16);
+    format!(
+        "{}:sha256:{}",
+        provider.collect::<String>(),
+        hex::encode(Sha256::digest(key.as_bytes()))
+    )
 }
 
 #[cfg(test)]
@@ -270,5 +294,41 @@ mod tests {
             MAX_DETAIL_CHARS
         );
         assert_eq!(bare_message_id("<a@b>"), "a@b");
+    }
+
+    fn parts(event_key: String, message_ids: Vec<String>) -> EventParts {
+        EventParts {
+            event_key,
+            message_ids,
+            recipient: EmailAddress::parse("jane@acme.com").unwrap(),
+            at: DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
+            detail: None,
+        }
+    }
+
+    /// Found by the fuzzer's bound check: a provider's id fields went into the event key and the
+    /// message ids whole, so one event with a 100 kB MessageID made a 100 kB index entry (which
+    /// PostgreSQL refuses past about 2,700 bytes, so the provider would retry it forever).
+    #[test]
+    fn event_keys_and_message_ids_are_bounded() {
+        let long = "m".repeat(100_000);
+        let mut batch = BatchBuilder::default();
+        batch.delivered(parts(
+            format!("postmark:{long}:Delivery"),
+            vec![long.clone(), "a@b".into()],
+        ));
+        batch.delivered(parts(format!("postmark:{long}:Delivery"), vec![]));
+        batch.delivered(parts(format!("postmark:{long}:Other"), vec![]));
+        batch.delivered(parts("postmark:short".into(), vec!["a@b".into()]));
+        let events = batch.finish().events;
+        assert!(events
+            .iter()
+            .all(|e| e.event_key.len() <= MAX_EVENT_KEY_BYTES));
+        assert!(events[0].event_key.starts_with("postmark:sha256:"));
+        assert_eq!(events[0].message_ids, vec!["a@b".to_owned()]);
+        // The same long key maps to the same bounded key, and a different one to another.
+        assert_eq!(events[0].event_key, events[1].event_key);
+        assert_ne!(events[0].event_key, events[2].event_key);
+        assert_eq!(events[3].event_key, "postmark:short");
     }
 }

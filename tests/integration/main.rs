@@ -25,6 +25,7 @@ mod liveness_http;
 mod liveness_mail;
 mod lookups;
 mod pools;
+mod properties;
 mod retention;
 mod scopes;
 mod secrets_kept;

@@ -83,75 +83,9 @@ impl Mailgun {
     /// Authenticates the request (signature and age) and maps its event. The returned batch carries
     /// the token, which the store accepts only once.
     pub fn batch(&self, body: &[u8], now: DateTime<Utc>) -> Result<WebhookBatch, WebhookError> {
-        // The signature lives inside the body, so the body must be read first; a body without a
-        // readable signature block is unauthenticated, not merely malformed.
-        let payload: Payload = serde_json::from_slice(body).map_err(|e| {
-            if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
-                WebhookError::unauthorized(format!("no readable signature block: {e}"))
-            } else {
-                WebhookError::malformed(format!("not JSON: {e}"))
-            }
-        })?;
+        let payload = read_payload(body)?;
         self.verify(&payload.signature, now)?;
-
-        let mut batch = BatchBuilder::default();
-        let event = payload
-            .event_data
-            .ok_or_else(|| WebhookError::malformed("no event-data"))?;
-        let what = format!("Mailgun {} event", event.event);
-        let parts = || -> Result<EventParts, WebhookError> {
-            let id = event
-                .id
-                .as_deref()
-                .filter(|id| !id.is_empty())
-                .ok_or_else(|| WebhookError::malformed(format!("{what}: no id")))?;
-            let message_id = event
-                .message
-                .as_ref()
-                .and_then(|m| m.headers.as_ref())
-                .and_then(|h| h.message_id.as_deref())
-                .map(bare_message_id);
-            let status = event.delivery_status.as_ref();
-            let timestamp = event
-                .timestamp
-                .ok_or_else(|| WebhookError::malformed(format!("{what}: no timestamp")))?;
-            Ok(EventParts {
-                event_key: format!("mailgun:{id}"),
-                message_ids: invite_ref(
-                    event
-                        .user_variables
-                        .as_ref()
-                        .and_then(|v| v.get(CORRELATION_KEY)),
-                )
-                .into_iter()
-                .chain(message_id)
-                .collect(),
-                recipient: recipient(event.recipient.as_deref(), &what)?,
-                at: unix_time(timestamp, &what)?,
-                detail: detail(
-                    status
-                        .and_then(|s| s.message.as_deref().filter(|m| !m.is_empty()))
-                        .or(status.and_then(|s| s.description.as_deref()))
-                        .or(event.reason.as_deref()),
-                ),
-            })
-        };
-        match event.event.as_str() {
-            "delivered" => batch.delivered(parts()?),
-            "failed" => match event.severity.as_deref() {
-                Some("permanent") => batch.bounced(parts()?, BounceKind::Hard),
-                Some("temporary") => batch.bounced(parts()?, BounceKind::Soft),
-                other => {
-                    return Err(WebhookError::malformed(format!(
-                        "{what}: severity must be permanent or temporary, got {other:?}"
-                    )))
-                }
-            },
-            "complained" => batch.complained(parts()?),
-            // accepted, opened, clicked, unsubscribed: not delivery outcomes.
-            _ => {}
-        }
-        let mut batch = batch.finish();
+        let mut batch = map_event(payload.event_data)?;
         batch.replay_token = Some(ReplayToken {
             provider: "mailgun",
             token: payload.signature.token,
@@ -178,4 +112,81 @@ impl Mailgun {
             .map_err(|_| WebhookError::unauthorized("the timestamp is not a number"))?;
         check_fresh(signed_at, now, self.max_age_seconds)
     }
+}
+
+fn read_payload(body: &[u8]) -> Result<Payload, WebhookError> {
+    // The signature lives inside the body, so the body must be read first; a body without a
+    // readable signature block is unauthenticated, not merely malformed.
+    serde_json::from_slice(body).map_err(|e| {
+        if serde_json::from_slice::<serde_json::Value>(body).is_ok() {
+            WebhookError::unauthorized(format!("no readable signature block: {e}"))
+        } else {
+            WebhookError::malformed(format!("not JSON: {e}"))
+        }
+    })
+}
+
+/// Maps a request's event as if its signature had been checked, which [`Mailgun::batch`] does
+/// first: the mapping alone, for the fuzz targets and property tests.
+pub fn events(body: &[u8]) -> Result<WebhookBatch, WebhookError> {
+    map_event(read_payload(body)?.event_data)
+}
+
+fn map_event(event_data: Option<EventData>) -> Result<WebhookBatch, WebhookError> {
+    let mut batch = BatchBuilder::default();
+    let event = event_data.ok_or_else(|| WebhookError::malformed("no event-data"))?;
+    let what = format!("Mailgun {} event", event.event);
+    let parts = || -> Result<EventParts, WebhookError> {
+        let id = event
+            .id
+            .as_deref()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| WebhookError::malformed(format!("{what}: no id")))?;
+        let message_id = event
+            .message
+            .as_ref()
+            .and_then(|m| m.headers.as_ref())
+            .and_then(|h| h.message_id.as_deref())
+            .map(bare_message_id);
+        let status = event.delivery_status.as_ref();
+        let timestamp = event
+            .timestamp
+            .ok_or_else(|| WebhookError::malformed(format!("{what}: no timestamp")))?;
+        Ok(EventParts {
+            event_key: format!("mailgun:{id}"),
+            message_ids: invite_ref(
+                event
+                    .user_variables
+                    .as_ref()
+                    .and_then(|v| v.get(CORRELATION_KEY)),
+            )
+            .into_iter()
+            .chain(message_id)
+            .collect(),
+            recipient: recipient(event.recipient.as_deref(), &what)?,
+            at: unix_time(timestamp, &what)?,
+            detail: detail(
+                status
+                    .and_then(|s| s.message.as_deref().filter(|m| !m.is_empty()))
+                    .or(status.and_then(|s| s.description.as_deref()))
+                    .or(event.reason.as_deref()),
+            ),
+        })
+    };
+    match event.event.as_str() {
+        "delivered" => batch.delivered(parts()?),
+        "failed" => match event.severity.as_deref() {
+            Some("permanent") => batch.bounced(parts()?, BounceKind::Hard),
+            Some("temporary") => batch.bounced(parts()?, BounceKind::Soft),
+            other => {
+                return Err(WebhookError::malformed(format!(
+                    "{what}: severity must be permanent or temporary, got {other:?}"
+                )))
+            }
+        },
+        "complained" => batch.complained(parts()?),
+        // accepted, opened, clicked, unsubscribed: not delivery outcomes.
+        _ => {}
+    }
+    Ok(batch.finish())
 }

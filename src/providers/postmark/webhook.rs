@@ -82,69 +82,75 @@ impl Postmark {
         Ok(())
     }
 
+    /// Maps an authenticated request's record (see [`events`]).
     pub fn batch(&self, body: &[u8]) -> Result<WebhookBatch, WebhookError> {
-        let record: Record = serde_json::from_slice(body)
-            .map_err(|e| WebhookError::malformed(format!("not a Postmark webhook record: {e}")))?;
-        let mut batch = BatchBuilder::default();
-        let what = format!("Postmark {} record", record.record_type);
-        let message_id = || {
-            record
-                .message_id
-                .as_deref()
-                .map(bare_message_id)
-                .ok_or_else(|| WebhookError::malformed(format!("{what}: no MessageID")))
-        };
-        let our_ref = invite_ref(
-            record
-                .metadata
-                .as_ref()
-                .and_then(|m| m.get(CORRELATION_KEY)),
-        );
-        let ids = |message_id: &str| {
-            our_ref
-                .iter()
-                .cloned()
-                .chain([message_id.to_owned()])
-                .collect()
-        };
-        match record.record_type.as_str() {
-            "Delivery" => {
-                let message_id = message_id()?;
-                let to = recipient(record.recipient.as_deref(), &what)?;
-                batch.delivered(EventParts {
-                    // A delivery has no event id of its own; one per message and recipient.
-                    event_key: format!("postmark:{message_id}:Delivery:{}", to.key()),
-                    message_ids: ids(&message_id),
-                    at: rfc3339(record.delivered_at.as_deref(), &what)?,
-                    recipient: to,
-                    detail: detail(record.details.as_deref()),
-                });
-            }
-            "Bounce" | "SpamComplaint" => {
-                let message_id = message_id()?;
-                let id = match &record.id {
-                    Some(serde_json::Value::Number(n)) => n.to_string(),
-                    Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
-                    _ => return Err(WebhookError::malformed(format!("{what}: no ID"))),
-                };
-                let to = recipient(record.email.as_deref(), &what)?;
-                let parts = EventParts {
-                    event_key: format!("postmark:{message_id}:{}:{id}", record.record_type),
-                    message_ids: ids(&message_id),
-                    at: rfc3339(record.bounced_at.as_deref(), &what)?,
-                    recipient: to,
-                    detail: detail(record.details.as_deref().or(record.description.as_deref())),
-                };
-                let bounce_type = record.bounce_type.as_deref().unwrap_or("");
-                if record.record_type == "SpamComplaint" || bounce_type == "SpamComplaint" {
-                    batch.complained(parts);
-                } else if let Some(kind) = bounce_kind(bounce_type) {
-                    batch.bounced(parts, kind);
-                }
-            }
-            // Opens, clicks, subscription changes: not delivery outcomes.
-            _ => {}
-        }
-        Ok(batch.finish())
+        events(body)
     }
+}
+
+/// Maps one Postmark record to delivery events; the caller has authenticated the request.
+pub fn events(body: &[u8]) -> Result<WebhookBatch, WebhookError> {
+    let record: Record = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::malformed(format!("not a Postmark webhook record: {e}")))?;
+    let mut batch = BatchBuilder::default();
+    let what = format!("Postmark {} record", record.record_type);
+    let message_id = || {
+        record
+            .message_id
+            .as_deref()
+            .map(bare_message_id)
+            .ok_or_else(|| WebhookError::malformed(format!("{what}: no MessageID")))
+    };
+    let our_ref = invite_ref(
+        record
+            .metadata
+            .as_ref()
+            .and_then(|m| m.get(CORRELATION_KEY)),
+    );
+    let ids = |message_id: &str| {
+        our_ref
+            .iter()
+            .cloned()
+            .chain([message_id.to_owned()])
+            .collect()
+    };
+    match record.record_type.as_str() {
+        "Delivery" => {
+            let message_id = message_id()?;
+            let to = recipient(record.recipient.as_deref(), &what)?;
+            batch.delivered(EventParts {
+                // A delivery has no event id of its own; one per message and recipient.
+                event_key: format!("postmark:{message_id}:Delivery:{}", to.key()),
+                message_ids: ids(&message_id),
+                at: rfc3339(record.delivered_at.as_deref(), &what)?,
+                recipient: to,
+                detail: detail(record.details.as_deref()),
+            });
+        }
+        "Bounce" | "SpamComplaint" => {
+            let message_id = message_id()?;
+            let id = match &record.id {
+                Some(serde_json::Value::Number(n)) => n.to_string(),
+                Some(serde_json::Value::String(s)) if !s.is_empty() => s.clone(),
+                _ => return Err(WebhookError::malformed(format!("{what}: no ID"))),
+            };
+            let to = recipient(record.email.as_deref(), &what)?;
+            let parts = EventParts {
+                event_key: format!("postmark:{message_id}:{}:{id}", record.record_type),
+                message_ids: ids(&message_id),
+                at: rfc3339(record.bounced_at.as_deref(), &what)?,
+                recipient: to,
+                detail: detail(record.details.as_deref().or(record.description.as_deref())),
+            };
+            let bounce_type = record.bounce_type.as_deref().unwrap_or("");
+            if record.record_type == "SpamComplaint" || bounce_type == "SpamComplaint" {
+                batch.complained(parts);
+            } else if let Some(kind) = bounce_kind(bounce_type) {
+                batch.bounced(parts, kind);
+            }
+        }
+        // Opens, clicks, subscription changes: not delivery outcomes.
+        _ => {}
+    }
+    Ok(batch.finish())
 }

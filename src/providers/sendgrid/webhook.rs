@@ -104,74 +104,80 @@ impl Sendgrid {
         check_fresh(signed_at, now, self.max_age_seconds)
     }
 
+    /// Maps an authenticated request's events (see [`events`]).
     pub fn batch(&self, body: &[u8]) -> Result<WebhookBatch, WebhookError> {
-        let events: Vec<Event> = serde_json::from_slice(body).map_err(|e| {
-            WebhookError::malformed(format!(
-                "not a SendGrid event batch (a JSON array of events): {e}"
-            ))
-        })?;
-        let mut batch = BatchBuilder::default();
-        for (i, event) in events.iter().enumerate() {
-            let what = format!("event #{} ({})", i + 1, event.event);
-            let parts = || -> Result<EventParts, WebhookError> {
-                let event_id = event
-                    .sg_event_id
-                    .as_deref()
-                    .filter(|id| !id.is_empty())
-                    .ok_or_else(|| WebhookError::malformed(format!("{what}: no sg_event_id")))?;
-                let mut message_ids: Vec<String> =
-                    invite_ref(event.invite_ref.as_ref()).into_iter().collect();
-                // sg_message_id is the X-Message-Id of the send (the id in SendGrid's 250 reply),
-                // plus a ".filter..." suffix.
-                if let Some(id) = &event.sg_message_id {
-                    message_ids.push(bare_message_id(id.split(".filter").next().unwrap_or(id)));
-                }
-                if let Some(id) = &event.smtp_id {
-                    message_ids.push(bare_message_id(id));
-                }
-                let timestamp = event
-                    .timestamp
-                    .ok_or_else(|| WebhookError::malformed(format!("{what}: no timestamp")))?;
-                Ok(EventParts {
-                    event_key: format!("sendgrid:{event_id}"),
-                    message_ids,
-                    recipient: recipient(event.email.as_deref(), &what)?,
-                    at: unix_time(timestamp, &what)?,
-                    detail: detail(event.reason.as_deref().or(event.response.as_deref())),
-                })
-            };
-            match event.event.as_str() {
-                "delivered" => batch.delivered(parts()?),
-                "deferred" => batch.deferred(parts()?),
-                "bounce" => {
-                    // "blocked" is SendGrid's temporary refusal; "bounce" is permanent.
-                    let kind = match event.bounce_type.as_deref() {
-                        Some("blocked") => BounceKind::Soft,
-                        _ => BounceKind::Hard,
-                    };
-                    batch.bounced(parts()?, kind);
-                }
-                "dropped" => {
-                    // SendGrid refused to send at all, usually because the address is suppressed.
-                    let mut parts = parts()?;
-                    let reason = event.reason.as_deref().unwrap_or("");
-                    let suppression = match reason {
-                        "Bounced Address" => Some(SuppressionReason::HardBounce),
-                        "Spam Reporting Address" => Some(SuppressionReason::SpamComplaint),
-                        "Unsubscribed Address" => Some(SuppressionReason::Unsubscribe),
-                        _ => None,
-                    };
-                    if let Some(reason) = suppression {
-                        batch.suppress(&parts.recipient, reason, parts.at);
-                    }
-                    parts.detail = detail(Some(&format!("dropped by SendGrid: {reason}")));
-                    batch.bounced_without_suppression(parts, BounceKind::Hard);
-                }
-                "spamreport" => batch.complained(parts()?),
-                // processed, open, click, unsubscribe groups...: not delivery outcomes.
-                _ => {}
-            }
-        }
-        Ok(batch.finish())
+        events(body)
     }
+}
+
+/// Maps a SendGrid event batch to delivery events; the caller has authenticated the request.
+pub fn events(body: &[u8]) -> Result<WebhookBatch, WebhookError> {
+    let events: Vec<Event> = serde_json::from_slice(body).map_err(|e| {
+        WebhookError::malformed(format!(
+            "not a SendGrid event batch (a JSON array of events): {e}"
+        ))
+    })?;
+    let mut batch = BatchBuilder::default();
+    for (i, event) in events.iter().enumerate() {
+        let what = format!("event #{} ({})", i + 1, event.event);
+        let parts = || -> Result<EventParts, WebhookError> {
+            let event_id = event
+                .sg_event_id
+                .as_deref()
+                .filter(|id| !id.is_empty())
+                .ok_or_else(|| WebhookError::malformed(format!("{what}: no sg_event_id")))?;
+            let mut message_ids: Vec<String> =
+                invite_ref(event.invite_ref.as_ref()).into_iter().collect();
+            // sg_message_id is the X-Message-Id of the send (the id in SendGrid's 250 reply),
+            // plus a ".filter..." suffix.
+            if let Some(id) = &event.sg_message_id {
+                message_ids.push(bare_message_id(id.split(".filter").next().unwrap_or(id)));
+            }
+            if let Some(id) = &event.smtp_id {
+                message_ids.push(bare_message_id(id));
+            }
+            let timestamp = event
+                .timestamp
+                .ok_or_else(|| WebhookError::malformed(format!("{what}: no timestamp")))?;
+            Ok(EventParts {
+                event_key: format!("sendgrid:{event_id}"),
+                message_ids,
+                recipient: recipient(event.email.as_deref(), &what)?,
+                at: unix_time(timestamp, &what)?,
+                detail: detail(event.reason.as_deref().or(event.response.as_deref())),
+            })
+        };
+        match event.event.as_str() {
+            "delivered" => batch.delivered(parts()?),
+            "deferred" => batch.deferred(parts()?),
+            "bounce" => {
+                // "blocked" is SendGrid's temporary refusal; "bounce" is permanent.
+                let kind = match event.bounce_type.as_deref() {
+                    Some("blocked") => BounceKind::Soft,
+                    _ => BounceKind::Hard,
+                };
+                batch.bounced(parts()?, kind);
+            }
+            "dropped" => {
+                // SendGrid refused to send at all, usually because the address is suppressed.
+                let mut parts = parts()?;
+                let reason = event.reason.as_deref().unwrap_or("");
+                let suppression = match reason {
+                    "Bounced Address" => Some(SuppressionReason::HardBounce),
+                    "Spam Reporting Address" => Some(SuppressionReason::SpamComplaint),
+                    "Unsubscribed Address" => Some(SuppressionReason::Unsubscribe),
+                    _ => None,
+                };
+                if let Some(reason) = suppression {
+                    batch.suppress(&parts.recipient, reason, parts.at);
+                }
+                parts.detail = detail(Some(&format!("dropped by SendGrid: {reason}")));
+                batch.bounced_without_suppression(parts, BounceKind::Hard);
+            }
+            "spamreport" => batch.complained(parts()?),
+            // processed, open, click, unsubscribe groups...: not delivery outcomes.
+            _ => {}
+        }
+    }
+    Ok(batch.finish())
 }

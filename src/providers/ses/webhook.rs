@@ -458,8 +458,21 @@ struct DeliveryDelay {
     delay_type: Option<String>,
 }
 
-/// Maps one SES event (event publishing `eventType`, or classic `notificationType`).
-fn ses_event(text: &str) -> Result<WebhookBatch, WebhookError> {
+/// Reads an SNS message and maps its SES event as if its signature had been checked, which
+/// [`Ses::batch`] does first: the reading and mapping alone, for the fuzz targets and property tests.
+pub fn events(body: &[u8]) -> Result<WebhookBatch, WebhookError> {
+    let message: SnsMessage = serde_json::from_slice(body)
+        .map_err(|e| WebhookError::malformed(format!("not an SNS message: {e}")))?;
+    message.canonical()?;
+    match message.kind.as_str() {
+        "Notification" => ses_event(&message.message),
+        _ => Ok(WebhookBatch::default()),
+    }
+}
+
+/// Maps one SES event (event publishing `eventType`, or classic `notificationType`): the text of
+/// an SNS notification's `Message`.
+pub fn ses_event(text: &str) -> Result<WebhookBatch, WebhookError> {
     let event: SesEvent = serde_json::from_str(text).map_err(|e| {
         WebhookError::malformed(format!("the SNS Message is not an SES event: {e}"))
     })?;
