@@ -18,6 +18,7 @@ macro_rules! on_backend {
 
 pub mod discord;
 pub mod generate;
+pub mod hostile;
 pub mod plans;
 pub mod report;
 pub mod scenario;

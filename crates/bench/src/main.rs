@@ -10,6 +10,7 @@ use clap::{Parser, ValueEnum};
 use invite_bot::app::config::Config;
 use invite_bot::error::error_chain;
 use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
+use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions};
 use invite_bot_bench::{BenchOptions, DEFAULT_DATABASE};
 
 /// Measure check latency on a synthetic workspace (built once, reused when already seeded).
@@ -43,6 +44,21 @@ struct Cli {
     /// With --discord: how many interactions.
     #[arg(long, default_value_t = 200)]
     interactions: usize,
+    /// Instead: issue 11's numbers against the real binary: the CPU each hostile request costs
+    /// `serve`, its memory under --concurrent wrong guesses at /api/activate, and how long `check`
+    /// and `resend` take to give up on a database and a mail server that go silent. Exits 1 when a
+    /// target is missed.
+    #[arg(long, conflicts_with = "discord")]
+    hostile: bool,
+    /// With --hostile: requests of each hostile kind (the CPU time is their average).
+    #[arg(long, default_value_t = 20)]
+    requests_per_kind: usize,
+    /// With --hostile: wrong guesses sent at once.
+    #[arg(long, default_value_t = 200)]
+    concurrent: usize,
+    /// With --hostile: the SMTP send timeout configured for the resend (seconds).
+    #[arg(long, default_value_t = 5)]
+    smtp_send_timeout: u64,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -122,6 +138,32 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
     // The bench must never seed the bot's configured database: it only takes a URL given to it.
     let database = cli.database.or(cli.database_url);
+    if cli.hostile {
+        let report = hostile::run(HostileBenchOptions {
+            requests_per_kind: cli.requests_per_kind,
+            concurrent: cli.concurrent,
+            smtp_send_timeout_seconds: cli.smtp_send_timeout,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| match e {
+            HostileBenchError::NothingToSend => Failure::bad_input(e.to_string()),
+            other => Failure::operational(error_chain(&other)),
+        })?;
+        match cli.format {
+            Format::Text => print!("{}", report.to_text()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
+            ),
+        }
+        if !report.all_pass() {
+            return Err(Failure::operational(
+                "a target of issue 11 was missed (see the table)",
+            ));
+        }
+        return Ok(());
+    }
     if cli.discord {
         let report = discord::run(DiscordBenchOptions {
             interactions: cli.interactions,

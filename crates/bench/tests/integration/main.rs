@@ -5,4 +5,5 @@ mod helpers;
 
 mod bench;
 mod discord;
+mod hostile;
 mod plans;
