@@ -253,47 +253,17 @@ impl Prompts {
 
     /// Every verdict has its blocks and every finding outcome its macro.
     fn check_complete(&self) -> Result<(), PromptError> {
-        self.check_chat_macros()?;
-        let time = self.env.get_template("time.j2")?.render_captured(())?;
-        for name in filters::TIME_MACROS {
-            if time.state().lookup(name).is_none() {
-                return Err(PromptError::Incomplete {
-                    file: "time.j2".into(),
-                    message: format!("no macro `{name}`"),
-                });
-            }
-        }
-        let summary = self.env.get_template("summary.j2")?.render_captured(())?;
-        if summary.state().lookup("field_name").is_none() {
-            return Err(PromptError::Incomplete {
-                file: "summary.j2".into(),
-                message: "no macro `field_name`".into(),
-            });
-        }
+        self.require_macros("time.j2", filters::TIME_MACROS)?;
+        self.require_macros("summary.j2", &["field_name"])?;
+        self.require_macros("actions.j2", ACTION_MACROS)?;
+        self.require_macros("cli.j2", CLI_MACROS)?;
+        self.require_macros("chat.j2", CHAT_MACROS)?;
         let findings = self.env.get_template("findings.j2")?.render_captured(())?;
         for outcome in Outcome::ALL {
             if findings.state().lookup(outcome.as_str()).is_none() {
                 return Err(PromptError::Incomplete {
                     file: "findings.j2".into(),
                     message: format!("no macro `{}` for that finding", outcome.as_str()),
-                });
-            }
-        }
-        let actions = self.env.get_template("actions.j2")?.render_captured(())?;
-        for name in ACTION_MACROS {
-            if actions.state().lookup(name).is_none() {
-                return Err(PromptError::Incomplete {
-                    file: "actions.j2".into(),
-                    message: format!("no macro `{name}`"),
-                });
-            }
-        }
-        let cli = self.env.get_template("cli.j2")?.render_captured(())?;
-        for name in CLI_MACROS {
-            if cli.state().lookup(name).is_none() {
-                return Err(PromptError::Incomplete {
-                    file: "cli.j2".into(),
-                    message: format!("no macro `{name}`"),
                 });
             }
         }
@@ -351,14 +321,10 @@ impl Prompts {
     /// The words the command line prints (a macro of `cli.j2`); unlike the chat's words, line breaks
     /// are kept, since a terminal shows them as written.
     pub fn cli_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
-        let captured = self
-            .env
-            .get_template("cli.j2")?
-            .render_captured(now_context(self.now()))?;
-        let text = captured
-            .state()
-            .call_macro(name, &[Value::from_serialize(facts)])?;
-        Ok(text.trim().to_owned())
+        Ok(self
+            .call_macro("cli.j2", name, facts, self.now())?
+            .trim()
+            .to_owned())
     }
 
     fn macro_text(
@@ -377,14 +343,9 @@ impl Prompts {
         facts: &impl Serialize,
         now: DateTime<Utc>,
     ) -> Result<String, PromptError> {
-        let captured = self
-            .env
-            .get_template(file)?
-            .render_captured(now_context(now))?;
-        let text = captured
-            .state()
-            .call_macro(name, &[Value::from_serialize(facts)])?;
-        Ok(collapse_whitespace(&text))
+        Ok(collapse_whitespace(
+            &self.call_macro(file, name, facts, now)?,
+        ))
     }
 
     /// The invitation email: (subject, body).
@@ -446,28 +407,41 @@ impl Prompts {
     /// Words of the chat flow (a macro of `chat.j2`). Each line keeps its place, with its
     /// whitespace collapsed, so a macro writes one line or several as it means to.
     pub fn chat_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
-        let captured = self
-            .env
-            .get_template("chat.j2")?
-            .render_captured(now_context(self.now()))?;
-        let text = captured
-            .state()
-            .call_macro(name, &[Value::from_serialize(facts)])?;
+        let text = self.call_macro("chat.j2", name, facts, self.now())?;
         let lines: Vec<String> = text.lines().map(collapse_whitespace).collect();
         Ok(lines.join("\n").trim_matches('\n').to_owned())
     }
 
-    fn check_chat_macros(&self) -> Result<(), PromptError> {
-        let chat = self.env.get_template("chat.j2")?.render_captured(())?;
-        for name in CHAT_MACROS {
-            if chat.state().lookup(name).is_none() {
-                return Err(PromptError::Incomplete {
-                    file: "chat.j2".into(),
-                    message: format!("no macro `{name}`"),
-                });
-            }
+    /// An error naming `file` and the first of `names` it does not define as a macro.
+    fn require_macros(&self, file: &str, names: &[&str]) -> Result<(), PromptError> {
+        let captured = self.env.get_template(file)?.render_captured(())?;
+        match names
+            .iter()
+            .find(|name| captured.state().lookup(name).is_none())
+        {
+            Some(name) => Err(PromptError::Incomplete {
+                file: file.into(),
+                message: format!("no macro `{name}`"),
+            }),
+            None => Ok(()),
         }
-        Ok(())
+    }
+
+    /// What macro `name` of `file` writes for `facts`, as written, with `now` for the time filters.
+    fn call_macro(
+        &self,
+        file: &str,
+        name: &str,
+        facts: &impl Serialize,
+        now: DateTime<Utc>,
+    ) -> Result<String, PromptError> {
+        let captured = self
+            .env
+            .get_template(file)?
+            .render_captured(now_context(now))?;
+        Ok(captured
+            .state()
+            .call_macro(name, &[Value::from_serialize(facts)])?)
     }
 }
 

@@ -4,12 +4,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::json;
 
-use super::audit::AuditEvent;
 use super::{ActionOutcome, Actions, Actor, Refusal, RefusalReason};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::domain::{AuditAction, AuditOutcome, AuditReason};
 use crate::error::EngineError;
 use crate::store::{EscalationRow, PriorAction};
 
@@ -248,19 +246,8 @@ impl Actions {
         reason: RefusalReason,
         message: String,
     ) -> Result<ActionOutcome, EngineError> {
-        self.audit(
-            actor,
-            AuditEvent {
-                action: AuditAction::from(action),
-                workspace: Some(workspace.as_str()),
-                email_key: Some(email.key()),
-                outcome: AuditOutcome::Refused,
-                reason: Some(AuditReason::from(reason)),
-                reference: None,
-                detail: Some(message.clone()),
-            },
-        )
-        .await?;
+        self.audit_refusal(actor, action, workspace, email, reason, &message)
+            .await?;
         tracing::info!(
             action = action.as_str(),
             reason = reason.as_str(),

@@ -6,7 +6,6 @@ use invite_bot::actions::{ActionOutcome, RedeemOutcome, RefusalReason};
 use invite_bot::app::config::{Config, GrantConfig};
 use invite_bot::diagnosis::Verdict;
 use invite_bot::error::{ActionFailure, EngineError};
-use invite_bot::store::AuditFilter;
 use secrecy::ExposeSecret;
 
 use crate::helpers::{both_backends, TestApp};
@@ -125,39 +124,6 @@ async fn issue_code(app: &TestApp, email: &str) -> String {
         .to_owned()
 }
 
-async fn redeem(app: &TestApp, email: &str, secret: &str) -> RedeemOutcome {
-    app.actions
-        .redeem(
-            &app.operator(),
-            &app.email(email),
-            &app.slug("acme"),
-            secret,
-        )
-        .await
-        .unwrap()
-}
-
-async fn audit(app: &TestApp, email: &str) -> Vec<(String, String, Option<String>)> {
-    app.actions
-        .read_audit(&AuditFilter {
-            email_key: Some(email.into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let reason = e.reason.map(|r| r.as_str().to_owned());
-            (
-                e.action.as_str().to_owned(),
-                e.outcome.as_str().to_owned(),
-                reason,
-            )
-        })
-        .collect()
-}
-
 fn with_admin_grants(config: &mut Config) {
     config.permissions.grant = vec![
         GrantConfig {
@@ -202,9 +168,9 @@ both_backends! {
         let stored = app.dump("invitations").await;
         assert!(!stored.contains(&token), "the token is stored in clear");
 
-        assert_eq!(redeem(&app, "never@learners.example", &token).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("never@learners.example", &token).await, RedeemOutcome::Activated);
         assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::AlreadyActive);
-        assert_eq!(redeem(&app, "never@learners.example", &token).await, RedeemOutcome::Rejected, "single use");
+        assert_eq!(app.redeem("never@learners.example", &token).await, RedeemOutcome::Rejected, "single use");
     }
 
     async fn a_new_invitation_revokes_the_old_link(app) with |c: &mut Config| c.actions.resend_min_interval_minutes = 0; {
@@ -215,8 +181,8 @@ both_backends! {
         done(resend(&app, "never@learners.example").await.unwrap());
         let mails = app.smtp.received();
         assert_eq!(mails.len(), 2);
-        assert_eq!(redeem(&app, "never@learners.example", &mails[0].token()).await, RedeemOutcome::Rejected);
-        assert_eq!(redeem(&app, "never@learners.example", &mails[1].token()).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("never@learners.example", &mails[0].token()).await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("never@learners.example", &mails[1].token()).await, RedeemOutcome::Activated);
     }
 
     async fn fifty_presses_of_one_button_send_one_email(app) {
@@ -279,7 +245,7 @@ both_backends! {
         for email in ["active@learners.example", "gone@learners.example", "blocked@learners.example", "bounced@learners.example", "recent@learners.example", "nobody@learners.example"] {
             let refusal = refused(resend(&app, email).await.unwrap());
             assert_eq!(refusal.reason, RefusalReason::NotOffered, "{email}: {}", refusal.message);
-            assert_eq!(audit(&app, email).await, [("resend_invite".into(), "refused".into(), Some("not_offered".into()))], "{email}");
+            assert_eq!(app.audit_rows(email).await, [("resend_invite".into(), "refused".into(), Some("not_offered".into()))], "{email}");
         }
         let recent = refused(resend(&app, "recent@learners.example").await.unwrap());
         assert!(recent.message.contains("wait"), "{}", recent.message);
@@ -312,7 +278,7 @@ both_backends! {
         // The agent may escalate (anyone who may check).
         done(app.actions.escalate(&agent, &email, &acme, None).await.unwrap());
 
-        let rows = audit(&app, "never@learners.example").await;
+        let rows = app.audit_rows("never@learners.example").await;
         assert_eq!(rows.iter().filter(|r| r.2.as_deref() == Some("forbidden")).count(), 3, "{rows:?}");
 
         let error = app.actions.check_as(&stranger, &email, Some(&acme)).await.unwrap_err();
@@ -367,7 +333,7 @@ both_backends! {
         app.smtp.set_mode(SmtpMode::TemporaryOnce);
         done(resend(&app, "never@learners.example").await.unwrap());
         assert_eq!(app.smtp.received().len(), 1);
-        let rows = audit(&app, "never@learners.example").await;
+        let rows = app.audit_rows("never@learners.example").await;
         assert!(rows.contains(&("resend_invite".into(), "deferred".into(), Some("smtp_temporary".into()))), "{rows:?}");
         assert!(rows.contains(&("resend_invite".into(), "done".into(), None)), "{rows:?}");
     }
@@ -458,7 +424,7 @@ both_backends! {
         let mails = app.smtp.received();
         assert_eq!(mails.len(), 1);
         assert_eq!(mails[0].header("Message-ID").as_deref(), Some("<crash@invite-bot>"));
-        assert_eq!(redeem(&app, "never@learners.example", &mails[0].token()).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("never@learners.example", &mails[0].token()).await, RedeemOutcome::Activated);
     }
 
     async fn activation_codes_are_one_time_and_hashed(app) {
@@ -480,9 +446,9 @@ both_backends! {
         let audit_rows = app.dump("audit_log").await;
         assert!(!audit_rows.contains(&shown.replace('-', "")) && !audit_rows.contains(&shown));
 
-        assert_eq!(redeem(&app, "bounced@learners.example", &shown.to_lowercase()).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("bounced@learners.example", &shown.to_lowercase()).await, RedeemOutcome::Activated);
         assert_eq!(app.verdict("bounced@learners.example", "acme").await, Verdict::AlreadyActive);
-        assert_eq!(redeem(&app, "bounced@learners.example", &shown).await, RedeemOutcome::Rejected, "used");
+        assert_eq!(app.redeem("bounced@learners.example", &shown).await, RedeemOutcome::Rejected, "used");
     }
 
     async fn a_new_code_voids_the_old_one(app) {
@@ -492,8 +458,8 @@ both_backends! {
         sqlx_exec(&app, FIRST_CODE_IS_OLD).await;
         let second = issue_code(&app, "blocked@learners.example").await;
         assert_ne!(first, second);
-        assert_eq!(redeem(&app, "blocked@learners.example", &first).await, RedeemOutcome::Rejected);
-        assert_eq!(redeem(&app, "blocked@learners.example", &second).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("blocked@learners.example", &first).await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("blocked@learners.example", &second).await, RedeemOutcome::Activated);
     }
 
     async fn five_wrong_attempts_void_a_code_but_not_within_one_hour(app) {
@@ -501,10 +467,10 @@ both_backends! {
         let code = issue_code(&app, "blocked@learners.example").await;
         let wrong = if code.starts_with('A') { "BBBB-BBBB-BB" } else { "AAAA-AAAA-AA" };
         for _ in 0..4 {
-            assert_eq!(redeem(&app, "blocked@learners.example", wrong).await, RedeemOutcome::Rejected);
+            assert_eq!(app.redeem("blocked@learners.example", wrong).await, RedeemOutcome::Rejected);
         }
         // The hour's attempts are used up: the next is refused before it is counted...
-        assert!(matches!(redeem(&app, "blocked@learners.example", wrong).await, RedeemOutcome::Throttled { .. }));
+        assert!(matches!(app.redeem("blocked@learners.example", wrong).await, RedeemOutcome::Throttled { .. }));
         assert_eq!(app.count("activation_codes WHERE voided_at IS NOT NULL").await, 0, "not voided");
         // ...and later (another process: a fresh hour) the fifth wrong guess voids the code.
         let later = app.second_instance().await;
@@ -552,18 +518,18 @@ both_backends! {
     async fn an_expired_code_is_rejected(app) with |c: &mut Config| c.actions.activation_code_ttl_hours = 0; {
         app.seed(PEOPLE).await;
         let code = issue_code(&app, "blocked@learners.example").await;
-        assert_eq!(redeem(&app, "blocked@learners.example", &code).await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("blocked@learners.example", &code).await, RedeemOutcome::Rejected);
     }
 
     async fn every_failed_redemption_looks_the_same(app) {
         app.seed(PEOPLE).await;
         let code = issue_code(&app, "blocked@learners.example").await;
         // Unknown address, wrong address, garbage: the same answer, and the code is still good.
-        assert_eq!(redeem(&app, "nobody@learners.example", &code).await, RedeemOutcome::Rejected);
-        assert_eq!(redeem(&app, "never@learners.example", &code).await, RedeemOutcome::Rejected);
-        assert_eq!(redeem(&app, "blocked@learners.example", "not a code").await, RedeemOutcome::Rejected);
-        assert_eq!(redeem(&app, "blocked@learners.example", &code).await, RedeemOutcome::Activated);
-        let reasons: Vec<Option<String>> = audit(&app, "nobody@learners.example").await.into_iter().map(|r| r.2).collect();
+        assert_eq!(app.redeem("nobody@learners.example", &code).await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("never@learners.example", &code).await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("blocked@learners.example", "not a code").await, RedeemOutcome::Rejected);
+        assert_eq!(app.redeem("blocked@learners.example", &code).await, RedeemOutcome::Activated);
+        let reasons: Vec<Option<String>> = app.audit_rows("nobody@learners.example").await.into_iter().map(|r| r.2).collect();
         assert_eq!(reasons, [Some("unknown_member".to_owned())], "operators still see why");
     }
 

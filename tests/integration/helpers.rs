@@ -152,6 +152,40 @@ impl TestApp {
     }
 
     /// Rows in `table`, read straight from the database.
+    /// Redeems `secret` (a typed code or a link's token) for `email` in `acme`, as the operator.
+    pub async fn redeem(&self, email: &str, secret: &str) -> invite_bot::actions::RedeemOutcome {
+        self.actions
+            .redeem(
+                &self.operator(),
+                &self.email(email),
+                &self.slug("acme"),
+                secret,
+            )
+            .await
+            .unwrap()
+    }
+
+    /// The audit rows about `email`, oldest first, as (action, outcome, reason).
+    pub async fn audit_rows(&self, email: &str) -> Vec<(String, String, Option<String>)> {
+        self.actions
+            .read_audit(&invite_bot::store::AuditFilter {
+                email_key: Some(email.into()),
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| {
+                (
+                    e.action.as_str().to_owned(),
+                    e.outcome.as_str().to_owned(),
+                    e.reason.map(|r| r.as_str().to_owned()),
+                )
+            })
+            .collect()
+    }
+
     pub async fn count(&self, table: &str) -> i64 {
         let sql = sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}"));
         match self.engine.store() {

@@ -8,7 +8,7 @@ use invite_bot::actions::{ActionOutcome, RedeemOutcome, RefusalReason};
 use invite_bot::app::config::{Config, GrantConfig};
 use invite_bot::diagnosis::Verdict;
 use invite_bot::error::EngineError;
-use invite_bot::store::{AuditFilter, NewResend, ResendStart, Store};
+use invite_bot::store::{NewResend, ResendStart, Store};
 use secrecy::ExposeSecret;
 
 use crate::helpers::{both_backends, TestApp};
@@ -50,38 +50,6 @@ fn refusal(outcome: ActionOutcome) -> invite_bot::actions::Refusal {
         ActionOutcome::Refused(refusal) => refusal,
         ActionOutcome::Done(done) => panic!("done: {done:?}"),
     }
-}
-
-async fn redeem(app: &TestApp, email: &str, secret: &str) -> RedeemOutcome {
-    app.actions
-        .redeem(
-            &app.operator(),
-            &app.email(email),
-            &app.slug("acme"),
-            secret,
-        )
-        .await
-        .unwrap()
-}
-
-async fn audit(app: &TestApp, email: &str) -> Vec<(String, String, Option<String>)> {
-    app.actions
-        .read_audit(&AuditFilter {
-            email_key: Some(email.into()),
-            limit: 1000,
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            (
-                e.action.as_str().to_owned(),
-                e.outcome.as_str().to_owned(),
-                e.reason.map(|r| r.as_str().to_owned()),
-            )
-        })
-        .collect()
 }
 
 /// Runs `sql` on the test's database (each statement on its own: PostgreSQL prepares one at a
@@ -190,7 +158,7 @@ both_backends! {
         assert!(message.contains("Recording that in the database failed"), "{message}");
         let mails = app.smtp.received();
         assert_eq!(mails.len(), 1);
-        let rows = audit(&app, NEVER).await;
+        let rows = app.audit_rows(NEVER).await;
         assert!(rows.contains(&("resend_invite".into(), "done".into(), Some("recording_failed".into()))), "{rows:?}");
 
         // The database recovers; the retry (once the sender's lease is over) sends it again.
@@ -202,7 +170,7 @@ both_backends! {
         assert_ne!(mails[0].token(), mails[1].token());
         assert_eq!(app.verdict(NEVER, "acme").await, Verdict::InviteSent);
         // The first email, the one the server accepted first, still has a working link.
-        assert_eq!(redeem(&app, NEVER, &mails[0].token()).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem(NEVER, &mails[0].token()).await, RedeemOutcome::Activated);
     }
 
     async fn the_link_of_an_unrecorded_email_works_at_once_and_stops_the_retry(app) {
@@ -212,7 +180,7 @@ both_backends! {
         record_sends_again(&app).await;
         let token = app.smtp.received()[0].token();
         // The person clicks before the bot could record anything: the link works...
-        assert_eq!(redeem(&app, NEVER, &token).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem(NEVER, &token).await, RedeemOutcome::Activated);
         // ...and that proves the email arrived, so nothing is sent again.
         let later = Utc::now() + Duration::hours(2);
         assert_eq!(app.actions.send_invitations_due_at(later).await.unwrap(), 0);
@@ -229,7 +197,7 @@ both_backends! {
         assert_eq!(restarted.send_due_invitations().await.unwrap(), 1);
         let mails = app.smtp.received();
         assert_eq!(mails.len(), 1);
-        assert_eq!(redeem(&app, NEVER, &mails[0].token()).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem(NEVER, &mails[0].token()).await, RedeemOutcome::Activated);
     }
 
     async fn a_live_senders_row_is_never_taken(app) {
@@ -315,7 +283,7 @@ both_backends! {
         assert!(refused.message.contains("user ada") || refused.message.contains("user bob"), "{}", refused.message);
         assert!(refused.message.contains("ago"), "{}", refused.message);
         // The code that was handed out is the live one.
-        assert_eq!(redeem(&app, "blocked@learners.example", &codes[0].1).await, RedeemOutcome::Activated);
+        assert_eq!(app.redeem("blocked@learners.example", &codes[0].1).await, RedeemOutcome::Activated);
     }
 
     async fn a_code_can_be_issued_again_once_the_last_one_is_not_fresh(app) {

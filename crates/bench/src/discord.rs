@@ -7,18 +7,16 @@
 //! and its peak while answering; and per interaction, the time from the gateway send to the arrival
 //! of the interaction's callback POST at the fake. Linux only (it reads `/proc`).
 
+use crate::child::{proc_status_kb, seed_demo, Bot, Exited, TempDir};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use serde::Serialize;
 
-use invite_bot::app::config::Config;
-use invite_bot::fixture::Fixture;
 use invite_bot_testkit::fake_discord::{FakeDiscord, FakeUser, Recorded, GUILD_ID};
 
 /// Set in the child's environment: `invite-bot-bench` then runs as the bot (`invite_bot::cli`), so
@@ -117,77 +115,13 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DiscordBenchErr
     move |source| DiscordBenchError::Io { what, source }
 }
 
-/// A temporary directory removed on drop (tempfile is only a dev-dependency).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, DiscordBenchError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "invite-bot-bench-discord-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).map_err(io("create a temporary directory"))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The serve child, killed (by its own pid) when the benchmark ends, however it ends.
-struct Bot {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Bot {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        // The tail is what explains a failure.
-        let start = text.len().saturating_sub(4000);
-        let start = (start..text.len())
-            .find(|&i| text.is_char_boundary(i))
-            .unwrap_or(text.len());
-        text[start..].to_owned()
-    }
-
-    /// An error when the child has already exited.
-    fn check_alive(&mut self) -> Result<(), DiscordBenchError> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(DiscordBenchError::BotExited {
-                status,
-                log: self.log(),
-            }),
-            _ => Ok(()),
+impl From<Exited> for DiscordBenchError {
+    fn from(exited: Exited) -> Self {
+        DiscordBenchError::BotExited {
+            status: exited.status,
+            log: exited.log,
         }
     }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `VmRSS` or `VmHWM` of `pid`, in kB.
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
 fn mb(kb: u64) -> f64 {
@@ -236,22 +170,9 @@ fn write_config(
 }
 
 async fn seed(database_url: &str) -> Result<(), DiscordBenchError> {
-    let config = Config {
-        database_url: database_url.to_owned(),
-        ..Config::default()
-    };
-    let actions = invite_bot::app::startup::build_for_seeding(&config)
+    seed_demo(database_url)
         .await
-        .map_err(|e| DiscordBenchError::Seed(invite_bot::error::error_chain(&e)))?;
-    let fixture = Fixture::parse(invite_bot::DEMO_FIXTURE, "fixtures/demo.toml", Utc::now())
-        .map_err(|e| DiscordBenchError::Seed(e.to_string()))?;
-    let engine = actions.engine();
-    engine
-        .seed(&fixture)
-        .await
-        .map_err(|e| DiscordBenchError::Seed(invite_bot::error::error_chain(&e)))?;
-    engine.store().close().await;
-    Ok(())
+        .map_err(DiscordBenchError::Seed)
 }
 
 /// Waits for `what` while watching the child: a bot that exits fails the wait at once.
@@ -285,22 +206,22 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
         0 => options.interactions,
         n => n.min(options.interactions),
     };
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("discord").map_err(io("create a temporary directory"))?;
     let database_url = match &options.database_url {
         Some(url) => url.clone(),
-        None => format!("sqlite://{}", dir.0.join("bench.db").display()),
+        None => format!("sqlite://{}", dir.path().join("bench.db").display()),
     };
     seed(&database_url).await?;
 
     let fake = FakeDiscord::try_start()
         .await
         .map_err(io("start the fake Discord"))?;
-    let config = write_config(&dir.0, &database_url, &fake.base_url)?;
+    let config = write_config(&dir.path(), &database_url, &fake.base_url)?;
     let exe = match &options.bot_exe {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().map_err(io("find the invite-bot executable"))?,
     };
-    let log = dir.0.join("serve.log");
+    let log = dir.path().join("serve.log");
     let log_file = std::fs::File::create(&log).map_err(io("create the serve log"))?;
     let child = Command::new(&exe)
         .arg("--config")
@@ -316,7 +237,7 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
         .stderr(log_file)
         .spawn()
         .map_err(io(format!("start {}", exe.display())))?;
-    let mut bot = Bot { child, log };
+    let mut bot = Bot::new(child, log);
     let pid = bot.pid();
 
     let step = Duration::from_millis(200);
@@ -371,7 +292,7 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
                     break;
                 }
                 if let Err(e) = bot.check_alive() {
-                    outcome = Err(e);
+                    outcome = Err(e.into());
                     break;
                 }
                 if Instant::now() >= deadline {
@@ -494,11 +415,5 @@ mod tests {
             callback_token("/api/v10/interactions/900001/token-900000/callback"),
             Some("token-900000")
         );
-    }
-
-    #[test]
-    fn proc_status_reads_this_process() {
-        assert!(proc_status_kb(std::process::id(), "VmRSS").unwrap() > 0);
-        assert!(proc_status_kb(std::process::id(), "NoSuchField").is_none());
     }
 }

@@ -17,10 +17,11 @@
 //!
 //! Linux only (it reads `/proc`). Nothing here asserts: the report says pass or fail per target.
 
+use crate::child::{proc_status_kb, seed_demo, Bot, Exited, TempDir};
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -205,68 +206,13 @@ impl HostileReport {
 // ---------------------------------------------------------------------------------------------
 // The child process and /proc
 
-/// A temporary directory removed on drop (tempfile is only a dev-dependency).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Result<Self, HostileBenchError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "invite-bot-bench-hostile-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&path).map_err(io("create a temporary directory"))?;
-        Ok(TempDir(path))
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// The serve child, killed (by its own pid) when the benchmark ends, however it ends.
-struct Bot {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Bot {
-    fn log(&self) -> String {
-        tail(
-            &std::fs::read_to_string(&self.log).unwrap_or_default(),
-            4000,
-        )
-    }
-
-    fn check_alive(&mut self) -> Result<(), HostileBenchError> {
-        match self.child.try_wait() {
-            Ok(Some(status)) => Err(HostileBenchError::BotExited {
-                status,
-                log: self.log(),
-            }),
-            _ => Ok(()),
+impl From<Exited> for HostileBenchError {
+    fn from(exited: Exited) -> Self {
+        HostileBenchError::BotExited {
+            status: exited.status,
+            log: exited.log,
         }
     }
-}
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn tail(text: &str, bytes: usize) -> String {
-    let start = text.len().saturating_sub(bytes);
-    let start = (start..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    text[start..].to_owned()
 }
 
 /// utime + stime of `pid` in clock ticks (fields 14 and 15 of `/proc/<pid>/stat`).
@@ -294,15 +240,6 @@ fn tick_ms() -> f64 {
         .filter(|hz| *hz > 0.0)
         .map(|hz| 1000.0 / hz)
         .unwrap_or(10.0)
-}
-
-/// `VmRSS` or `VmHWM` of `pid`, in kB.
-fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
 }
 
 fn quote(s: &str) -> String {
@@ -347,10 +284,10 @@ async fn start_serve(
         .stderr(log_file)
         .spawn()
         .map_err(io(format!("start {}", exe.display())))?;
-    let mut bot = Bot { child, log };
+    let mut bot = Bot::new(child, log);
     let deadline = Instant::now() + limit;
     loop {
-        let text = std::fs::read_to_string(&bot.log).unwrap_or_default();
+        let text = bot.log_text();
         if let Some(addr) = text
             .lines()
             .find_map(|line| line.split("listening on http://").nth(1))
@@ -370,26 +307,9 @@ async fn start_serve(
 }
 
 async fn seed(database_url: &str) -> Result<(), HostileBenchError> {
-    let config = invite_bot::app::config::Config {
-        database_url: database_url.to_owned(),
-        ..invite_bot::app::config::Config::default()
-    };
-    let actions = invite_bot::app::startup::build_for_seeding(&config)
+    seed_demo(database_url)
         .await
-        .map_err(|e| HostileBenchError::Seed(invite_bot::error::error_chain(&e)))?;
-    let fixture = invite_bot::fixture::Fixture::parse(
-        invite_bot::DEMO_FIXTURE,
-        "fixtures/demo.toml",
-        chrono::Utc::now(),
-    )
-    .map_err(|e| HostileBenchError::Seed(e.to_string()))?;
-    let engine = actions.engine();
-    engine
-        .seed(&fixture)
-        .await
-        .map_err(|e| HostileBenchError::Seed(invite_bot::error::error_chain(&e)))?;
-    engine.store().close().await;
-    Ok(())
+        .map_err(HostileBenchError::Seed)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -770,14 +690,14 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
         return Err(HostileBenchError::NothingToSend);
     }
     let smtp_send_timeout = options.smtp_send_timeout_seconds.max(1);
-    let dir = TempDir::new()?;
+    let dir = TempDir::new("hostile").map_err(io("create a temporary directory"))?;
     let exe = match &options.bot_exe {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().map_err(io("find the invite-bot executable"))?,
     };
-    let database_url = format!("sqlite://{}", dir.0.join("bench.db").display());
+    let database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
     seed(&database_url).await?;
-    let serve_config = dir.0.join("serve.toml");
+    let serve_config = dir.path().join("serve.toml");
     write_file(
         &serve_config,
         &format!(
@@ -787,8 +707,8 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
         ),
     )?;
 
-    let (mut bot, addr) = start_serve(&exe, &dir.0, &serve_config, options.timeout).await?;
-    let pid = bot.child.id();
+    let (mut bot, addr) = start_serve(&exe, &dir.path(), &serve_config, options.timeout).await?;
+    let pid = bot.pid();
     let sources = Sources::default();
     let tick = tick_ms();
 
@@ -860,9 +780,9 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
     // 3. `check` against a database that accepts and never answers.
     let (db_addr, db_task, connections) = silent_listener().await?;
     let silent_url = format!("postgres://bench@{db_addr}/bench");
-    let empty_config = dir.0.join("empty.toml");
+    let empty_config = dir.path().join("empty.toml");
     write_file(&empty_config, "")?;
-    let mut command = bot_command(&exe, &dir.0, &empty_config);
+    let mut command = bot_command(&exe, &dir.path(), &empty_config);
     command
         .args([
             "--database-url",
@@ -883,7 +803,7 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
 
     // 4. `resend` through an SMTP server that goes silent after DATA.
     let (smtp_addr, smtp_task, messages) = smtp_silent_after_data().await?;
-    let resend_config = dir.0.join("resend.toml");
+    let resend_config = dir.path().join("resend.toml");
     write_file(
         &resend_config,
         &format!(
@@ -892,7 +812,7 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
             url = quote(&format!("smtp://{smtp_addr}")),
         ),
     )?;
-    let mut command = bot_command(&exe, &dir.0, &resend_config);
+    let mut command = bot_command(&exe, &dir.path(), &resend_config);
     command
         .args(["resend", RESEND_ADDRESS, "--workspace", WORKSPACE])
         .env("RUST_LOG", "off");

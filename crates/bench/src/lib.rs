@@ -16,6 +16,7 @@ macro_rules! on_backend {
     };
 }
 
+mod child;
 pub mod discord;
 pub mod generate;
 pub mod hostile;
