@@ -128,6 +128,9 @@ const CHAT_MACROS: &[&str] = &[
 /// The macros `cli.j2` must define.
 const CLI_MACROS: &[&str] = &[
     "seeded",
+    "imported",
+    "import_refused",
+    "import_progress",
     "migrated",
     "retried",
     "listening",

@@ -50,6 +50,35 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long rows anyone can make the bot write are kept.
     pub retention: RetentionConfig,
+    /// How `invite-bot import` reads a product's export (flags override it).
+    pub import: ImportConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Field = the export's column name, e.g. `email = "Email address"`.
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// The export's role values to learner / trainer.
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// The export's status values to invited / active / deactivated.
+    pub status_map: std::collections::BTreeMap<String, String>,
+    /// Offset of timestamps written without one: `UTC` or `+HH:MM`.
+    pub timezone: String,
+    /// The workspace of every row when the export has no workspace column.
+    pub workspace: Option<String>,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            columns: Default::default(),
+            role_map: Default::default(),
+            status_map: Default::default(),
+            timezone: "UTC".to_owned(),
+            workspace: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -285,6 +314,7 @@ impl Default for Config {
             escalation: EscalationConfig::default(),
             permissions: PermissionsConfig::default(),
             retention: RetentionConfig::default(),
+            import: ImportConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
         }

@@ -6,6 +6,8 @@
 //! every bad row with its index and field, so a batch is applied whole or not at all
 //! ([`crate::store::Store::apply_members`]).
 
+pub mod export_file;
+pub mod import;
 mod values;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
@@ -17,7 +19,7 @@ use crate::domain::member::{MemberStatus, Role};
 use crate::domain::workspace::WorkspaceSlug;
 use crate::store::StoreError;
 
-pub use values::{parse_time, ValueMap, ValueMaps};
+pub use values::{parse_offset, parse_time, ValueMap, ValueMaps};
 
 /// Longest workspace display name and message id taken from the product.
 const MAX_NAME_CHARS: usize = 200;
