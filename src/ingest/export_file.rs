@@ -151,10 +151,71 @@ pub fn read_members_from(
     }
 }
 
+/// Where the file's line breaks are, for the lines the csv reader has buffered but not yet
+/// returned: the reader skips blank lines without counting them, so its own line numbers drift.
+#[derive(Default)]
+struct LineBreaks {
+    /// Byte offsets of breaks not yet passed, and whether the line each ends is blank.
+    ahead: std::collections::VecDeque<(u64, bool)>,
+    /// Bytes of the current line so far, `\r` not counted.
+    line_bytes: u64,
+    /// Breaks already passed.
+    passed: usize,
+    /// Bytes read so far.
+    read: u64,
+}
+
+impl LineBreaks {
+    /// The 1-based line of a record the reader started parsing at byte `offset`: blank lines it
+    /// skipped on the way are passed too (offsets only move forward).
+    fn line_of(&mut self, offset: u64) -> usize {
+        while let Some(&(at, blank)) = self.ahead.front() {
+            if at >= offset && !blank {
+                break;
+            }
+            self.ahead.pop_front();
+            self.passed += 1;
+        }
+        self.passed + 1
+    }
+}
+
+/// Passes bytes through, noting where each line break is.
+struct CountingReader<R> {
+    inner: R,
+    breaks: std::rc::Rc<std::cell::RefCell<LineBreaks>>,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut breaks = self.breaks.borrow_mut();
+        let start = breaks.read;
+        for (i, &byte) in buf[..n].iter().enumerate() {
+            match byte {
+                b'\n' => {
+                    let blank = breaks.line_bytes == 0;
+                    breaks.ahead.push_back((start + i as u64, blank));
+                    breaks.line_bytes = 0;
+                }
+                b'\r' => {}
+                _ => breaks.line_bytes += 1,
+            }
+        }
+        breaks.read += n as u64;
+        Ok(n)
+    }
+}
+
 fn csv_rows(
     reader: impl Read + 'static,
     settings: &ImportSettings,
 ) -> Result<Box<dyn Iterator<Item = Line>>, ImportError> {
+    let breaks = std::rc::Rc::new(std::cell::RefCell::new(LineBreaks::default()));
+    let reader = CountingReader {
+        inner: reader,
+        breaks: breaks.clone(),
+    };
     let mut csv = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -201,7 +262,9 @@ fn csv_rows(
         match csv.read_record(&mut record) {
             Ok(false) => return None,
             Ok(true) => {
-                let line = record.position().map_or(0, |p| p.line() as usize);
+                let line = record
+                    .position()
+                    .map_or(0, |p| breaks.borrow_mut().line_of(p.byte()));
                 if record.iter().all(str::is_empty) {
                     continue;
                 }
@@ -215,7 +278,9 @@ fn csv_rows(
                 return Some((line, row));
             }
             Err(error) => {
-                let line = error.position().map_or(0, |p| p.line() as usize);
+                let line = error
+                    .position()
+                    .map_or(0, |p| breaks.borrow_mut().line_of(p.byte()));
                 // A row of the wrong width or bad UTF-8 is one bad row; an I/O error ends the file.
                 stopped = !matches!(
                     error.kind(),
