@@ -476,7 +476,8 @@ mod filters {
         if absent(&value) {
             return Ok(String::new());
         }
-        let then = instant(&value)?;
+        // `now` is whole seconds: a time later within the same second is now, not "in 0 seconds".
+        let then = chrono::SubsecRound::trunc_subsecs(instant(&value)?, 0);
         let now = now(state)?;
         let (macro_name, seconds) = if then <= now {
             ("ago", (now - then).num_seconds())

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::source::SourceKind;
 use super::workspace::Workspace;
 
 /// Which tab of Users the member is listed on.
@@ -82,6 +83,12 @@ pub struct Member {
     pub invited_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub activated_at: Option<DateTime<Utc>>,
+    /// Who wrote this member last: the seed, the product's database, an import or a push.
+    #[serde(skip)]
+    pub source: SourceKind,
+    /// When the bot last wrote or confirmed it.
+    #[serde(skip)]
+    pub refreshed_at: Option<DateTime<Utc>>,
 }
 
 /// A member found by exact address, with the workspace it belongs to.
