@@ -45,6 +45,8 @@ pub struct SourceState {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub rows_applied: i64,
+    /// Runs that failed, ever.
+    pub errors: i64,
 }
 
 impl SourceState {
@@ -57,10 +59,10 @@ impl SourceState {
 }
 
 const SELECT_SOURCE: &str = "SELECT name, watermark_at, watermark_key, run, last_attempt_at, \
-     last_success_at, last_error, rows_applied FROM data_sources";
+     last_success_at, last_error, rows_applied, errors FROM data_sources";
 
 const SELECT_SOURCE_NAMED: &str = "SELECT name, watermark_at, watermark_key, run, \
-     last_attempt_at, last_success_at, last_error, rows_applied FROM data_sources WHERE name = $1";
+     last_attempt_at, last_success_at, last_error, rows_applied, errors FROM data_sources WHERE name = $1";
 
 const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
      ON CONFLICT (slug) DO UPDATE SET name = COALESCE($3, workspaces.name) RETURNING id";
@@ -250,7 +252,9 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?,
-                Err(error) => sqlx::query("UPDATE data_sources SET last_error = $2 WHERE name = $1")
+                Err(error) => sqlx::query(
+                    "UPDATE data_sources SET last_error = $2, errors = errors + 1 WHERE name = $1",
+                )
                     .bind(source.as_str())
                     .bind(error)
                     .execute(pool)
