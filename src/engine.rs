@@ -388,7 +388,7 @@ impl Engine {
             "verdict": verdict.as_str(),
             "workspace": workspace.as_ref().map(|w| json!({ "slug": w.slug.as_str(), "name": w.name })),
             "member": member.as_ref().map(|m| json!({
-                "email": m.email, "role": m.role.as_str(), "tab": m.role.tab(), "status": m.status.as_str(),
+                "email": m.email, "role": m.role.as_str(), "status": m.status.as_str(),
             })),
             "suggestions": suggestions,
             "login_url": self.settings.login_url,

@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::json;
 use sha2::Sha256;
 
 use crate::app::config::EscalationConfig;
+use crate::urls::UrlProblem;
 
 #[derive(Clone)]
 pub struct WebhookSettings {
@@ -73,7 +75,44 @@ pub(crate) struct WebhookRound {
     pub delivered: bool,
     pub attempts: u32,
     /// Why the last attempt failed.
-    pub error: Option<String>,
+    pub error: Option<HandoverFailure>,
+}
+
+/// Why a delivery to the support desk failed. The `Display` text goes to the operator (the log, the
+/// audit row, the escalation record); the person who escalated is told in the words of
+/// `actions.j2`, from [`HandoverFailure::facts`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum HandoverFailure {
+    #[error("no webhook configured")]
+    NotConfigured,
+    #[error("not sent: the webhook URL {0}")]
+    UrlRefused(UrlProblem),
+    #[error("HTTP {0}")]
+    Status(u16),
+    #[error("timed out")]
+    TimedOut,
+    /// The HTTP client's error chain, the URL taken out.
+    #[error("unreachable: {0}")]
+    Unreachable(String),
+}
+
+impl HandoverFailure {
+    /// What the words need: `failure` names it; `status` (an HTTP status), `url_problem` or
+    /// `detail` (the HTTP client's own message) go with some.
+    pub fn facts(&self) -> serde_json::Value {
+        let (failure, status, url_problem, detail) = match self {
+            HandoverFailure::NotConfigured => ("not_configured", None, None, None),
+            HandoverFailure::UrlRefused(problem) => {
+                ("url_refused", None, Some(problem.as_str()), None)
+            }
+            HandoverFailure::Status(status) => ("http_status", Some(*status), None, None),
+            HandoverFailure::TimedOut => ("timed_out", None, None, None),
+            HandoverFailure::Unreachable(detail) => {
+                ("unreachable", None, None, Some(detail.as_str()))
+            }
+        };
+        json!({ "failure": failure, "status": status, "url_problem": url_problem, "detail": detail })
+    }
 }
 
 /// POSTs `body` up to `max_attempts` times; a 4xx answer ends the round at once (retrying the same
@@ -87,7 +126,7 @@ pub(crate) async fn deliver(
         return WebhookRound {
             delivered: false,
             attempts: 0,
-            error: Some(format!("not sent: the webhook URL {problem}")),
+            error: Some(HandoverFailure::UrlRefused(problem)),
         };
     }
     let mut error = None;
@@ -121,16 +160,16 @@ pub(crate) async fn deliver(
                 return WebhookRound {
                     delivered: false,
                     attempts: attempt,
-                    error: Some(format!("HTTP {}", response.status().as_u16())),
+                    error: Some(HandoverFailure::Status(response.status().as_u16())),
                 };
             }
-            Ok(response) => error = Some(format!("HTTP {}", response.status().as_u16())),
-            Err(e) if e.is_timeout() => error = Some("timed out".into()),
+            Ok(response) => error = Some(HandoverFailure::Status(response.status().as_u16())),
+            Err(e) if e.is_timeout() => error = Some(HandoverFailure::TimedOut),
             // reqwest's errors name the URL, token and all: it is taken out here, at the source,
             // before the text reaches the audit row, the escalation row, the log or the reply.
             Err(e) => {
                 let e = e.without_url();
-                error = Some(format!("unreachable: {}", crate::error::error_chain(&e)));
+                error = Some(HandoverFailure::Unreachable(crate::error::error_chain(&e)));
             }
         }
         if attempt < settings.max_attempts {
@@ -184,6 +223,33 @@ mod tests {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("https://desk.example/***"), "{debug}");
+    }
+
+    /// The words moved to `actions.j2` without changing: the person who escalated is told, word
+    /// for word, what the operator's log and the escalation record say.
+    #[test]
+    fn the_built_in_words_of_every_failure_are_its_text() {
+        let prompts = crate::prompts::Prompts::builtin().unwrap();
+        for failure in [
+            HandoverFailure::NotConfigured,
+            HandoverFailure::UrlRefused(UrlProblem::NotAUrl),
+            HandoverFailure::UrlRefused(UrlProblem::NoHost),
+            HandoverFailure::UrlRefused(UrlProblem::NotHttps),
+            HandoverFailure::Status(503),
+            HandoverFailure::TimedOut,
+            HandoverFailure::Unreachable("error sending request: connection refused".into()),
+        ] {
+            let summary = prompts
+                .action_text(
+                    "escalation_done",
+                    &json!({ "reference": "ESC-1", "webhook": "pending", "webhook_error": failure.facts() }),
+                )
+                .unwrap();
+            assert!(
+                summary.contains(&format!("did not answer ({failure});")),
+                "{summary}"
+            );
+        }
     }
 
     #[test]

@@ -556,7 +556,7 @@ impl Config {
             .as_deref()
             .and_then(crate::urls::https_problem)
         {
-            return invalid("escalation.webhook_url", problem);
+            return invalid("escalation.webhook_url", &problem.to_string());
         }
         self.validate_http()?;
         Ok(())

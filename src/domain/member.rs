@@ -6,7 +6,7 @@ use serde::Serialize;
 use super::source::SourceKind;
 use super::workspace::Workspace;
 
-/// Which tab of Users the member is listed on.
+/// Which tab of Users the member is listed on (`findings.j2` names the tab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -19,14 +19,6 @@ impl Role {
         match self {
             Role::Learner => "learner",
             Role::Trainer => "trainer",
-        }
-    }
-
-    /// The tab under Users where an admin finds this member.
-    pub fn tab(self) -> &'static str {
-        match self {
-            Role::Learner => "Learners",
-            Role::Trainer => "Trainers",
         }
     }
 
