@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, Utc};
 use serde_json::json;
 
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::diagnosis::delivery::DeliveryFacts;
 use crate::diagnosis::freshness::{self, DataOrigin};
 use crate::diagnosis::{
@@ -179,7 +179,7 @@ impl Engine {
             }
         };
         for diagnosis in &diagnoses {
-            crate::app::metrics::record_check(diagnosis.verdict.as_str());
+            crate::metrics::record_check(diagnosis.verdict.as_str());
             tracing::info!(
                 verdict = diagnosis.verdict.as_str(),
                 workspace = diagnosis.workspace.as_ref().map(|w| w.slug.as_str()),

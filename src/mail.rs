@@ -9,7 +9,7 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::app::config::{Config, SmtpSecurity};
+use crate::config::{Config, SmtpSecurity};
 use crate::domain::invitation::{canonical_message_id, message_id_as_tag};
 
 /// Why an email did not go out.

@@ -58,12 +58,12 @@ impl Actions {
         // Every action outcome passes through here, so this is where the metrics count them too
         // (checks are counted by the engine itself, by verdict).
         if event.action != AuditAction::Check {
-            crate::app::metrics::record_action(event.action.as_str(), event.outcome.as_str());
+            crate::metrics::record_action(event.action.as_str(), event.outcome.as_str());
             if let Some(reason) = event
                 .reason
                 .filter(|_| event.outcome == AuditOutcome::Refused)
             {
-                crate::app::metrics::record_refusal(reason.as_str());
+                crate::metrics::record_refusal(reason.as_str());
             }
         }
         self.store().write_audit(&entry).await.map_err(|error| {

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use crate::app::config::{Config, GrantConfig};
+use crate::config::{Config, GrantConfig};
 pub use crate::domain::permission::Permission;
 use crate::domain::workspace::{WorkspaceScope, WorkspaceSlug};
 

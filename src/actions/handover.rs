@@ -11,7 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 use sha2::Sha256;
 
-use crate::app::config::EscalationConfig;
+use crate::config::EscalationConfig;
 use crate::urls::UrlProblem;
 
 #[derive(Clone)]

@@ -24,7 +24,7 @@ pub use throttle::Throttle;
 
 use std::sync::Arc;
 
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::diagnosis::Action;
 use crate::domain::AuditReason;
 use crate::engine::Engine;

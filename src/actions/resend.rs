@@ -223,7 +223,7 @@ impl Actions {
             reference: Some(item.reference.as_str()),
             detail,
         };
-        crate::app::metrics::record_smtp(sent.is_ok());
+        crate::metrics::record_smtp(sent.is_ok());
         match sent {
             Ok(provider_id) => {
                 if let Err(error) = self

@@ -19,7 +19,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
 use crate::actions::Actions;
-use crate::app::config::{Config, HttpConfig};
+use crate::config::{Config, HttpConfig};
 use crate::http::{router, HttpState};
 use crate::providers::{WebhookConfigError, Webhooks};
 

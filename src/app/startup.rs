@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::actions::{ActionSettings, Actions};
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::engine::{CheckSettings, Engine};
 use crate::mail::{Mailer, MailerConfigError};
 use crate::prompts::{PromptError, Prompts};

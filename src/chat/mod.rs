@@ -12,7 +12,7 @@ use serde_json::json;
 
 use crate::actions::Actions;
 use crate::actions::{ActionDone, ActionOutcome, Actor, Authorizer, RefusalReason};
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;

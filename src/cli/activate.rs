@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::actions::RedeemOutcome;
-use crate::app::config::Config;
+use crate::config::Config;
 
 use super::operator::{operator_actions, parse_target};
 use super::output::words;

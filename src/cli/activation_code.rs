@@ -1,7 +1,7 @@
 //! `invite-bot activation-code ADDRESS --workspace W`: issue a one-time activation code for the
 //! operator to hand over.
 
-use crate::app::config::Config;
+use crate::config::Config;
 
 use super::operator::{operator_actions, parse_target};
 use super::output::report_action;

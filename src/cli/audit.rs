@@ -2,8 +2,8 @@
 
 use chrono::Utc;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::domain::email::EmailAddress;
 use crate::error::UserError;
 use crate::store::AuditFilter;

@@ -5,9 +5,9 @@ use std::io::IsTerminal;
 use chrono::Utc;
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
 use crate::chat::{Chat, ChatUser};
+use crate::config::Config;
 use crate::fixture::Fixture;
 
 use super::output::words;

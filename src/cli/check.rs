@@ -1,6 +1,6 @@
 //! `invite-bot check ADDRESS [--workspace W]`: why an invitation did not arrive.
 
-use crate::app::config::Config;
+use crate::config::Config;
 use crate::domain::email::EmailAddress;
 use crate::error::UserError;
 

@@ -3,8 +3,8 @@
 use chrono::Utc;
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::domain::email::EmailAddress;
 use crate::error::UserError;
 use crate::fixture::Fixture;

@@ -1,6 +1,6 @@
 //! `invite-bot escalate ADDRESS --workspace W [--note N]`: hand the case to human support.
 
-use crate::app::config::Config;
+use crate::config::Config;
 
 use super::operator::{operator_actions, parse_target};
 use super::output::report_action;

@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::ingest::export_file::{ColumnMap, FileKind, ImportSettings};
 use crate::ingest::import::{import_members, ImportFailure, ImportJob};
 use crate::ingest::{parse_offset, ValueMap, ValueMaps};

@@ -2,8 +2,8 @@
 
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::error::error_chain;
 use crate::prompts::Prompts;
 

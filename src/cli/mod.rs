@@ -33,7 +33,7 @@ use clap::{Parser, Subcommand};
 pub use crate::console::Format;
 pub use failure::Failure;
 
-use crate::app::config::Config;
+use crate::config::Config;
 
 #[derive(Debug, Parser)]
 #[command(

@@ -1,8 +1,8 @@
 //! The local operator: the actions service it acts through, and the member it names.
 
 use crate::actions::{Actions, Actor, Authorizer};
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
 use crate::error::UserError;

@@ -1,6 +1,6 @@
 //! `invite-bot resend ADDRESS --workspace W`: resend the invitation by email, as the local operator.
 
-use crate::app::config::Config;
+use crate::config::Config;
 
 use super::operator::{operator_actions, parse_target};
 use super::output::report_action;

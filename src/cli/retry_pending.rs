@@ -3,8 +3,8 @@
 
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 
 use super::output::print_facts;
 use super::{Failure, Format};

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use chrono::Utc;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::fixture::Fixture;
 
 use super::output::print_facts;

@@ -2,9 +2,9 @@
 
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::serve::{self, ServeError, ServeOptions};
 use crate::app::startup;
+use crate::config::Config;
 use crate::error::error_chain;
 
 use super::output::words;

@@ -22,8 +22,8 @@ use serenity::all::{
 use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
 
 use crate::actions::Actions;
-use crate::app::config::{Config, DiscordConfig};
 use crate::chat::{Chat, ChatReply, ChatUser, EscalationPost};
+use crate::config::{Config, DiscordConfig};
 
 pub const COMMAND_NAME: &str = "invite-check";
 

@@ -7,6 +7,7 @@ pub mod email;
 pub mod invitation;
 pub mod member;
 pub mod permission;
+pub mod product_data;
 pub mod source;
 pub mod verdict;
 pub mod workspace;

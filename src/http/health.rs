@@ -10,6 +10,7 @@ use axum::response::IntoResponse;
 use super::HttpState;
 use chrono::Utc;
 
+use crate::metrics::SourceFigures;
 use crate::store::{SourceState, StoreError};
 
 /// A probe that hangs is as bad as one that fails: the database gets this long to answer.
@@ -78,11 +79,25 @@ fn source_lines(sources: &[SourceState]) -> String {
 }
 
 pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
-    let mut text = crate::app::metrics::render();
+    let mut text = crate::metrics::render();
     let store = state.actions.engine().store();
     // The sources' numbers live in the database; a scrape never waits long for them.
     match tokio::time::timeout(READY_TIMEOUT, store.source_states()).await {
-        Ok(Ok(states)) => text.push_str(&crate::app::metrics::render_sources(&states, Utc::now())),
+        Ok(Ok(states)) => {
+            let now = Utc::now();
+            let figures: Vec<_> = states
+                .iter()
+                .map(|state| SourceFigures {
+                    name: &state.name,
+                    rows_applied: state.rows_applied,
+                    errors: state.errors,
+                    age_seconds: state
+                        .last_success_at
+                        .map(|at| (now - at).num_milliseconds() as f64 / 1000.0),
+                })
+                .collect();
+            text.push_str(&crate::metrics::render_sources(&figures));
+        }
         Ok(Err(error)) => tracing::warn!(error = %error, "metrics: source states unavailable"),
         Err(_) => tracing::warn!("metrics: source states timed out"),
     }

@@ -76,6 +76,6 @@ async fn observe_latency(request: Request, next: Next) -> Response {
         .unwrap_or_else(|| "unmatched".to_owned());
     let started = Instant::now();
     let response = next.run(request).await;
-    crate::app::metrics::observe_request(&route, started.elapsed().as_secs_f64());
+    crate::metrics::observe_request(&route, started.elapsed().as_secs_f64());
     response
 }

@@ -54,7 +54,7 @@ pub async fn ses(State(state): State<HttpState>, body: Bytes) -> Response {
 }
 
 fn refuse(provider: &'static str, status: StatusCode, reason: String) -> Response {
-    crate::app::metrics::record_webhook(provider, false);
+    crate::metrics::record_webhook(provider, false);
     // Reasons name the failed check, never a secret or an address.
     tracing::warn!(provider, status = status.as_u16(), reason = %reason, "webhook refused");
     (status, Json(json!({ "error": reason }))).into_response()
@@ -86,7 +86,7 @@ async fn store(
         .await
     {
         Ok(BatchOutcome::Written(report)) => {
-            crate::app::metrics::record_webhook(provider, true);
+            crate::metrics::record_webhook(provider, true);
             tracing::info!(
                 provider,
                 stored = report.stored,
@@ -106,7 +106,7 @@ async fn store(
             // 503 makes the provider retry later; nothing was written (one transaction).
             let reference = crate::error::new_reference();
             tracing::error!(provider, reference, error = %crate::error::error_chain(&error), "webhook not stored");
-            crate::app::metrics::record_webhook(provider, false);
+            crate::metrics::record_webhook(provider, false);
             (
                 StatusCode::SERVICE_UNAVAILABLE,
                 Json(json!({ "error": format!("not stored, try again later (ref {reference})") })),

@@ -10,15 +10,15 @@ pub mod export_file;
 pub mod import;
 mod values;
 
-use chrono::{DateTime, Duration, FixedOffset, Utc};
+use chrono::{Duration, FixedOffset};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::canonical_message_id;
-use crate::domain::member::{MemberStatus, Role};
+pub use crate::domain::product_data::{ApplyReport, InvitationRecord, MemberRecord, RowError};
 pub use crate::domain::source::SourceKind;
 use crate::domain::workspace::WorkspaceSlug;
-use crate::store::StoreError;
+pub use crate::store::IngestError;
 
 pub use values::{parse_offset, parse_time, ValueMap, ValueMaps};
 
@@ -58,84 +58,6 @@ pub struct RawInvitation {
     #[serde(default)]
     pub message_id: Option<String>,
     pub updated_at: String,
-}
-
-/// A checked member, in the bot's own words.
-#[derive(Debug, Clone)]
-pub struct MemberRecord {
-    pub workspace: WorkspaceSlug,
-    /// `None`: keep the name the bot holds (or use the slug for a new workspace).
-    pub workspace_name: Option<String>,
-    pub email: EmailAddress,
-    pub role: Role,
-    pub status: MemberStatus,
-    pub invited_at: Option<DateTime<Utc>>,
-    pub activated_at: Option<DateTime<Utc>>,
-    /// The product's own last change of this row: a row no newer than the bot's copy changes nothing.
-    pub updated_at: DateTime<Utc>,
-    /// Deleted in the product (soft delete): leaves the bot's view, kept for the audit log.
-    pub deleted: bool,
-}
-
-/// A checked invitation the product sent.
-#[derive(Debug, Clone)]
-pub struct InvitationRecord {
-    pub workspace: WorkspaceSlug,
-    pub email: EmailAddress,
-    pub sent_at: DateTime<Utc>,
-    pub expires_at: DateTime<Utc>,
-    /// Canonical form (no angle brackets), so provider events attach to it.
-    pub message_id: Option<String>,
-    pub updated_at: DateTime<Utc>,
-}
-
-/// One bad row: its index in the batch (0-based; an import reports line numbers instead), the
-/// field and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RowError {
-    pub index: usize,
-    pub field: String,
-    pub reason: String,
-}
-
-impl RowError {
-    pub fn new(index: usize, field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            index,
-            field: field.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-/// What applying a batch did: rows written, and rows no newer than what the bot held.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct ApplyReport {
-    pub applied: u64,
-    pub unchanged: u64,
-}
-
-impl ApplyReport {
-    pub fn add(&mut self, other: ApplyReport) {
-        self.applied += other.applied;
-        self.unchanged += other.unchanged;
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum IngestError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// Rows the database refused to take (an invitation for a member the bot does not hold, a
-    /// message id that is another invitation's): nothing of the batch was applied.
-    #[error("{} row(s) refused; nothing was applied", .0.len())]
-    Rows(Vec<RowError>),
-}
-
-impl From<sqlx::Error> for IngestError {
-    fn from(error: sqlx::Error) -> Self {
-        IngestError::Store(error.into())
-    }
 }
 
 /// Checks member rows. `maps` translates the product's role and status values (identity for
@@ -316,6 +238,7 @@ pub fn parse_invitation(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::member::{MemberStatus, Role};
 
     fn utc() -> FixedOffset {
         FixedOffset::east_opt(0).unwrap()

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use crate::app::config::ProvidersConfig;
+use crate::config::ProvidersConfig;
 use crate::diagnosis::{Check, FindingDraft, Outcome};
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::Suppression;
@@ -199,7 +199,7 @@ fn answer_of(
             "timeout",
         ),
     };
-    crate::app::metrics::record_lookup(source, outcome);
+    crate::metrics::record_lookup(source, outcome);
     if let LiveAnswer::NoAnswer { why, .. } = &answer {
         tracing::warn!(provider = source, why = %why, "live suppression look-up failed");
     }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use super::webhook::WebhookConfigError;
 use super::{mailgun, postmark, sendgrid, ses};
-use crate::app::config::ProvidersConfig;
+use crate::config::ProvidersConfig;
 
 /// The verifiers of every configured provider; `None` where a provider is not configured.
 #[derive(Debug, Clone, Default)]

@@ -278,7 +278,7 @@ mod tests {
             .collect();
         assert!(uncommented.contains("\n[providers.ses]\n"));
         let config =
-            crate::app::config::Config::from_toml(&uncommented, std::path::Path::new("example"))
+            crate::config::Config::from_toml(&uncommented, std::path::Path::new("example"))
                 .unwrap();
         let providers = &config.providers;
         assert!(providers.postmark.is_some() && providers.sendgrid.is_some());

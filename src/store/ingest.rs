@@ -11,10 +11,26 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::webhook_events::ATTACH_EARLY_EVENTS;
+use super::StoreError;
 use super::{on_backend, Store, StoreResult, WriteTurn};
-use crate::ingest::{
-    ApplyReport, IngestError, InvitationRecord, MemberRecord, RowError, SourceKind,
-};
+use crate::domain::product_data::{ApplyReport, InvitationRecord, MemberRecord, RowError};
+use crate::domain::source::SourceKind;
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Rows the database refused to take (an invitation for a member the bot does not hold, a
+    /// message id that is another invitation's): nothing of the batch was applied.
+    #[error("{} row(s) refused; nothing was applied", .0.len())]
+    Rows(Vec<RowError>),
+}
+
+impl From<sqlx::Error> for IngestError {
+    fn from(error: sqlx::Error) -> Self {
+        IngestError::Store(error.into())
+    }
+}
 
 /// How far a sync has read: the largest `updated_at` applied and the key of the last row at that
 /// instant (rows with equal timestamps are ordered by key, so none is skipped at a batch boundary).

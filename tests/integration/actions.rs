@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use invite_bot::actions::{ActionOutcome, RedeemOutcome, RefusalReason};
-use invite_bot::app::config::{Config, GrantConfig};
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::diagnosis::Verdict;
 use invite_bot::error::{ActionFailure, EngineError};
 use secrecy::ExposeSecret;
@@ -312,7 +312,7 @@ both_backends! {
     }
 
     async fn actions_are_counted_in_the_metrics(app) {
-        use invite_bot::app::metrics::counter_value;
+        use invite_bot::metrics::counter_value;
         app.seed(PEOPLE).await;
         let count = || (
             counter_value("invite_bot_actions_total", &[("kind", "resend_invite"), ("outcome", "done")]),
@@ -325,7 +325,7 @@ both_backends! {
         let after = count();
         // Other tests run in the same process: the counters only ever grow by at least ours.
         assert!(after.0 > before.0 && after.1 > before.1 && after.2 > before.2, "{before:?} -> {after:?}");
-        assert!(invite_bot::app::metrics::render().contains("invite_bot_actions_total{kind=\"resend_invite\",outcome=\"done\"}"));
+        assert!(invite_bot::metrics::render().contains("invite_bot_actions_total{kind=\"resend_invite\",outcome=\"done\"}"));
     }
 
     async fn a_temporary_refusal_is_retried(app) {

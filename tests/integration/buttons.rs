@@ -2,8 +2,8 @@
 //! (issue 11 #18, #19); the chat flow's words come from `prompts/chat.j2` (issue 10).
 
 use invite_bot::actions::ActionOutcome;
-use invite_bot::app::config::{Config, GrantConfig};
 use invite_bot::chat::{Chat, ChatReply, ChatUser};
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::domain::{AuditOutcome, AuditReason, Permission};
 use invite_bot::store::AuditFilter;
 

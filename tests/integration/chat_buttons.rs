@@ -7,8 +7,8 @@ use crate::helpers::both_backends;
 
 const ADMIN_ROLE: &str = "8000";
 
-fn grant_admins(config: &mut invite_bot::app::config::Config) {
-    config.permissions.grant = vec![invite_bot::app::config::GrantConfig {
+fn grant_admins(config: &mut invite_bot::config::Config) {
+    config.permissions.grant = vec![invite_bot::config::GrantConfig {
         roles: vec![ADMIN_ROLE.into()],
         allow: vec![
             invite_bot::domain::Permission::Check,

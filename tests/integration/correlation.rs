@@ -135,7 +135,7 @@ async fn has_hard_bounce(app: &TestApp) -> bool {
 
 // --- Postmark: HTTP Basic; our id comes back in Metadata ---
 
-fn postmark(config: &mut invite_bot::app::config::Config) {
+fn postmark(config: &mut invite_bot::config::Config) {
     config.providers.postmark = Some(
         toml::from_str("webhook_username = \"postmark\"\nwebhook_password = \"pw-postmark\"")
             .unwrap(),
@@ -167,7 +167,7 @@ impl SendgridKeys {
         SendgridKeys(p256::ecdsa::SigningKey::random(&mut rand::rngs::OsRng))
     }
 
-    fn configure(&self) -> impl FnOnce(&mut invite_bot::app::config::Config) + '_ {
+    fn configure(&self) -> impl FnOnce(&mut invite_bot::config::Config) + '_ {
         use p256::pkcs8::EncodePublicKey;
         move |config| {
             let der = self.0.verifying_key().to_public_key_der().unwrap();
@@ -204,7 +204,7 @@ impl SendgridKeys {
 
 const MAILGUN_KEY: &str = "key-correlation-0123456789";
 
-fn mailgun(config: &mut invite_bot::app::config::Config) {
+fn mailgun(config: &mut invite_bot::config::Config) {
     config.providers.mailgun =
         Some(toml::from_str(&format!("signing_key = \"{MAILGUN_KEY}\"")).unwrap());
 }

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use invite_bot::app::config::{Config, GrantConfig};
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::discord::{DiscordBot, DiscordOptions};
 use invite_bot::store::Store;
 use invite_bot_testkit::fake_discord::{

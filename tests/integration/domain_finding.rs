@@ -80,7 +80,7 @@ both_backends! {
         assert_eq!(domain_finding(&app, "gmail.com").await, None);
     }
 
-    async fn the_threshold_comes_from_config(app) with |c: &mut invite_bot::app::config::Config| c.checks.domain_alert_threshold = 2; {
+    async fn the_threshold_comes_from_config(app) with |c: &mut invite_bot::config::Config| c.checks.domain_alert_threshold = 2; {
         app.seed(&fixture("bigbank.example", 2, "bounced", "3 days ago")).await;
         assert!(domain_finding(&app, "bigbank.example").await.is_some());
     }

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use hmac::{Hmac, Mac};
 use invite_bot::actions::{ActionOutcome, RefusalReason};
-use invite_bot::app::config::Config;
+use invite_bot::config::Config;
 use invite_bot::store::{AuditFilter, WebhookState};
 use secrecy::ExposeSecret;
 use sha2::Sha256;

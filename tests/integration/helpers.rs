@@ -7,8 +7,8 @@
 
 use chrono::Utc;
 use invite_bot::actions::{Actions, Actor, Authorizer};
-use invite_bot::app::config::Config;
 use invite_bot::app::startup;
+use invite_bot::config::Config;
 
 use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
@@ -235,7 +235,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
                     #[allow(unused_variables)]
-                    let configure = |_: &mut invite_bot::app::config::Config| {};
+                    let configure = |_: &mut invite_bot::config::Config| {};
                     $(let configure = $configure;)?
                     let $app = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Sqlite, configure).await.unwrap();
                     $body
@@ -244,7 +244,7 @@ macro_rules! both_backends {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     #[allow(unused_variables)]
-                    let configure = |_: &mut invite_bot::app::config::Config| {};
+                    let configure = |_: &mut invite_bot::config::Config| {};
                     $(let configure = $configure;)?
                     let Some($app) = $crate::helpers::TestApp::spawn_with($crate::helpers::Backend::Postgres, configure).await else {
                         return;

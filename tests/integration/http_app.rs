@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use invite_bot::app::config::Config;
 use invite_bot::app::serve::{self, HttpHandle};
+use invite_bot::config::Config;
 use invite_bot::http::HttpState;
 
 use crate::helpers::TestApp;

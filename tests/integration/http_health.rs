@@ -1,8 +1,8 @@
 //! The listener's own endpoints: liveness, readiness (database up and migrated), metrics, limits.
 
 use chrono::{Duration, Utc};
-use invite_bot::app::metrics::counter_value;
 use invite_bot::domain::SourceKind;
+use invite_bot::metrics::counter_value;
 use invite_bot::store::{ConnectOptions, Store};
 
 use crate::helpers::{both_backends, fresh_database, Backend};
@@ -113,11 +113,11 @@ async fn not_ready_without_migrations(backend: Backend) {
     let engine = invite_bot::engine::Engine::new(
         store,
         std::sync::Arc::new(invite_bot::prompts::Prompts::builtin().unwrap()),
-        invite_bot::engine::CheckSettings::from(&invite_bot::app::config::Config::default()),
+        invite_bot::engine::CheckSettings::from(&invite_bot::config::Config::default()),
     );
     let actions = invite_bot::actions::Actions::new(
         engine,
-        invite_bot::actions::ActionSettings::from(&invite_bot::app::config::Config::default()),
+        invite_bot::actions::ActionSettings::from(&invite_bot::config::Config::default()),
         invite_bot::mail::Mailer::Disabled,
     );
     let state = invite_bot::http::HttpState::new(actions, Default::default(), 1 << 20);

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use invite_bot::app::config::Config;
+use invite_bot::config::Config;
 use invite_bot::error::EngineError;
 use invite_bot::store::StoreError;
 use tokio::net::{TcpListener, TcpStream};

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use invite_bot::app::config::Config;
 use invite_bot::app::serve::{self, HttpHandle, HttpLimits};
+use invite_bot::config::Config;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use invite_bot::app::config::ProvidersConfig;
+use invite_bot::config::ProvidersConfig;
 use invite_bot::diagnosis::Diagnosis;
 use invite_bot::domain::email::EmailAddress;
 use invite_bot::domain::workspace::WorkspaceSlug;
@@ -230,7 +230,7 @@ both_backends! {
         assert_eq!(unanswered.len(), 2, "{unanswered:?}");
         assert!(unanswered[0].contains("Postmark") && unanswered[0].contains("not the expected JSON"), "{unanswered:?}");
         assert!(unanswered[1].contains("SendGrid") && unanswered[1].contains("answered HTTP 503"), "{unanswered:?}");
-        assert!(invite_bot::app::metrics::counter_value(
+        assert!(invite_bot::metrics::counter_value(
             "invite_bot_suppression_lookups_total",
             &[("provider", "SendGrid"), ("outcome", "error")]
         ) >= 1);

@@ -25,7 +25,7 @@ async fn age(app: &TestApp, sql: &str, days: i64) {
 }
 
 both_backends! {
-    async fn old_buttons_and_audit_rows_are_pruned_and_recent_ones_kept(app) with |c: &mut invite_bot::app::config::Config| {
+    async fn old_buttons_and_audit_rows_are_pruned_and_recent_ones_kept(app) with |c: &mut invite_bot::config::Config| {
         c.retention.button_days = 7;
         c.retention.audit_days = 30;
     }; {

@@ -2,8 +2,8 @@
 //! another workspace", no suggestion drawn from them, no name in autocompletion, and never an empty
 //! answer that would give a membership away.
 
-use invite_bot::app::config::{Config, GrantConfig};
 use invite_bot::chat::Chat;
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::diagnosis::{Diagnosis, Verdict};
 use invite_bot::domain::{Permission, WorkspaceSlug};
 use invite_bot::error::{EngineError, UserError};

@@ -2,7 +2,7 @@
 //! database password.
 
 use invite_bot::actions::ActionOutcome;
-use invite_bot::app::config::Config;
+use invite_bot::config::Config;
 use wiremock::matchers::method;
 use wiremock::{Mock, MockServer, ResponseTemplate};
 

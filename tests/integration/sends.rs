@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use invite_bot::actions::{ActionOutcome, RedeemOutcome, RefusalReason};
-use invite_bot::app::config::{Config, GrantConfig};
+use invite_bot::config::{Config, GrantConfig};
 use invite_bot::diagnosis::Verdict;
 use invite_bot::error::EngineError;
 use invite_bot::store::{NewResend, ResendStart, Store};

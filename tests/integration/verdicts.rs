@@ -209,7 +209,7 @@ both_backends! {
         assert!(diagnosis.findings[1].detail.contains("acme"));
     }
 
-    async fn resend_wait_comes_from_config(app) with |c: &mut invite_bot::app::config::Config| c.checks.resend_wait_minutes = 60; {
+    async fn resend_wait_comes_from_config(app) with |c: &mut invite_bot::config::Config| c.checks.resend_wait_minutes = 60; {
         app.seed(FIXTURE).await;
         let diagnosis = app.check("sent-a-while-ago@corp.example", "acme").await;
         assert_eq!(diagnosis.verdict, Verdict::InviteSent);

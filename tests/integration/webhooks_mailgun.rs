@@ -10,7 +10,7 @@ use crate::http_app::{events, verdict, HttpApp, MEMBERS};
 
 const SIGNING_KEY: &str = "key-test-signing-0123456789";
 
-fn configure(config: &mut invite_bot::app::config::Config) {
+fn configure(config: &mut invite_bot::config::Config) {
     config.providers.mailgun =
         Some(toml::from_str(&format!("signing_key = \"{SIGNING_KEY}\"")).unwrap());
 }

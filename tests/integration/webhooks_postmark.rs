@@ -6,7 +6,7 @@ use serde_json::json;
 use crate::helpers::both_backends;
 use crate::http_app::{events, verdict, HttpApp, MEMBERS};
 
-fn configure(config: &mut invite_bot::app::config::Config) {
+fn configure(config: &mut invite_bot::config::Config) {
     config.providers.postmark = Some(
         toml::from_str(
             r#"

@@ -33,7 +33,7 @@ impl Keys {
     }
 }
 
-fn configure(keys: &Keys) -> impl FnOnce(&mut invite_bot::app::config::Config) + '_ {
+fn configure(keys: &Keys) -> impl FnOnce(&mut invite_bot::config::Config) + '_ {
     move |config| {
         config.providers.sendgrid =
             Some(toml::from_str(&format!("public_key = \"{}\"", keys.public_key())).unwrap());
@@ -183,7 +183,7 @@ both_backends! {
 
 #[test]
 fn a_bad_public_key_is_a_config_error() {
-    let config: invite_bot::app::config::ProvidersConfig =
+    let config: invite_bot::config::ProvidersConfig =
         toml::from_str("[sendgrid]\npublic_key = \"bm90IGEga2V5\"").unwrap();
     let error = invite_bot::providers::Webhooks::from_config(&config).unwrap_err();
     assert!(

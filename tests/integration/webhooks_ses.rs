@@ -77,7 +77,7 @@ fn expired_certificate() -> String {
     )
 }
 
-fn configure(config: &mut invite_bot::app::config::Config) {
+fn configure(config: &mut invite_bot::config::Config) {
     config.providers.ses = Some(
         toml::from_str(&format!(
             "topic_arn = \"{TOPIC}\"\ncert_host_pattern = 'sns\\.[a-z0-9-]+\\.amazonaws\\.com|127\\.0\\.0\\.1'\n"

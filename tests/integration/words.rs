@@ -2,7 +2,7 @@
 //! changes what the checks and the actions say, with no code involved.
 
 use invite_bot::actions::ActionOutcome;
-use invite_bot::app::config::{Config, ProvidersConfig};
+use invite_bot::config::{Config, ProvidersConfig};
 use invite_bot::domain::email::EmailAddress;
 use invite_bot::error::{ActionFailure, EngineError, UserError};
 use invite_bot::providers::LiveLookups;

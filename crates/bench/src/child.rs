@@ -104,9 +104,9 @@ pub(crate) fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
 
 /// Seeds the demo fixture into `database_url` (migrating it first); the error is the whole chain.
 pub(crate) async fn seed_demo(database_url: &str) -> Result<(), String> {
-    let config = invite_bot::app::config::Config {
+    let config = invite_bot::config::Config {
         database_url: database_url.to_owned(),
-        ..invite_bot::app::config::Config::default()
+        ..invite_bot::config::Config::default()
     };
     let actions = invite_bot::app::startup::build_for_seeding(&config)
         .await

@@ -33,7 +33,7 @@ use chrono::Utc;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use invite_bot::app::config::Config;
+use invite_bot::config::Config;
 use invite_bot::domain::email::EmailAddress;
 use invite_bot::domain::workspace::WorkspaceSlug;
 use invite_bot::engine::{CheckSettings, Engine};

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
-use invite_bot::app::config::Config;
+use invite_bot::config::Config;
 use invite_bot::error::error_chain;
 use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
 use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions};

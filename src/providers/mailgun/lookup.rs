@@ -3,7 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::config::MailgunConfig;
+use crate::config::MailgunConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
 use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup, Unanswered};

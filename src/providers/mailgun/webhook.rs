@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sha2::Sha256;
 
-use crate::app::config::MailgunConfig;
+use crate::config::MailgunConfig;
 use crate::domain::invitation::BounceKind;
 use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{

@@ -3,7 +3,7 @@
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::app::config::PostmarkConfig;
+use crate::config::PostmarkConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
 use crate::providers::lookup::{json_body, send, status_error, Lookup, Unanswered};

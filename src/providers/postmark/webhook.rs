@@ -8,7 +8,7 @@ use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use crate::app::config::PostmarkConfig;
+use crate::config::PostmarkConfig;
 use crate::domain::invitation::BounceKind;
 use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{

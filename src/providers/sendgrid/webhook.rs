@@ -10,7 +10,7 @@ use p256::ecdsa::{Signature, VerifyingKey};
 use p256::pkcs8::DecodePublicKey;
 use serde::Deserialize;
 
-use crate::app::config::SendgridConfig;
+use crate::config::SendgridConfig;
 use crate::domain::invitation::{BounceKind, SuppressionReason};
 use crate::providers::webhook::{
     bare_message_id, check_fresh, detail, invite_ref, recipient, unix_time, BatchBuilder,

@@ -7,7 +7,7 @@ use hmac::{Hmac, Mac};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
-use crate::app::config::SesConfig;
+use crate::config::SesConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
 use crate::providers::lookup::{json_body, send, status_error, Lookup, Unanswered};

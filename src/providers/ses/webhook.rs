@@ -22,7 +22,7 @@ use sha1::Sha1;
 use sha2::{Digest, Sha256};
 use x509_cert::der::{DecodePem, Encode};
 
-use crate::app::config::SesConfig;
+use crate::config::SesConfig;
 use crate::domain::invitation::BounceKind;
 use crate::mail::CORRELATION_KEY;
 use crate::providers::webhook::{

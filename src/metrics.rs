@@ -231,12 +231,18 @@ pub fn render() -> String {
     out
 }
 
+/// One way the product's data comes in, as the database records it.
+pub struct SourceFigures<'a> {
+    pub name: &'a str,
+    pub rows_applied: i64,
+    pub errors: i64,
+    /// Seconds since it last succeeded (`None`: never).
+    pub age_seconds: Option<f64>,
+}
+
 /// What the database knows of each way the product's data comes in, as metrics: it is shared by
 /// every replica, so these are read from it at scrape time rather than counted in the process.
-pub fn render_sources(
-    states: &[crate::store::SourceState],
-    now: chrono::DateTime<chrono::Utc>,
-) -> String {
+pub fn render_sources(sources: &[SourceFigures<'_>]) -> String {
     let mut out = String::new();
     let families: [(&str, &str, &str); 3] = [
         (
@@ -258,14 +264,14 @@ pub fn render_sources(
     for (name, kind, help) in families {
         let _ = writeln!(out, "# HELP {name} {help}");
         let _ = writeln!(out, "# TYPE {name} {kind}");
-        for state in states {
+        for source in sources {
             // Source names are the bot's own four words, never request input.
-            let labels = format!("{{source=\"{}\"}}", state.name);
+            let labels = format!("{{source=\"{}\"}}", source.name);
             let value = match name {
-                "invite_bot_source_rows_applied_total" => state.rows_applied.to_string(),
-                "invite_bot_source_sync_errors_total" => state.errors.to_string(),
-                _ => match state.last_success_at {
-                    Some(at) => ((now - at).num_milliseconds() as f64 / 1000.0).to_string(),
+                "invite_bot_source_rows_applied_total" => source.rows_applied.to_string(),
+                "invite_bot_source_sync_errors_total" => source.errors.to_string(),
+                _ => match source.age_seconds {
+                    Some(age) => age.to_string(),
                     None => continue,
                 },
             };

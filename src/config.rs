@@ -860,7 +860,7 @@ mod tests {
 
     #[test]
     fn the_example_config_is_valid_and_complete() {
-        let text = include_str!("../../config.toml.example");
+        let text = include_str!("../config.toml.example");
         let config = Config::from_toml(text, Path::new("config.toml.example")).unwrap();
         config.validate().unwrap();
     }
