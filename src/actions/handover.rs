@@ -1,14 +1,14 @@
-//! Delivery of escalations to a support desk's HTTP endpoint: JSON, signed with HMAC-SHA256, retried
-//! with backoff on server errors and timeouts.
+//! Delivery of escalations to a support desk's HTTP endpoint: JSON, signed the Standard Webhooks way
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`), retried with backoff on server errors
+//! and timeouts. The id is the escalation's reference, the same on every retry, so the desk can
+//! drop a delivery it already has.
 //!
 //! The URL is a secret (desks put their token in it): it goes only to the HTTP client, never into an
 //! error, a log, an audit row or a reply, and the client follows no redirect with it.
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
+use secrecy::SecretString;
 
 use crate::app::config::EscalationConfig;
 
@@ -56,15 +56,15 @@ pub(crate) fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `sha256=<hex>` of `timestamp.body`, as the `X-Invite-Bot-Signature` header carries it. The
-/// timestamp inside the signed text lets the receiver reject replays of old deliveries.
-pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">` with the key of the `whsec_` secret, as the
+/// `webhook-signature` header carries it; `None` when the secret is not a Standard Webhooks one
+/// (the config refuses those at start-up) or the body is not UTF-8 (ours is JSON).
+pub fn signature(secret: &SecretString, id: &str, timestamp: i64, body: &[u8]) -> Option<String> {
+    let key = crate::app::config::signing_key(secret).ok()?;
+    standardwebhooks::Webhook::from_bytes(key)
+        .ok()?
+        .sign(id, timestamp, body)
+        .ok()
 }
 
 /// The result of one delivery round.
@@ -76,11 +76,14 @@ pub(crate) struct WebhookRound {
     pub error: Option<String>,
 }
 
-/// POSTs `body` up to `max_attempts` times; a 4xx answer ends the round at once (retrying the same
-/// request will not change the receiver's mind), a 5xx or a timeout is retried with backoff.
+/// POSTs `body` up to `max_attempts` times as message `id` (the escalation's reference); a 4xx
+/// answer ends the round at once (retrying the same request will not change the receiver's mind),
+/// a 5xx or a timeout is retried with backoff. Each attempt is signed afresh with its own
+/// timestamp, under the same id.
 pub(crate) async fn deliver(
     client: &reqwest::Client,
     settings: &WebhookSettings,
+    id: &str,
     body: &[u8],
 ) -> WebhookRound {
     if let Some(problem) = crate::urls::https_problem(&settings.url) {
@@ -93,15 +96,23 @@ pub(crate) async fn deliver(
     let mut error = None;
     for attempt in 1..=settings.max_attempts {
         let timestamp = chrono::Utc::now().timestamp();
+        let Some(signature) = signature(&settings.secret, id, timestamp, body) else {
+            return WebhookRound {
+                delivered: false,
+                attempts: attempt - 1,
+                error: Some("not sent: the webhook secret is not a whsec_ secret".into()),
+            };
+        };
         let response = client
             .post(&settings.url)
             .timeout(settings.timeout)
             .header("content-type", "application/json")
-            .header("x-invite-bot-timestamp", timestamp.to_string())
+            .header(standardwebhooks::HEADER_WEBHOOK_ID, id)
             .header(
-                "x-invite-bot-signature",
-                signature(&settings.secret, timestamp, body),
+                standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+                timestamp.to_string(),
             )
+            .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
             .body(body.to_vec())
             .send()
             .await;
@@ -187,19 +198,22 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hmac_sha256_of_timestamp_and_body() {
-        let secret = SecretString::from("key");
-        let sig = signature(&secret, 1_700_000_000, b"{}");
-        // Computed independently: printf '1700000000.{}' | openssl dgst -sha256 -hmac key
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-        mac.update(b"1700000000.{}");
-        assert_eq!(
-            sig,
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    fn signature_is_standard_webhooks_v1() {
+        // The Standard Webhooks reference vector (the specification's and the crate's own test).
+        let secret = SecretString::from("whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD");
+        let sig = signature(
+            &secret,
+            "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+            1_649_367_553,
+            br#"{"email":"test@example.com","username":"test_user"}"#,
         );
-        assert_ne!(
-            sig,
-            signature(&SecretString::from("other"), 1_700_000_000, b"{}")
+        assert_eq!(
+            sig.as_deref(),
+            Some("v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw=")
+        );
+        assert_eq!(
+            signature(&SecretString::from("not-whsec"), "id", 1, b"{}"),
+            None
         );
     }
 }
