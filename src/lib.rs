@@ -18,9 +18,6 @@ pub mod fixture;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
-// STAND-IN until the "Ingest:" commit lands on main (see the file).
-#[path = "ingest_standin.rs"]
-pub mod ingest;
 pub mod mail;
 pub mod prompts;
 pub mod providers;
