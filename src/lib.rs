@@ -18,6 +18,7 @@ pub mod fixture;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
+pub mod ingest;
 pub mod mail;
 pub mod prompts;
 pub mod providers;

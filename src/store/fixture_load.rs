@@ -20,6 +20,7 @@ impl Store {
         fixture.check_repeats()?;
         let _turn = self.write_turn().await;
         let mut report = SeedReport::default();
+        let seeded_at = chrono::Utc::now();
         on_backend!(self, pool => {
             let mut tx = pool.begin().await?;
 
@@ -62,11 +63,13 @@ impl Store {
                 let local_rev: String = email.local_part().chars().rev().collect();
                 let id: i64 = sqlx::query_scalar(
                     "INSERT INTO members (workspace_id, email, email_key, local_key, domain_key, \
-                         local_rev, role, status, invited_at, activated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                         local_rev, role, status, invited_at, activated_at, source, refreshed_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'fixtures', $11) \
                      ON CONFLICT (email_key, workspace_id) DO UPDATE SET email = excluded.email, \
                          role = excluded.role, status = excluded.status, \
-                         invited_at = excluded.invited_at, activated_at = excluded.activated_at \
+                         invited_at = excluded.invited_at, activated_at = excluded.activated_at, \
+                         source = 'fixtures', source_updated_at = NULL, \
+                         refreshed_at = excluded.refreshed_at, removed_at = NULL, seen_run = NULL \
                      RETURNING id",
                 )
                 .bind(workspace_id)
@@ -79,6 +82,7 @@ impl Store {
                 .bind(member.status.as_str())
                 .bind(member.invited_at)
                 .bind(member.activated_at)
+                .bind(seeded_at)
                 .fetch_one(&mut *tx)
                 .await?;
                 member_ids.insert((slug, email.key()), id);

@@ -61,11 +61,14 @@ macro_rules! select_members {
 
 /// A member of workspace `$1` by normalized address `$2`.
 pub const MEMBER_IN_WORKSPACE: &str =
-    select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2");
+    select_members!("WHERE m.workspace_id = $1 AND m.email_key = $2 AND m.removed_at IS NULL");
 /// A member of the workspace with slug `$1` by normalized address `$2`.
-pub const MEMBER_BY_SLUG: &str = select_members!("WHERE w.slug = $1 AND m.email_key = $2");
+pub const MEMBER_BY_SLUG: &str =
+    select_members!("WHERE w.slug = $1 AND m.email_key = $2 AND m.removed_at IS NULL");
 /// Every membership of normalized address `$1`.
-pub const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w.slug");
+/// (Members the product deleted, or a full sync no longer returned, are out of every look-up.)
+pub const MEMBERSHIPS: &str =
+    select_members!("WHERE m.email_key = $1 AND m.removed_at IS NULL ORDER BY w.slug");
 
 /// Every candidate range in one round trip (each branch an index range with its own LIMIT):
 /// members with the same local part at any domain (`$1`, at most `$2`), and members at the same
@@ -77,18 +80,18 @@ pub const MEMBERSHIPS: &str = select_members!("WHERE m.email_key = $1 ORDER BY w
 /// (Each branch sits in a subquery: SQLite allows ORDER BY/LIMIT only there in a compound select.)
 pub const CANDIDATES_NEAR: &str =
     "SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-      WHERE local_key = $1 ORDER BY email_key LIMIT $2) AS same_local \
+      WHERE local_key = $1 AND removed_at IS NULL ORDER BY email_key LIMIT $2) AS same_local \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-      WHERE domain_key = $3 AND local_key >= $1 AND local_key >= $4 AND local_key < $5 \
+      WHERE domain_key = $3 AND local_key >= $1 AND local_key >= $4 AND local_key < $5 AND removed_at IS NULL \
       ORDER BY local_key LIMIT $9) AS prefix_up \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-      WHERE domain_key = $3 AND local_key < $1 AND local_key >= $4 AND local_key < $5 \
+      WHERE domain_key = $3 AND local_key < $1 AND local_key >= $4 AND local_key < $5 AND removed_at IS NULL \
       ORDER BY local_key DESC LIMIT $9) AS prefix_down \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-      WHERE domain_key = $3 AND local_rev >= $6 AND local_rev >= $7 AND local_rev < $8 \
+      WHERE domain_key = $3 AND local_rev >= $6 AND local_rev >= $7 AND local_rev < $8 AND removed_at IS NULL \
       ORDER BY local_rev LIMIT $9) AS suffix_up \
      UNION ALL SELECT * FROM (SELECT workspace_id, email, email_key, local_key, domain_key FROM members \
-      WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 \
+      WHERE domain_key = $3 AND local_rev < $6 AND local_rev >= $7 AND local_rev < $8 AND removed_at IS NULL \
       ORDER BY local_rev DESC LIMIT $9) AS suffix_down";
 
 impl Store {

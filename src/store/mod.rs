@@ -11,6 +11,7 @@ mod buttons;
 mod deliveries;
 mod escalations;
 mod fixture_load;
+mod ingest;
 mod locking;
 mod members;
 mod outbox;
@@ -30,6 +31,7 @@ pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
+pub use ingest::{ApplyOptions, SourceState, Watermark};
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
@@ -472,6 +474,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "send leases",
                 include_str!("../../migrations/sqlite/0007_send_leases.sql"),
             ),
+            (
+                8,
+                "product data",
+                include_str!("../../migrations/sqlite/0008_product_data.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -508,6 +515,11 @@ fn migrator(backend: Backend) -> Migrator {
                 7,
                 "send leases",
                 include_str!("../../migrations/postgres/0007_send_leases.sql"),
+            ),
+            (
+                8,
+                "product data",
+                include_str!("../../migrations/postgres/0008_product_data.sql"),
             ),
         ],
     };

@@ -19,6 +19,7 @@ mod fixtures;
 mod hostile_input;
 mod http_app;
 mod http_health;
+mod ingest;
 mod input;
 mod liveness_database;
 mod liveness_http;

@@ -1,0 +1,443 @@
+//! Applies the product's members and invitations ([`crate::ingest`]) and remembers, per way in,
+//! how far it got and how fresh the data is (`data_sources`).
+//!
+//! Every apply is one transaction: a batch lands whole or not at all, and a sync's watermark moves
+//! in the same transaction as the rows it covers, so a crash mid-sync resumes where the last
+//! committed batch ended. A row no newer than the bot's copy (`source_updated_at`) changes nothing,
+//! which makes every way in idempotent and lets a slow, late writer lose to a newer one.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use super::webhook_events::ATTACH_EARLY_EVENTS;
+use super::{on_backend, Store, StoreResult};
+use crate::ingest::{
+    ApplyReport, IngestError, InvitationRecord, MemberRecord, RowError, SourceKind,
+};
+
+/// How far a sync has read: the largest `updated_at` applied and the key of the last row at that
+/// instant (rows with equal timestamps are ordered by key, so none is skipped at a batch boundary).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub at: DateTime<Utc>,
+    pub key: String,
+}
+
+/// Options of one apply.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Work everything out, then roll back: what `--dry-run` prints.
+    pub dry_run: bool,
+    /// A sync run: rows it returns are marked with the run (for the reconcile of `sync --full`),
+    /// and the watermark advances in the batch's transaction.
+    pub run: Option<(i64, Option<Watermark>)>,
+}
+
+/// What the bot knows of one way in.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SourceState {
+    pub name: String,
+    pub watermark_at: Option<DateTime<Utc>>,
+    pub watermark_key: Option<String>,
+    pub run: i64,
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub rows_applied: i64,
+}
+
+impl SourceState {
+    pub fn watermark(&self) -> Option<Watermark> {
+        Some(Watermark {
+            at: self.watermark_at?,
+            key: self.watermark_key.clone().unwrap_or_default(),
+        })
+    }
+}
+
+const SELECT_SOURCE: &str = "SELECT name, watermark_at, watermark_key, run, last_attempt_at, \
+     last_success_at, last_error, rows_applied FROM data_sources";
+
+const SELECT_SOURCE_NAMED: &str = "SELECT name, watermark_at, watermark_key, run, \
+     last_attempt_at, last_success_at, last_error, rows_applied FROM data_sources WHERE name = $1";
+
+const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
+     ON CONFLICT (slug) DO UPDATE SET name = COALESCE($3, workspaces.name) RETURNING id";
+
+/// Writes a member unless the bot's copy is as new or newer (`source_updated_at`); fixtures
+/// (no `source_updated_at`) always give way to the product.
+const UPSERT_MEMBER: &str = "INSERT INTO members (workspace_id, email, email_key, local_key, \
+         domain_key, local_rev, role, status, invited_at, activated_at, source, source_updated_at, \
+         refreshed_at, removed_at, seen_run) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+     ON CONFLICT (email_key, workspace_id) DO UPDATE SET email = excluded.email, \
+         role = excluded.role, status = excluded.status, invited_at = excluded.invited_at, \
+         activated_at = excluded.activated_at, source = excluded.source, \
+         source_updated_at = excluded.source_updated_at, refreshed_at = excluded.refreshed_at, \
+         removed_at = excluded.removed_at, seen_run = excluded.seen_run \
+     WHERE members.source_updated_at IS NULL \
+         OR members.source_updated_at < excluded.source_updated_at";
+
+/// A row a sync returned unchanged is still in the product: it is confirmed, not rewritten.
+const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
+     WHERE workspace_id = $3 AND email_key = $4";
+
+const UPSERT_INVITATION: &str = "INSERT INTO invitations (member_id, sent_at, expires_at, \
+         message_id, source, source_key, source_updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7) \
+     ON CONFLICT (source_key) DO UPDATE SET expires_at = excluded.expires_at, \
+         message_id = COALESCE(excluded.message_id, invitations.message_id), \
+         source = excluded.source, source_updated_at = excluded.source_updated_at \
+     WHERE invitations.source_updated_at IS NULL \
+         OR invitations.source_updated_at < excluded.source_updated_at \
+     RETURNING id";
+
+/// Records progress and freshness of a way in, in the transaction of the rows it covers.
+const RECORD_SOURCE: &str = "INSERT INTO data_sources (name, watermark_at, watermark_key, \
+         last_success_at, rows_applied) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (name) DO UPDATE SET \
+         watermark_at = COALESCE(excluded.watermark_at, data_sources.watermark_at), \
+         watermark_key = COALESCE(excluded.watermark_key, data_sources.watermark_key), \
+         last_success_at = COALESCE(excluded.last_success_at, data_sources.last_success_at), \
+         rows_applied = data_sources.rows_applied + excluded.rows_applied";
+
+impl Store {
+    /// Applies members from `source` in one transaction (see [`Store::apply_members_with`]).
+    pub async fn apply_members(
+        &self,
+        source: SourceKind,
+        rows: &[MemberRecord],
+    ) -> Result<ApplyReport, IngestError> {
+        self.apply_members_with(source, rows, &ApplyOptions::default(), Utc::now())
+            .await
+    }
+
+    /// Applies members in one transaction: workspaces are created as needed (named by the row's
+    /// `workspace_name`, else the slug), a row newer than the bot's copy replaces it, a deleted one
+    /// leaves the bot's view (the row is kept for the audit log). Repeats of one member within the
+    /// batch count once, the newest winning.
+    pub async fn apply_members_with(
+        &self,
+        source: SourceKind,
+        rows: &[MemberRecord],
+        options: &ApplyOptions,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, IngestError> {
+        let rows = newest_per_member(rows);
+        let mut report = ApplyReport::default();
+        let run = options.run.as_ref().map(|(run, _)| *run);
+        let _turn = self.write_turn().await;
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let mut workspace_ids: HashMap<&str, i64> = HashMap::new();
+            for row in &rows.kept {
+                let slug = row.workspace.as_str();
+                if workspace_ids.contains_key(slug) {
+                    continue;
+                }
+                let id: i64 = sqlx::query_scalar(UPSERT_WORKSPACE)
+                    .bind(slug)
+                    .bind(row.workspace_name.as_deref().unwrap_or(slug))
+                    .bind(row.workspace_name.as_deref())
+                    .fetch_one(&mut *tx)
+                    .await?;
+                workspace_ids.insert(slug, id);
+            }
+            for row in &rows.kept {
+                let workspace_id = workspace_ids[row.workspace.as_str()];
+                let email = &row.email;
+                let local_rev: String = email.local_part().chars().rev().collect();
+                let written = sqlx::query(UPSERT_MEMBER)
+                    .bind(workspace_id)
+                    .bind(email.as_entered())
+                    .bind(email.key())
+                    .bind(email.local_part())
+                    .bind(email.domain())
+                    .bind(&local_rev)
+                    .bind(row.role.as_str())
+                    .bind(row.status.as_str())
+                    .bind(row.invited_at)
+                    .bind(row.activated_at)
+                    .bind(source.as_str())
+                    .bind(row.updated_at)
+                    .bind(now)
+                    .bind(row.deleted.then_some(now))
+                    .bind(run)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if written > 0 {
+                    report.applied += 1;
+                } else {
+                    report.unchanged += 1;
+                    if let Some(run) = run {
+                        sqlx::query(CONFIRM_MEMBER)
+                            .bind(run)
+                            .bind(now)
+                            .bind(workspace_id)
+                            .bind(email.key())
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                }
+            }
+            report.unchanged += rows.repeats;
+            let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
+            sqlx::query(RECORD_SOURCE)
+                .bind(source.as_str())
+                .bind(watermark.map(|mark| mark.at))
+                .bind(watermark.map(|mark| mark.key.as_str()))
+                // A sync's success is recorded when its run ends; a push or an import is a success
+                // as soon as it commits.
+                .bind(options.run.is_none().then_some(now))
+                .bind(report.applied as i64)
+                .execute(&mut *tx)
+                .await?;
+            if options.dry_run {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+        });
+        Ok(report)
+    }
+
+    /// Applies invitations the product sent, in one transaction (see
+    /// [`Store::apply_invitations_with`]).
+    pub async fn apply_invitations(
+        &self,
+        source: SourceKind,
+        rows: &[InvitationRecord],
+    ) -> Result<ApplyReport, IngestError> {
+        self.apply_invitations_with(source, rows, &ApplyOptions::default(), Utc::now())
+            .await
+    }
+
+    /// Applies invitations in one transaction. Each names a member the bot already holds (send
+    /// members first); one invitation is its workspace, address and `sent_at`, so a later row can
+    /// add the Message-ID, which attaches provider events that arrived before it. A Message-ID
+    /// that is another invitation's refuses the row. Any refused row refuses the batch.
+    pub async fn apply_invitations_with(
+        &self,
+        source: SourceKind,
+        rows: &[InvitationRecord],
+        options: &ApplyOptions,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, IngestError> {
+        let mut report = ApplyReport::default();
+        let mut refused = Vec::new();
+        let _turn = self.write_turn().await;
+        on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for (index, row) in rows.iter().enumerate() {
+                let member: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT m.id, m.workspace_id FROM members m \
+                     JOIN workspaces w ON w.id = m.workspace_id \
+                     WHERE w.slug = $1 AND m.email_key = $2",
+                )
+                .bind(row.workspace.as_str())
+                .bind(row.email.key())
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some((member_id, workspace_id)) = member else {
+                    refused.push(RowError::new(index, "email", format!(
+                        "is not a member of `{}` in the bot's data: send the member first",
+                        row.workspace
+                    )));
+                    continue;
+                };
+                let source_key = invitation_key(workspace_id, row.email.key(), row.sent_at);
+                if let Some(message_id) = &row.message_id {
+                    let holder: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT source_key FROM invitations WHERE message_id = $1")
+                            .bind(message_id)
+                            .fetch_optional(&mut *tx)
+                            .await?;
+                    if matches!(&holder, Some(key) if key.as_deref() != Some(source_key.as_str())) {
+                        refused.push(RowError::new(index, "message_id",
+                            "belongs to another invitation the bot holds"));
+                        continue;
+                    }
+                }
+                let written: Option<i64> = sqlx::query_scalar(UPSERT_INVITATION)
+                    .bind(member_id)
+                    .bind(row.sent_at)
+                    .bind(row.expires_at)
+                    .bind(row.message_id.as_deref())
+                    .bind(source.as_str())
+                    .bind(&source_key)
+                    .bind(row.updated_at)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                match written {
+                    Some(invitation_id) => {
+                        report.applied += 1;
+                        if let Some(message_id) = &row.message_id {
+                            // Provider events can beat the product's own report of its email.
+                            sqlx::query(ATTACH_EARLY_EVENTS)
+                                .bind(invitation_id)
+                                .bind(message_id)
+                                .bind(message_id)
+                                .execute(&mut *tx)
+                                .await?;
+                        }
+                    }
+                    None => report.unchanged += 1,
+                }
+            }
+            if !refused.is_empty() {
+                tx.rollback().await?;
+                return Err(IngestError::Rows(refused));
+            }
+            let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
+            sqlx::query(RECORD_SOURCE)
+                .bind(source.as_str())
+                .bind(watermark.map(|mark| mark.at))
+                .bind(watermark.map(|mark| mark.key.as_str()))
+                .bind(options.run.is_none().then_some(now))
+                .bind(report.applied as i64)
+                .execute(&mut *tx)
+                .await?;
+            if options.dry_run {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+        });
+        Ok(report)
+    }
+
+    /// What the bot knows of one way in (`None`: nothing ever came that way).
+    pub async fn source_state(&self, source: SourceKind) -> StoreResult<Option<SourceState>> {
+        let state = on_backend!(self, pool => {
+            sqlx::query_as(SELECT_SOURCE_NAMED)
+                .bind(source.as_str())
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(state)
+    }
+
+    /// Every way in that was ever used.
+    pub async fn source_states(&self) -> StoreResult<Vec<SourceState>> {
+        let states = on_backend!(self, pool => {
+            sqlx::query_as(SELECT_SOURCE).fetch_all(pool).await?
+        });
+        Ok(states)
+    }
+
+    /// Starts a sync run: a new run number (rows it returns are marked with it) and the attempt's time.
+    pub async fn begin_source_run(
+        &self,
+        source: SourceKind,
+        now: DateTime<Utc>,
+    ) -> StoreResult<i64> {
+        let _turn = self.write_turn().await;
+        let run = on_backend!(self, pool => {
+            sqlx::query_scalar(
+                "INSERT INTO data_sources (name, run, last_attempt_at) VALUES ($1, 1, $2) \
+                 ON CONFLICT (name) DO UPDATE SET run = data_sources.run + 1, \
+                     last_attempt_at = excluded.last_attempt_at \
+                 RETURNING run",
+            )
+            .bind(source.as_str())
+            .bind(now)
+            .fetch_one(pool)
+            .await?
+        });
+        Ok(run)
+    }
+
+    /// Ends a sync run: a success clears the last error, a failure records it (the freshness of
+    /// the data stays that of the last success).
+    pub async fn finish_source_run(
+        &self,
+        source: SourceKind,
+        now: DateTime<Utc>,
+        outcome: Result<(), &str>,
+    ) -> StoreResult<()> {
+        let _turn = self.write_turn().await;
+        on_backend!(self, pool => {
+            match outcome {
+                Ok(()) => sqlx::query(
+                    "UPDATE data_sources SET last_success_at = $2, last_error = NULL WHERE name = $1",
+                )
+                .bind(source.as_str())
+                .bind(now)
+                .execute(pool)
+                .await?,
+                Err(error) => sqlx::query("UPDATE data_sources SET last_error = $2 WHERE name = $1")
+                    .bind(source.as_str())
+                    .bind(error)
+                    .execute(pool)
+                    .await?,
+            };
+        });
+        Ok(())
+    }
+
+    /// After a full run: members written by `source` that the run did not return leave the bot's
+    /// view (kept for the audit log). Returns how many left (or would, on a dry run).
+    pub async fn reconcile_removed(
+        &self,
+        source: SourceKind,
+        run: i64,
+        now: DateTime<Utc>,
+        dry_run: bool,
+    ) -> StoreResult<u64> {
+        let _turn = self.write_turn().await;
+        let removed = on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let removed = sqlx::query(
+                "UPDATE members SET removed_at = $3 WHERE source = $1 AND removed_at IS NULL \
+                 AND (seen_run IS NULL OR seen_run <> $2)",
+            )
+            .bind(source.as_str())
+            .bind(run)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if dry_run {
+                tx.rollback().await?;
+            } else {
+                tx.commit().await?;
+            }
+            removed
+        });
+        Ok(removed)
+    }
+}
+
+/// One product invitation across syncs and pushes: its member and when it was sent.
+fn invitation_key(workspace_id: i64, email_key: &str, sent_at: DateTime<Utc>) -> String {
+    format!("{workspace_id}:{email_key}:{}", sent_at.timestamp_micros())
+}
+
+struct Deduplicated<'a> {
+    kept: Vec<&'a MemberRecord>,
+    repeats: u64,
+}
+
+/// The newest row of each member (the last one among equals), in first-seen order.
+fn newest_per_member(rows: &[MemberRecord]) -> Deduplicated<'_> {
+    let mut position: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+    let mut kept: Vec<&MemberRecord> = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = (row.workspace.as_str(), row.email.key());
+        match position.get(&key) {
+            Some(&at) => {
+                if row.updated_at >= kept[at].updated_at {
+                    kept[at] = row;
+                }
+            }
+            None => {
+                position.insert(key, kept.len());
+                kept.push(row);
+            }
+        }
+    }
+    let repeats = (rows.len() - kept.len()) as u64;
+    Deduplicated { kept, repeats }
+}
