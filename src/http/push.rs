@@ -430,7 +430,7 @@ fn read_members(body: &[u8]) -> Result<Rows, Response> {
             deleted: row.deleted,
         })
         .collect();
-    match ingest::parse_members(raw, &ValueMaps::identity()) {
+    match ingest::parse_members(raw, &ValueMaps::identity(), utc()) {
         Ok(records) if errors.is_empty() => Ok(Rows::Members(records)),
         Ok(_) => Err(bad_rows(errors)),
         Err(bad) => {
@@ -454,7 +454,7 @@ fn read_invitations(body: &[u8], ttl: chrono::Duration) -> Result<Rows, Response
             updated_at: row.updated_at,
         })
         .collect();
-    match ingest::parse_invitations(raw, ttl) {
+    match ingest::parse_invitations(raw, ttl, utc()) {
         Ok(records) if errors.is_empty() => Ok(Rows::Invitations(records)),
         Ok(_) => Err(bad_rows(errors)),
         Err(bad) => {
@@ -462,6 +462,11 @@ fn read_invitations(body: &[u8], ttl: chrono::Duration) -> Result<Rows, Response
             Err(bad_rows(errors))
         }
     }
+}
+
+/// Timestamps pushed without an offset are UTC.
+fn utc() -> chrono::FixedOffset {
+    chrono::FixedOffset::east_opt(0).expect("UTC is an offset")
 }
 
 /// The rows of `{"<key>": [...]}`, at most [`MAX_ROWS`]; each is read on its own afterwards.

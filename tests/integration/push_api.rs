@@ -281,7 +281,9 @@ both_backends! {
             "BouncedAt": Utc::now().to_rfc3339(), "Details": "smtp;550 5.1.1 user unknown"});
         let reply = http.post("/webhooks/postmark", &[("authorization", &auth)], bounce.to_string()).await;
         assert_eq!(reply.status, 200, "{}", reply.body);
-        assert_eq!(verdict(&http.app, "ada@school.example").await, "invite_bounced");
+        let stored = crate::http_app::events(&http.app).await;
+        assert!(stored[0].2, "the bounce attached to the pushed invitation: {stored:?}");
+        assert_eq!(verdict(&http.app, "ada@school.example").await, "invite_suppressed");
 
         // An invitation for a member the bot does not hold refuses the batch, naming the row.
         let stranger = json!({"invitations": [
