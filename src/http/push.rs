@@ -32,8 +32,12 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Longest `webhook-id` accepted; it is stored for [`ID_KEPT_MINUTES`].
 pub const MAX_ID_BYTES: usize = 256;
 /// A signature is accepted up to 5 minutes either side of now (the `standardwebhooks` crate's
-/// window), so an id can come back for 10 minutes after it was first seen.
+/// window too), so an id can come back for 10 minutes after it was first seen.
+const MAX_SIGNATURE_AGE_SECONDS: i128 = 5 * 60;
 const ID_KEPT_MINUTES: i64 = 10;
+const STALE: &str =
+    "webhook-timestamp is more than 5 minutes old: sign each request when it is sent.";
+const EARLY: &str = "webhook-timestamp is more than 5 minutes ahead: check the sender's clock.";
 /// The `webhook_tokens` rows of this API, beside the providers' (Mailgun's).
 const REPLAY_PROVIDER: &str = "push";
 
@@ -82,7 +86,8 @@ pub struct InvitationsBatch {
     pub invitations: Vec<PushedInvitation>,
 }
 
-/// One member as the product holds it. Role and status are in the bot's own words.
+/// One member as the product holds it. Role and status are in the bot's own words; timestamps are
+/// RFC 3339 with an offset.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushedMember {
@@ -94,10 +99,11 @@ pub struct PushedMember {
         pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
     )]
     pub workspace: String,
-    /// The workspace's display name.
-    #[schema(example = "Acme Academy")]
+    /// The workspace's display name; empty or absent keeps the name the bot holds.
+    #[schema(example = "Acme Academy", max_length = 200)]
     pub workspace_name: Option<String>,
-    #[schema(example = "ada@school.example", format = Email, max_length = 254)]
+    /// The member's email address.
+    #[schema(example = "ada@school.example", min_length = 3, max_length = 254)]
     pub email: String,
     #[schema(value_type = RoleWord)]
     pub role: String,
@@ -115,6 +121,7 @@ pub struct PushedMember {
 }
 
 /// One invitation email, so delivery events from the providers attach to it by its Message-ID.
+/// Timestamps are RFC 3339 with an offset.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PushedInvitation {
@@ -125,16 +132,16 @@ pub struct PushedInvitation {
         pattern = "^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"
     )]
     pub workspace: String,
-    /// A member the bot holds (push the member first).
-    #[schema(example = "ada@school.example", format = Email, max_length = 254)]
+    /// The address of a member the bot holds (push the member first).
+    #[schema(example = "ada@school.example", min_length = 3, max_length = 254)]
     pub email: String,
     #[schema(format = DateTime, example = "2026-11-30T14:00:00Z")]
     pub sent_at: String,
     /// Default: `sent_at` plus `[product] invitation_ttl_hours`.
     #[schema(format = DateTime)]
     pub expires_at: Option<String>,
-    /// The email's Message-ID header, with or without `<>`.
-    #[schema(example = "<0f1e2d@mail.acme.example>")]
+    /// The email's Message-ID header, with or without `<>`; empty or absent when unknown.
+    #[schema(example = "<0f1e2d@mail.acme.example>", max_length = 998)]
     pub message_id: Option<String>,
     #[schema(format = DateTime, example = "2026-11-30T14:00:00Z")]
     pub updated_at: String,
@@ -383,13 +390,28 @@ async fn push(
 fn authenticate(api: &PushApi, headers: &HeaderMap, body: &[u8]) -> Result<String, Response> {
     use standardwebhooks::WebhookError as Signature;
     let unauthorized = |reason: String| refuse(StatusCode::UNAUTHORIZED, "unauthorized", reason);
+    // The window is checked here first, with arithmetic that cannot overflow: the crate subtracts
+    // the timestamp from now unchecked, which panics on one near i64::MIN (found by schemathesis).
+    if let Some(age) = headers
+        .get(standardwebhooks::HEADER_WEBHOOK_TIMESTAMP)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|text| text.parse::<i64>().ok())
+        .map(|timestamp| i128::from(Utc::now().timestamp()) - i128::from(timestamp))
+    {
+        if age > MAX_SIGNATURE_AGE_SECONDS {
+            return Err(unauthorized(STALE.into()));
+        }
+        if age < -MAX_SIGNATURE_AGE_SECONDS {
+            return Err(unauthorized(EARLY.into()));
+        }
+    }
     if let Err(error) = api.verifier.verify(body, headers) {
         return Err(match error {
             Signature::MissingHeader(name) => unauthorized(format!("The webhook-{name} header is missing.")),
             Signature::InvalidHeader(name) => unauthorized(format!("The webhook-{name} header is not readable text.")),
             Signature::InvalidTimestamp => unauthorized("webhook-timestamp must be a Unix time in seconds.".into()),
-            Signature::TimestampTooOldError => unauthorized("webhook-timestamp is more than 5 minutes old: sign each request when it is sent.".into()),
-            Signature::FutureTimestampError => unauthorized("webhook-timestamp is more than 5 minutes ahead: check the sender's clock.".into()),
+            Signature::TimestampTooOldError => unauthorized(STALE.into()),
+            Signature::FutureTimestampError => unauthorized(EARLY.into()),
             Signature::InvalidPayload => refuse(StatusCode::BAD_REQUEST, "bad_request", "The body is not UTF-8 JSON.".into()),
             Signature::InvalidSignature | Signature::InvalidSecret(_) => unauthorized("webhook-signature does not match: a different secret, or the body was changed after signing.".into()),
         });
@@ -495,34 +517,93 @@ fn batch_rows(body: &[u8], key: &str) -> Result<Vec<serde_json::Value>, Response
     Ok(rows)
 }
 
-/// What a field must hold, to name the field a row gets wrong.
+/// What a field must hold: the document's schema of a row, checked before the rows are parsed so
+/// that the API is exactly as strict as it says (sync and import take looser forms: untrimmed
+/// words, timestamps without an offset) and the field a row gets wrong is named.
 #[derive(Clone, Copy)]
 enum Shape {
-    Text,
+    /// A slug as the bot writes it (lowercase letters, digits, `-`).
+    Slug,
+    /// At most [`MAX_EMAIL_CHARS`] characters, no surrounding spaces; parsed as an address later.
+    Email,
+    Role,
+    Status,
+    /// RFC 3339 with an offset (`2026-11-30T14:05:00Z`).
+    Time,
+    OptionalTime,
     OptionalText,
     OptionalBool,
 }
 
+/// An address is at most 254 characters (RFC 5321).
+const MAX_EMAIL_CHARS: usize = 254;
+
 const MEMBER_FIELDS: &[(&str, Shape)] = &[
-    ("workspace", Shape::Text),
+    ("workspace", Shape::Slug),
     ("workspace_name", Shape::OptionalText),
-    ("email", Shape::Text),
-    ("role", Shape::Text),
-    ("status", Shape::Text),
-    ("invited_at", Shape::OptionalText),
-    ("activated_at", Shape::OptionalText),
-    ("updated_at", Shape::Text),
+    ("email", Shape::Email),
+    ("role", Shape::Role),
+    ("status", Shape::Status),
+    ("invited_at", Shape::OptionalTime),
+    ("activated_at", Shape::OptionalTime),
+    ("updated_at", Shape::Time),
     ("deleted", Shape::OptionalBool),
 ];
 
 const INVITATION_FIELDS: &[(&str, Shape)] = &[
-    ("workspace", Shape::Text),
-    ("email", Shape::Text),
-    ("sent_at", Shape::Text),
-    ("expires_at", Shape::OptionalText),
+    ("workspace", Shape::Slug),
+    ("email", Shape::Email),
+    ("sent_at", Shape::Time),
+    ("expires_at", Shape::OptionalTime),
     ("message_id", Shape::OptionalText),
-    ("updated_at", Shape::Text),
+    ("updated_at", Shape::Time),
 ];
+
+impl Shape {
+    /// What is wrong with `value` (`Null` when the field is absent), if anything.
+    fn problem(self, value: &serde_json::Value) -> Option<&'static str> {
+        use serde_json::Value;
+        let optional = matches!(
+            self,
+            Shape::OptionalTime | Shape::OptionalText | Shape::OptionalBool
+        );
+        let text = match value {
+            Value::Null if optional => return None,
+            Value::Null => return Some("is required"),
+            Value::Bool(_) if matches!(self, Shape::OptionalBool) => return None,
+            _ if matches!(self, Shape::OptionalBool) => return Some("must be true, false or null"),
+            Value::String(text) => text.as_str(),
+            _ if optional => return Some("must be a string or null"),
+            _ => return Some("must be a string"),
+        };
+        match self {
+            Shape::Slug => (crate::domain::workspace::WorkspaceSlug::parse(text)
+                .map_or(true, |slug| slug.as_str() != text))
+            .then_some("must be a workspace slug: lowercase letters, digits and -"),
+            Shape::Email => (text.trim() != text || text.chars().count() > MAX_EMAIL_CHARS)
+                .then_some(
+                    "must be an email address of at most 254 characters, without spaces around it",
+                ),
+            Shape::Role => crate::domain::member::Role::parse(text)
+                .is_none()
+                .then_some("must be learner or trainer"),
+            Shape::Status => crate::domain::member::MemberStatus::parse(text)
+                .is_none()
+                .then_some("must be invited, active or deactivated"),
+            Shape::Time | Shape::OptionalTime => (!is_rfc3339(text)).then_some(
+                "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-30T14:05:00Z",
+            ),
+            Shape::OptionalText | Shape::OptionalBool => None,
+        }
+    }
+}
+
+/// `2026-11-30T14:05:00Z`, `2026-11-30t14:05:00.5+02:00`: RFC 3339's date-time, as JSON Schema's
+/// `date-time` format means it (chrono also takes a space for the `T`, which that does not).
+fn is_rfc3339(text: &str) -> bool {
+    matches!(text.as_bytes().get(10), Some(b'T' | b't'))
+        && chrono::DateTime::parse_from_rfc3339(text).is_ok()
+}
 
 /// Reads each row on its own, so every bad one is named: the rows read, where each stood in the
 /// batch, and the errors of the others.
@@ -567,16 +648,7 @@ fn shape_problem(row: &serde_json::Value, fields: &[(&str, Shape)]) -> Option<(S
     }
     for (name, shape) in fields {
         let value = object.get(*name).unwrap_or(&serde_json::Value::Null);
-        let problem = match (shape, value) {
-            (Shape::Text, serde_json::Value::String(_)) => None,
-            (Shape::Text, serde_json::Value::Null) => Some("is required"),
-            (Shape::Text, _) => Some("must be a string"),
-            (Shape::OptionalText, serde_json::Value::String(_) | serde_json::Value::Null) => None,
-            (Shape::OptionalText, _) => Some("must be a string or null"),
-            (Shape::OptionalBool, serde_json::Value::Bool(_) | serde_json::Value::Null) => None,
-            (Shape::OptionalBool, _) => Some("must be true, false or null"),
-        };
-        if let Some(problem) = problem {
+        if let Some(problem) = shape.problem(value) {
             return Some(((*name).to_owned(), problem.to_owned()));
         }
     }

@@ -110,6 +110,8 @@ both_backends! {
             ("wrong secret", sign_as(other_secret, "msg_2", now, &body).0, body.clone(), "does not match"),
             ("stale", sign_as(SECRET, "msg_3", now - 6 * 60, &body).0, body.clone(), "more than 5 minutes old"),
             ("early", sign_as(SECRET, "msg_4", now + 6 * 60, &body).0, body.clone(), "ahead"),
+            ("the oldest time there is", sign_as(SECRET, "msg_6", i64::MIN, &body).0, body.clone(), "more than 5 minutes old"),
+            ("the latest time there is", sign_as(SECRET, "msg_7", i64::MAX, &body).0, body.clone(), "ahead"),
             ("not a time", {
                 let mut h = sign_as(SECRET, "msg_5", now, &body).0;
                 h[1].1 = "soon".into();
