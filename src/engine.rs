@@ -8,17 +8,19 @@ use serde_json::json;
 
 use crate::app::config::Config;
 use crate::diagnosis::delivery::DeliveryFacts;
+use crate::diagnosis::freshness::{self, DataOrigin};
 use crate::diagnosis::{
     delivery, domain, registration, status, suggestions, Action, Check, Diagnosis, Finding,
     FindingDraft, Outcome, Verdict,
 };
 use crate::domain::email::EmailAddress;
-use crate::domain::member::MemberMatch;
+use crate::domain::member::{Member, MemberMatch};
+use crate::domain::source::SourceKind;
 use crate::domain::workspace::{Workspace, WorkspaceScope, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
 use crate::prompts::Prompts;
-use crate::store::{DeliveryRecord, DomainWindow, Store};
+use crate::store::{DeliveryRecord, DomainWindow, SourceState, Store};
 
 /// The knobs the checks read, taken from [`Config`].
 #[derive(Debug, Clone)]
@@ -30,6 +32,8 @@ pub struct CheckSettings {
     pub domain_alert_threshold: u32,
     pub domain_window_days: u32,
     pub max_suggestions: usize,
+    /// Member data synced from the product's database longer ago than this is flagged as stale.
+    pub data_stale_after: Duration,
 }
 
 impl From<&Config> for CheckSettings {
@@ -42,6 +46,7 @@ impl From<&Config> for CheckSettings {
             domain_alert_threshold: config.checks.domain_alert_threshold,
             domain_window_days: config.checks.domain_window_days,
             max_suggestions: config.checks.max_suggestions,
+            data_stale_after: Duration::hours(1),
         }
     }
 }
@@ -122,6 +127,9 @@ impl Engine {
         scope: &WorkspaceScope,
         now: DateTime<Utc>,
     ) -> Result<Vec<Diagnosis>, EngineError> {
+        // One small read per check (a row per way the data comes in) for every card's data line.
+        let sources = self.store.source_states().await?;
+        let sources = &sources[..];
         let diagnoses = match workspace {
             Some(slug) => {
                 // The common case, a member, costs one query; only a miss looks the workspace up.
@@ -130,7 +138,7 @@ impl Engine {
                     .member_in_workspace_named(slug, email.key())
                     .await?;
                 match found {
-                    Some(found) => vec![self.diagnose_member(email, found, now).await?],
+                    Some(found) => vec![self.diagnose_member(email, found, sources, now).await?],
                     None => {
                         let workspace = self
                             .store
@@ -145,6 +153,7 @@ impl Engine {
                                 Some(workspace),
                                 &elsewhere,
                                 scope,
+                                sources,
                                 now,
                             )
                             .await?,
@@ -157,13 +166,13 @@ impl Engine {
                 memberships.retain(|m| scope.contains(&m.workspace.slug));
                 if memberships.is_empty() {
                     vec![
-                        self.diagnose_unregistered(email, None, &[], scope, now)
+                        self.diagnose_unregistered(email, None, &[], scope, sources, now)
                             .await?,
                     ]
                 } else {
                     let mut diagnoses = Vec::with_capacity(memberships.len());
                     for found in memberships {
-                        diagnoses.push(self.diagnose_member(email, found, now).await?);
+                        diagnoses.push(self.diagnose_member(email, found, sources, now).await?);
                     }
                     diagnoses
                 }
@@ -186,6 +195,7 @@ impl Engine {
         workspace: Option<Workspace>,
         elsewhere: &[MemberMatch],
         scope: &WorkspaceScope,
+        sources: &[SourceState],
         now: DateTime<Utc>,
     ) -> Result<Diagnosis, EngineError> {
         let visible = match (&workspace, scope) {
@@ -210,6 +220,7 @@ impl Engine {
         if !elsewhere.is_empty() {
             drafts.push(registration::member_elsewhere(email, elsewhere));
         }
+        drafts.push(self.data_line(data_origin(None, sources), now));
         self.finish(
             email,
             workspace,
@@ -226,12 +237,15 @@ impl Engine {
         &self,
         email: &EmailAddress,
         found: MemberMatch,
+        sources: &[SourceState],
         now: DateTime<Utc>,
     ) -> Result<Diagnosis, EngineError> {
         let mut drafts = vec![registration::found(&found)];
         let (status_finding, status_verdict) = status::assess(&found.member);
         drafts.push(status_finding);
+        let data_line = self.data_line(data_origin(Some(&found.member), sources), now);
         if let Some(verdict) = status_verdict {
+            drafts.push(data_line);
             return self.finish(
                 email,
                 Some(found.workspace),
@@ -303,6 +317,7 @@ impl Engine {
         }) {
             drafts.push(finding);
         }
+        drafts.push(data_line);
         let extra = json!({
             "resend_not_before": assessment.resend_not_before.map(|at| at.to_rfc3339()),
         });
@@ -320,6 +335,10 @@ impl Engine {
             diagnosis.actions.retain(|a| *a != Action::ResendInvite);
         }
         Ok(diagnosis)
+    }
+
+    fn data_line(&self, origin: DataOrigin, now: DateTime<Utc>) -> FindingDraft {
+        freshness::assess(&origin, now, self.settings.data_stale_after)
     }
 
     /// Reads the candidates near `email` and lets the diagnosis rank them.
@@ -369,7 +388,7 @@ impl Engine {
             "verdict": verdict.as_str(),
             "workspace": workspace.as_ref().map(|w| json!({ "slug": w.slug.as_str(), "name": w.name })),
             "member": member.as_ref().map(|m| json!({
-                "email": m.email, "role": m.role.as_str(), "tab": m.role.tab(), "status": m.status.as_str(),
+                "email": m.email, "role": m.role.as_str(), "status": m.status.as_str(),
             })),
             "suggestions": suggestions,
             "login_url": self.settings.login_url,
@@ -396,5 +415,36 @@ impl Engine {
         self.store
             .load_fixture(fixture, self.settings.invitation_ttl)
             .await
+    }
+}
+
+/// Where the data behind a card came from: the member's own source, or for an address the bot
+/// does not hold, the way in that would have brought it (the product's database when there is a
+/// sync, else the latest push or import, else the seed).
+fn data_origin(member: Option<&Member>, sources: &[SourceState]) -> DataOrigin {
+    let state = |kind: SourceKind| sources.iter().find(|s| s.name == kind.as_str());
+    let sync_failing = state(SourceKind::ProductDb).is_some_and(|s| s.last_error.is_some());
+    let source = match member {
+        Some(member) => member.source,
+        None if state(SourceKind::ProductDb).is_some() => SourceKind::ProductDb,
+        None => [SourceKind::Push, SourceKind::Import]
+            .into_iter()
+            .filter_map(|kind| Some((state(kind)?.last_success_at?, kind)))
+            .max_by_key(|(at, _)| *at)
+            .map_or(SourceKind::Fixtures, |(_, kind)| kind),
+    };
+    let last_success = state(source).and_then(|s| s.last_success_at);
+    let as_of = match (source, member) {
+        (SourceKind::Fixtures, Some(member)) => member.refreshed_at,
+        (SourceKind::Fixtures, None) => None,
+        // A sync confirms every row it covers, changed or not.
+        (SourceKind::ProductDb, Some(member)) => last_success.max(member.refreshed_at),
+        (_, Some(member)) => member.refreshed_at,
+        (_, None) => last_success,
+    };
+    DataOrigin {
+        source,
+        as_of,
+        sync_failing: source == SourceKind::ProductDb && sync_failing,
     }
 }

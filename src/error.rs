@@ -1,11 +1,15 @@
 //! Two tiers of errors: what the person is told word for word, and what only the operator sees.
 //!
-//! A [`UserError`] is the person's mistake or a refusal and is shown as is. Anything else is internal:
-//! the person sees "something went wrong (ref abc123)" and the full error chain goes to the log under
-//! the same reference, so a support ticket can be matched to its log line.
+//! A [`UserError`] is the person's mistake or a refusal and is shown as is, in the words of
+//! `prompts/errors.j2` (the `Display` texts are for logs and the command line). Anything else is
+//! internal: the person sees "something went wrong (ref abc123)" and the full error chain goes to the
+//! log under the same reference, so a support ticket can be matched to its log line.
+
+use serde_json::json;
 
 use crate::domain::email::EmailError;
 use crate::domain::workspace::{SlugError, WorkspaceSlug};
+use crate::prompts::Prompts;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -40,6 +44,71 @@ pub enum ActionFailure {
     MailSentUnrecorded { reference: String, message: String },
 }
 
+impl UserError {
+    /// The macro of `errors.j2` that says it, and its facts.
+    fn words(&self) -> (&'static str, serde_json::Value) {
+        match self {
+            UserError::InvalidEmail(error) => ("invalid_email", error.facts()),
+            UserError::InvalidWorkspace(error) => ("invalid_workspace", error.facts()),
+            UserError::UnknownWorkspace(slug) => {
+                ("unknown_workspace", json!({ "workspace": slug.as_str() }))
+            }
+            UserError::Forbidden {
+                permission,
+                workspace,
+            } => (
+                "forbidden",
+                json!({ "permission": permission, "workspace": workspace.as_ref().map(WorkspaceSlug::as_str) }),
+            ),
+        }
+    }
+
+    /// What the person is told, in the words of `errors.j2`.
+    pub fn public_message(&self, prompts: &Prompts) -> String {
+        let (name, facts) = self.words();
+        say(prompts, name, &facts, || self.to_string())
+    }
+}
+
+impl ActionFailure {
+    /// The macro of `errors.j2` that says it, and its facts; `None` when the failure carries its
+    /// words already.
+    fn words(&self) -> Option<(&'static str, serde_json::Value)> {
+        match self {
+            ActionFailure::MailRejected { reference, detail } => Some((
+                "mail_rejected",
+                json!({ "reference": reference, "detail": detail }),
+            )),
+            ActionFailure::MailQueued { reference, detail } => Some((
+                "mail_queued",
+                json!({ "reference": reference, "detail": detail }),
+            )),
+            ActionFailure::MailUnanswered { reference, seconds } => Some((
+                "mail_unanswered",
+                json!({ "reference": reference, "seconds": seconds }),
+            )),
+            ActionFailure::MailNotConfigured { reference } => {
+                Some(("mail_not_configured", json!({ "reference": reference })))
+            }
+            ActionFailure::MailSentUnrecorded { .. } => None,
+        }
+    }
+}
+
+/// Macro `name` of `errors.j2`; when it cannot be rendered (an edited copy gone wrong), the
+/// operator's text, so the person is still told something and the log says why.
+fn say(
+    prompts: &Prompts,
+    name: &str,
+    facts: &serde_json::Value,
+    fallback: impl FnOnce() -> String,
+) -> String {
+    prompts.error_text(name, facts).unwrap_or_else(|error| {
+        tracing::error!(error = %error, "the words of an error cannot be rendered");
+        fallback()
+    })
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     #[error(transparent)]
@@ -69,31 +138,40 @@ impl From<crate::prompts::PromptError> for EngineError {
 }
 
 impl EngineError {
-    /// What the person is told. Internal errors are logged here, once, under a fresh reference.
-    pub fn public_message(&self) -> String {
+    /// What the person is told, in the words of `errors.j2`. Internal errors are logged here,
+    /// once, under a fresh reference.
+    pub fn public_message(&self, prompts: &Prompts) -> String {
         match self {
-            EngineError::User(error) => error.to_string(),
+            EngineError::User(error) => error.public_message(prompts),
             EngineError::Action(failure) => {
                 tracing::warn!(failure = %failure, "action failed");
-                failure.to_string()
+                match failure.words() {
+                    Some((name, facts)) => say(prompts, name, &facts, || failure.to_string()),
+                    None => failure.to_string(),
+                }
             }
             EngineError::Unavailable(source) => {
                 let reference = new_reference();
                 tracing::error!(reference, error = %error_chain(source), "database unavailable");
                 let state = if source.is_not_answering() {
-                    "not answering"
+                    "not_answering"
                 } else {
-                    "not reachable"
+                    "not_reachable"
                 };
-                format!(
-                    "The workspace database is {state} right now; nothing was changed. \
-                     Try again in a minute (ref {reference})."
-                )
+                let facts = json!({ "state": state, "reference": reference });
+                say(prompts, "unavailable", &facts, || {
+                    format!("database unavailable (ref {reference})")
+                })
             }
             EngineError::Internal(source) => {
                 let reference = new_reference();
                 tracing::error!(reference, error = %error_chain(source.as_ref()), "internal error");
-                format!("Something went wrong on our side; nothing was changed (ref {reference}).")
+                say(
+                    prompts,
+                    "internal",
+                    &json!({ "reference": reference }),
+                    || format!("internal error (ref {reference})"),
+                )
             }
         }
     }

@@ -22,6 +22,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("actions.j2", include_str!("../prompts/actions.j2")),
     ("chat.j2", include_str!("../prompts/chat.j2")),
     ("cli.j2", include_str!("../prompts/cli.j2")),
+    ("errors.j2", include_str!("../prompts/errors.j2")),
+    ("api.j2", include_str!("../prompts/api.j2")),
     (
         "email/invitation.j2",
         include_str!("../prompts/email/invitation.j2"),
@@ -92,6 +94,7 @@ const ACTION_MACROS: &[&str] = &[
     "activation_done",
     "escalation_done",
     "escalation_exists",
+    "action_taken",
     "resend_unsent",
     "resend_sent_unrecorded",
 ];
@@ -128,6 +131,9 @@ const CHAT_MACROS: &[&str] = &[
 /// The macros `cli.j2` must define.
 const CLI_MACROS: &[&str] = &[
     "seeded",
+    "imported",
+    "import_refused",
+    "import_progress",
     "migrated",
     "retried",
     "listening",
@@ -139,6 +145,31 @@ const CLI_MACROS: &[&str] = &[
     "redeem_rejected",
     "redeem_throttled",
     "audit_entry",
+];
+
+/// The macros `errors.j2` must define.
+const ERROR_MACROS: &[&str] = &[
+    "email_problem",
+    "slug_problem",
+    "invalid_email",
+    "invalid_workspace",
+    "unknown_workspace",
+    "forbidden",
+    "mail_rejected",
+    "mail_queued",
+    "mail_unanswered",
+    "mail_not_configured",
+    "unavailable",
+    "internal",
+];
+
+/// The macros `api.j2` must define.
+const API_MACROS: &[&str] = &[
+    "activated",
+    "invalid_code",
+    "too_many_attempts",
+    "too_large",
+    "bad_request",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -258,6 +289,8 @@ impl Prompts {
         self.require_macros("actions.j2", ACTION_MACROS)?;
         self.require_macros("cli.j2", CLI_MACROS)?;
         self.require_macros("chat.j2", CHAT_MACROS)?;
+        self.require_macros("errors.j2", ERROR_MACROS)?;
+        self.require_macros("api.j2", API_MACROS)?;
         let findings = self.env.get_template("findings.j2")?.render_captured(())?;
         for outcome in Outcome::ALL {
             if findings.state().lookup(outcome.as_str()).is_none() {
@@ -323,6 +356,23 @@ impl Prompts {
     pub fn cli_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
         Ok(self
             .call_macro("cli.j2", name, facts, self.now())?
+            .trim()
+            .to_owned())
+    }
+
+    /// What a person is told when a request cannot be done (a macro of `errors.j2`). As written,
+    /// trimmed: what a person typed, quoted back, keeps its every character.
+    pub fn error_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+        Ok(self
+            .call_macro("errors.j2", name, facts, self.now())?
+            .trim()
+            .to_owned())
+    }
+
+    /// The `message` of an answer of the HTTP API (a macro of `api.j2`), as written, trimmed.
+    pub fn api_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+        Ok(self
+            .call_macro("api.j2", name, facts, self.now())?
             .trim()
             .to_owned())
     }
@@ -473,7 +523,8 @@ mod filters {
         if absent(&value) {
             return Ok(String::new());
         }
-        let then = instant(&value)?;
+        // `now` is whole seconds: a time later within the same second is now, not "in 0 seconds".
+        let then = chrono::SubsecRound::trunc_subsecs(instant(&value)?, 0);
         let now = now(state)?;
         let (macro_name, seconds) = if then <= now {
             ("ago", (now - then).num_seconds())

@@ -79,14 +79,36 @@ fn names_a_secret(name: &str) -> bool {
         .any(|word| name.contains(word))
 }
 
+/// What keeps a URL from receiving escalations. The `Display` text completes "the webhook URL ..."
+/// for the operator (a config error, a log line); a person is told in the words of `actions.j2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum UrlProblem {
+    #[error("is not a URL")]
+    NotAUrl,
+    #[error("has no host")]
+    NoHost,
+    #[error("must be an https:// URL (http:// only for 127.0.0.1 or localhost)")]
+    NotHttps,
+}
+
+impl UrlProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UrlProblem::NotAUrl => "not_a_url",
+            UrlProblem::NoHost => "no_host",
+            UrlProblem::NotHttps => "not_https",
+        }
+    }
+}
+
 /// Why `url` may not receive escalations, if it may not: it must be https (the body holds an
 /// address and a diagnosis, the URL often a token), except on this machine, for tests.
-pub fn https_problem(url: &str) -> Option<&'static str> {
+pub fn https_problem(url: &str) -> Option<UrlProblem> {
     let Ok(parsed) = reqwest::Url::parse(url) else {
-        return Some("is not a URL");
+        return Some(UrlProblem::NotAUrl);
     };
     let Some(host) = parsed.host_str() else {
-        return Some("has no host");
+        return Some(UrlProblem::NoHost);
     };
     let loopback = host.eq_ignore_ascii_case("localhost")
         || host
@@ -97,7 +119,7 @@ pub fn https_problem(url: &str) -> Option<&'static str> {
     match parsed.scheme() {
         "https" => None,
         "http" if loopback => None,
-        _ => Some("must be an https:// URL (http:// only for 127.0.0.1 or localhost)"),
+        _ => Some(UrlProblem::NotHttps),
     }
 }
 

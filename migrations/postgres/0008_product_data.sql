@@ -29,5 +29,6 @@ CREATE TABLE IF NOT EXISTS data_sources (
     last_attempt_at  TIMESTAMPTZ,
     last_success_at  TIMESTAMPTZ,
     last_error       TEXT,
-    rows_applied     BIGINT NOT NULL DEFAULT 0
+    rows_applied     BIGINT NOT NULL DEFAULT 0,
+    errors           BIGINT NOT NULL DEFAULT 0
 );

@@ -29,5 +29,6 @@ CREATE TABLE IF NOT EXISTS data_sources (
     last_attempt_at  TEXT,
     last_success_at  TEXT,
     last_error       TEXT,
-    rows_applied     INTEGER NOT NULL DEFAULT 0
+    rows_applied     INTEGER NOT NULL DEFAULT 0,
+    errors           INTEGER NOT NULL DEFAULT 0
 );

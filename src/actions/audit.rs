@@ -104,7 +104,7 @@ impl Actions {
     }
 }
 
-/// A time to the minute, as replies, audit rows and escalation records show it.
+/// A time to the minute, as audit rows show it.
 pub(crate) fn minute(at: chrono::DateTime<chrono::Utc>) -> String {
     at.format("%Y-%m-%d %H:%M").to_string()
 }

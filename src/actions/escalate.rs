@@ -4,10 +4,9 @@
 use chrono::Utc;
 use serde_json::json;
 
-use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
-use super::handover::{self, WebhookRound};
+use super::handover::{self, HandoverFailure, WebhookRound};
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, Escalation};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
@@ -49,6 +48,8 @@ impl Actions {
                         .as_ref()
                         .map(|w| w.id)
                         .ok_or_else(|| UserError::UnknownWorkspace(workspace.clone()))?;
+                    // One line per action already taken, in the words of `actions.j2`: they go to
+                    // the support channel and the desk as they are.
                     let actions_taken: Vec<String> = match &diagnosis.member {
                         Some(member) => self
                             .store()
@@ -56,9 +57,17 @@ impl Actions {
                             .await?
                             .into_iter()
                             .map(|(action, actor, at, reference)| {
-                                format!("{action} by {actor} at {} UTC ({reference})", minute(at))
+                                self.prompts().action_text(
+                                    "action_taken",
+                                    &json!({
+                                        "action": action.as_str(),
+                                        "actor": actor,
+                                        "at": at.to_rfc3339(),
+                                        "reference": reference,
+                                    }),
+                                )
                             })
-                            .collect(),
+                            .collect::<Result<_, _>>()?,
                         None => Vec::new(),
                     };
                     let diagnosis_json = serde_json::to_value(diagnosis.to_json())
@@ -117,7 +126,9 @@ impl Actions {
                     } else {
                         format!(
                             "webhook undelivered: {}",
-                            r.error.as_deref().unwrap_or("unknown")
+                            r.error
+                                .as_ref()
+                                .map_or_else(|| "unknown".to_owned(), ToString::to_string)
                         )
                     }
                 }),
@@ -129,7 +140,7 @@ impl Actions {
             &json!({
                 "reference": reference,
                 "webhook": round.as_ref().map(|r| if r.delivered { "delivered" } else { "pending" }),
-                "webhook_error": round.as_ref().and_then(|r| r.error.clone()),
+                "webhook_error": round.as_ref().and_then(|r| r.error.as_ref()).map(HandoverFailure::facts),
             }),
         )?;
         Ok(ActionOutcome::Done(ActionDone {
@@ -156,7 +167,7 @@ impl Actions {
             return Ok(WebhookRound {
                 delivered: false,
                 attempts: 0,
-                error: Some("no webhook configured".into()),
+                error: Some(HandoverFailure::NotConfigured),
             });
         };
         let body = json!({
@@ -170,8 +181,7 @@ impl Actions {
             "created_at": row.created_at.to_rfc3339(),
         })
         .to_string();
-        let round =
-            handover::deliver(self.http(), &settings, &row.reference, body.as_bytes()).await;
+        let round = handover::deliver(self.http(), &settings, &row.reference, &body).await;
         let (state, next) = if round.delivered {
             (WebhookState::Delivered, None)
         } else {
@@ -187,7 +197,7 @@ impl Actions {
                 state,
                 i64::from(round.attempts),
                 next,
-                round.error.as_deref(),
+                round.error.as_ref().map(ToString::to_string).as_deref(),
             )
             .await?;
         Ok(round)

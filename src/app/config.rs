@@ -52,6 +52,35 @@ pub struct Config {
     pub retention: RetentionConfig,
     /// The push API (`POST /api/v1/members`, `/api/v1/invitations`) on the HTTP listener.
     pub api: ApiConfig,
+    /// How `invite-bot import` reads a product's export (flags override it).
+    pub import: ImportConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ImportConfig {
+    /// Field = the export's column name, e.g. `email = "Email address"`.
+    pub columns: std::collections::BTreeMap<String, String>,
+    /// The export's role values to learner / trainer.
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// The export's status values to invited / active / deactivated.
+    pub status_map: std::collections::BTreeMap<String, String>,
+    /// Offset of timestamps written without one: `UTC` or `+HH:MM`.
+    pub timezone: String,
+    /// The workspace of every row when the export has no workspace column.
+    pub workspace: Option<String>,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        Self {
+            columns: Default::default(),
+            role_map: Default::default(),
+            status_map: Default::default(),
+            timezone: "UTC".to_owned(),
+            workspace: None,
+        }
+    }
 }
 
 /// The push API: the product sends its members and invitations, signed the Standard Webhooks way.
@@ -317,6 +346,7 @@ impl Default for Config {
             escalation: EscalationConfig::default(),
             permissions: PermissionsConfig::default(),
             retention: RetentionConfig::default(),
+            import: ImportConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
             api: ApiConfig::default(),
@@ -562,7 +592,7 @@ impl Config {
             .as_deref()
             .and_then(crate::urls::https_problem)
         {
-            return invalid("escalation.webhook_url", problem);
+            return invalid("escalation.webhook_url", &problem.to_string());
         }
         if let Some(secret) = &self.escalation.webhook_secret {
             if let Err(problem) = signing_key(secret) {

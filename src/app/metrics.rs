@@ -231,6 +231,50 @@ pub fn render() -> String {
     out
 }
 
+/// What the database knows of each way the product's data comes in, as metrics: it is shared by
+/// every replica, so these are read from it at scrape time rather than counted in the process.
+pub fn render_sources(
+    states: &[crate::store::SourceState],
+    now: chrono::DateTime<chrono::Utc>,
+) -> String {
+    let mut out = String::new();
+    let families: [(&str, &str, &str); 3] = [
+        (
+            "invite_bot_source_rows_applied_total",
+            "counter",
+            "Member and invitation rows applied from the product (sync, import, push), by source.",
+        ),
+        (
+            "invite_bot_source_sync_errors_total",
+            "counter",
+            "Syncs of the product's database that failed, by source.",
+        ),
+        (
+            "invite_bot_source_age_seconds",
+            "gauge",
+            "Seconds since the data of each source was last brought up to date (the sync's lag).",
+        ),
+    ];
+    for (name, kind, help) in families {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for state in states {
+            // Source names are the bot's own four words, never request input.
+            let labels = format!("{{source=\"{}\"}}", state.name);
+            let value = match name {
+                "invite_bot_source_rows_applied_total" => state.rows_applied.to_string(),
+                "invite_bot_source_sync_errors_total" => state.errors.to_string(),
+                _ => match state.last_success_at {
+                    Some(at) => ((now - at).num_milliseconds() as f64 / 1000.0).to_string(),
+                    None => continue,
+                },
+            };
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    }
+    out
+}
+
 /// The current value of one counter series, for tests and diagnostics.
 pub fn counter_value(name: &str, labels: &[(&str, &str)]) -> u64 {
     let registry = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());

@@ -104,18 +104,26 @@ impl Chat {
     ) -> ChatReply {
         let email = match EmailAddress::parse(email) {
             Ok(email) => email,
-            Err(error) => return ChatReply::notice(UserError::from(error).to_string()),
+            Err(error) => {
+                return ChatReply::notice(
+                    UserError::from(error).public_message(self.engine().prompts()),
+                )
+            }
         };
         let workspace = match workspace.filter(|w| !w.trim().is_empty()) {
             Some(slug) => match WorkspaceSlug::parse(slug) {
                 Ok(slug) => Some(slug),
-                Err(error) => return ChatReply::notice(UserError::from(error).to_string()),
+                Err(error) => {
+                    return ChatReply::notice(
+                        UserError::from(error).public_message(self.engine().prompts()),
+                    )
+                }
             },
             None => None,
         };
         match self.check_reply(actor, &email, workspace.as_ref()).await {
             Ok(reply) => reply,
-            Err(error) => ChatReply::notice(error.public_message()),
+            Err(error) => ChatReply::notice(error.public_message(self.engine().prompts())),
         }
     }
 
@@ -180,7 +188,7 @@ impl Chat {
     /// the error tells a person instead.
     pub fn say(&self, name: &str, facts: serde_json::Value) -> String {
         self.words(name, facts)
-            .unwrap_or_else(|error| error.public_message())
+            .unwrap_or_else(|error| error.public_message(self.engine().prompts()))
     }
 
     /// A button label, held to Discord's limit whatever the template made of it.
@@ -192,7 +200,7 @@ impl Chat {
     fn notice(&self, name: &str, facts: serde_json::Value) -> PressOutcome {
         let text = self
             .words(name, facts)
-            .unwrap_or_else(|error| error.public_message());
+            .unwrap_or_else(|error| error.public_message(self.engine().prompts()));
         PressOutcome::answer(ChatReply::notice(text))
     }
 
@@ -301,7 +309,7 @@ impl Chat {
                 return self.notice("forged", json!({}));
             }
             Err(error) => {
-                let text = EngineError::from(error).public_message();
+                let text = EngineError::from(error).public_message(self.engine().prompts());
                 return PressOutcome::answer(ChatReply::notice(text));
             }
         };
@@ -358,7 +366,7 @@ impl Chat {
             }
             Err(error) => {
                 return PressOutcome::answer(ChatReply::notice(
-                    EngineError::from(error).public_message(),
+                    EngineError::from(error).public_message(self.engine().prompts()),
                 ))
             }
         }
@@ -385,7 +393,9 @@ impl Chat {
                 let outcome =
                     self.done_reply(actor, action, &email, done)
                         .unwrap_or_else(|error| {
-                            PressOutcome::answer(ChatReply::notice(error.public_message()))
+                            PressOutcome::answer(ChatReply::notice(
+                                error.public_message(self.engine().prompts()),
+                            ))
                         });
                 let finished = outcome.finished.as_deref().unwrap_or(&outcome.reply.text);
                 if let Err(error) = store.finish_button(&record.reference, finished).await {
@@ -418,7 +428,9 @@ impl Chat {
                 if let Err(error) = store.release_button(&record.reference).await {
                     tracing::warn!(error = %crate::error::error_chain(&error), "button claim not ended");
                 }
-                PressOutcome::answer(ChatReply::notice(error.public_message()))
+                PressOutcome::answer(ChatReply::notice(
+                    error.public_message(self.engine().prompts()),
+                ))
             }
         }
     }
@@ -454,7 +466,11 @@ impl Chat {
         );
         let text = match words {
             Ok(text) => text,
-            Err(error) => return PressOutcome::answer(ChatReply::notice(error.public_message())),
+            Err(error) => {
+                return PressOutcome::answer(ChatReply::notice(
+                    error.public_message(self.engine().prompts()),
+                ))
+            }
         };
         // As with every action: an answer whose audit row cannot be written is not given.
         match self
@@ -463,7 +479,9 @@ impl Chat {
             .await
         {
             Ok(()) => PressOutcome::answer(ChatReply::notice(text)),
-            Err(error) => PressOutcome::answer(ChatReply::notice(error.public_message())),
+            Err(error) => PressOutcome::answer(ChatReply::notice(
+                error.public_message(self.engine().prompts()),
+            )),
         }
     }
 

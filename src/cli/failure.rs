@@ -35,6 +35,16 @@ impl Failure {
         }
     }
 
+    /// A store error of a command that works on the database directly.
+    pub(super) fn from_store(error: StoreError) -> Self {
+        let text = error_chain(&error);
+        if error.is_unavailable() {
+            store_failure(&error, text)
+        } else {
+            Failure::operational(text)
+        }
+    }
+
     /// The refusal itself was the output; nothing more is said on stderr.
     pub(super) fn refused() -> Self {
         Failure {

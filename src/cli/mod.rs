@@ -16,6 +16,7 @@ mod check;
 mod demo;
 mod escalate;
 mod failure;
+mod import;
 mod migrate;
 mod operator;
 mod output;
@@ -67,6 +68,8 @@ pub enum Command {
     },
     /// Load a TOML fixture into the database (idempotent; all or nothing).
     Seed { file: PathBuf },
+    /// Import a product's user export (CSV or JSON Lines): all or nothing, every bad row reported.
+    Import(ImportArgs),
     /// Apply database migrations (also done at every start).
     Migrate,
     /// Run the bot: the HTTP listener (health, readiness, metrics, provider webhooks) until
@@ -135,6 +138,33 @@ pub enum Command {
     RetryPending,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct ImportArgs {
+    /// The export: .csv, or .jsonl / .ndjson (one JSON object per line).
+    pub file: PathBuf,
+    /// The file's kind, when its name does not say.
+    #[arg(long = "kind", value_enum)]
+    pub kind: Option<crate::ingest::export_file::FileKind>,
+    /// Which column holds a field: FIELD=COLUMN, e.g. --column "email=Email address" (repeatable).
+    #[arg(long = "column")]
+    pub columns: Vec<String>,
+    /// The workspace of every row when the export has no workspace column.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// The product's role values: VALUE=learner|trainer (repeatable).
+    #[arg(long = "role-map")]
+    pub role_map: Vec<String>,
+    /// The product's status values: VALUE=invited|active|deactivated (repeatable).
+    #[arg(long = "status-map")]
+    pub status_map: Vec<String>,
+    /// Offset of timestamps written without one: UTC or +HH:MM (default: [import] timezone, UTC).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Check and count everything, change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 impl Cli {
     /// Quiet for one-shot commands, whose output is the point; `serve` logs what it does.
     pub fn default_log_level(&self) -> &'static str {
@@ -176,6 +206,7 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             check::check(&config, &email, workspace.as_deref(), format).await
         }
         Command::Seed { file } => seed::seed(&config, &file, format).await,
+        Command::Import(args) => import::import(&config, &args, format).await,
         Command::Migrate => migrate::migrate(&config, format).await,
         Command::Serve { no_discord } => serve::serve(&config, no_discord).await,
         Command::Chat { user, roles, demo } => chat::chat(&config, user, roles, demo, format).await,

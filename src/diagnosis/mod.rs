@@ -3,6 +3,7 @@
 
 pub mod delivery;
 pub mod domain;
+pub mod freshness;
 pub mod registration;
 pub mod status;
 pub mod suggestions;
@@ -23,6 +24,8 @@ pub enum Check {
     Status,
     Delivery,
     Domain,
+    /// Where the member data came from and how old it is.
+    Data,
 }
 
 /// What one check established. `outcome` is a stable short code; the words for `detail` come from
@@ -54,10 +57,14 @@ pub enum Outcome {
     LiveClear,
     /// A provider did not answer in time (or answered an error); stored data was used.
     LiveUnanswered,
+    /// Where the member data came from and how old it is.
+    DataAge,
+    /// The product's database has not been synced for longer than `stale_after_seconds`.
+    DataStale,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 21] = [
+    pub const ALL: [Outcome; 23] = [
         Outcome::Found,
         Outcome::NotFound,
         Outcome::MemberElsewhere,
@@ -79,6 +86,8 @@ impl Outcome {
         Outcome::LiveSuppressed,
         Outcome::LiveClear,
         Outcome::LiveUnanswered,
+        Outcome::DataAge,
+        Outcome::DataStale,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -104,6 +113,8 @@ impl Outcome {
             Outcome::LiveSuppressed => "live_suppressed",
             Outcome::LiveClear => "live_clear",
             Outcome::LiveUnanswered => "live_unanswered",
+            Outcome::DataAge => "data_age",
+            Outcome::DataStale => "data_stale",
         }
     }
 }

@@ -15,7 +15,6 @@ pub fn found(found: &MemberMatch) -> FindingDraft {
         json!({
             "email": found.member.email,
             "role": found.member.role.as_str(),
-            "tab": found.member.role.tab(),
             "workspace": found.workspace.name,
             "workspace_slug": found.workspace.slug.as_str(),
         }),

@@ -10,7 +10,8 @@ const MAX_LABEL_LEN: usize = 63;
 /// take long: an address with everything people paste around it (`Name <mailto:...>,`) fits.
 const MAX_INPUT_BYTES: usize = 1024;
 
-/// What is wrong with an address, in words the person who typed it can act on.
+/// What is wrong with an address. The `Display` text is for logs and the command line; a person in
+/// the chat is told in the words of `prompts/errors.j2`, from [`EmailError::facts`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EmailError {
     #[error("the address is empty")]
@@ -46,6 +47,46 @@ pub enum EmailError {
     MisplacedDot,
     #[error("the domain `{0}` is not a valid domain name")]
     InvalidDomain(String),
+}
+
+impl EmailError {
+    /// The problem as data, for the words of `prompts/errors.j2` (`email_problem`): `problem`
+    /// names it, and the numbers or the text it is about go with it.
+    pub fn facts(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            EmailError::Empty => json!({ "problem": "empty" }),
+            EmailError::MissingAt => json!({ "problem": "missing_at" }),
+            EmailError::MultipleAt => json!({ "problem": "multiple_at" }),
+            EmailError::ContainsSpace => json!({ "problem": "contains_space" }),
+            EmailError::ControlCharacter => json!({ "problem": "control_character" }),
+            EmailError::InvisibleCharacter(c) => json!({
+                "problem": "invisible_character",
+                "code_point": format!("U+{:04X}", u32::from(*c)),
+            }),
+            EmailError::InputTooLong(bytes) => {
+                json!({ "problem": "input_too_long", "bytes": bytes })
+            }
+            EmailError::EmptyLocalPart => json!({ "problem": "empty_local_part" }),
+            EmailError::EmptyDomain => json!({ "problem": "empty_domain" }),
+            EmailError::DomainWithoutDot(domain) => {
+                json!({ "problem": "domain_without_dot", "domain": domain })
+            }
+            EmailError::TooLong(characters) => json!({
+                "problem": "too_long", "characters": characters, "limit": MAX_ADDRESS_LEN,
+            }),
+            EmailError::LocalPartTooLong(characters) => json!({
+                "problem": "local_part_too_long", "characters": characters, "limit": MAX_LOCAL_LEN,
+            }),
+            EmailError::ForbiddenCharacter(character) => {
+                json!({ "problem": "forbidden_character", "character": character })
+            }
+            EmailError::MisplacedDot => json!({ "problem": "misplaced_dot" }),
+            EmailError::InvalidDomain(domain) => {
+                json!({ "problem": "invalid_domain", "domain": domain })
+            }
+        }
+    }
 }
 
 /// A syntactically valid email address.

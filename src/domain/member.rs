@@ -3,9 +3,10 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::source::SourceKind;
 use super::workspace::Workspace;
 
-/// Which tab of Users the member is listed on.
+/// Which tab of Users the member is listed on (`findings.j2` names the tab).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -18,14 +19,6 @@ impl Role {
         match self {
             Role::Learner => "learner",
             Role::Trainer => "trainer",
-        }
-    }
-
-    /// The tab under Users where an admin finds this member.
-    pub fn tab(self) -> &'static str {
-        match self {
-            Role::Learner => "Learners",
-            Role::Trainer => "Trainers",
         }
     }
 
@@ -82,6 +75,12 @@ pub struct Member {
     pub invited_at: Option<DateTime<Utc>>,
     #[serde(skip)]
     pub activated_at: Option<DateTime<Utc>>,
+    /// Who wrote this member last: the seed, the product's database, an import or a push.
+    #[serde(skip)]
+    pub source: SourceKind,
+    /// When the bot last wrote or confirmed it.
+    #[serde(skip)]
+    pub refreshed_at: Option<DateTime<Utc>>,
 }
 
 /// A member found by exact address, with the workspace it belongs to.

@@ -7,6 +7,7 @@ pub mod email;
 pub mod invitation;
 pub mod member;
 pub mod permission;
+pub mod source;
 pub mod verdict;
 pub mod workspace;
 
@@ -14,5 +15,6 @@ pub use action::{Action, ButtonAction};
 pub use audit::{AuditAction, AuditOutcome, AuditReason};
 pub use email::EmailAddress;
 pub use permission::Permission;
+pub use source::SourceKind;
 pub use verdict::{Severity, Verdict};
 pub use workspace::{Workspace, WorkspaceSlug};

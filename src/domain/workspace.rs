@@ -12,6 +12,25 @@ pub enum SlugError {
     InvalidCharacter(String),
 }
 
+/// The longest slug accepted.
+const MAX_SLUG_LEN: usize = 63;
+
+impl SlugError {
+    /// The problem as data, for the words of `prompts/errors.j2` (`slug_problem`).
+    pub fn facts(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            SlugError::Empty => json!({ "problem": "empty" }),
+            SlugError::TooLong(slug) => {
+                json!({ "problem": "too_long", "workspace": slug, "limit": MAX_SLUG_LEN })
+            }
+            SlugError::InvalidCharacter(slug) => {
+                json!({ "problem": "invalid_character", "workspace": slug })
+            }
+        }
+    }
+}
+
 /// The short, URL-safe name of a workspace, e.g. `acme-academy`.
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -38,7 +57,7 @@ impl WorkspaceSlug {
         if slug.is_empty() {
             return Err(SlugError::Empty);
         }
-        if slug.len() > 63 {
+        if slug.len() > MAX_SLUG_LEN {
             return Err(SlugError::TooLong(shown(input)));
         }
         let well_formed = slug

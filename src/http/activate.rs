@@ -2,6 +2,7 @@
 //!
 //! Every failure that could tell an attacker something — unknown workspace, unknown address, wrong,
 //! expired or used code — gets the same answer; only a malformed request is told what is malformed.
+//! Each answer's `message` is in the words of `prompts/api.j2`.
 
 use axum::extract::{DefaultBodyLimit, FromRef, State};
 use axum::http::StatusCode;
@@ -9,11 +10,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use crate::actions::Actions;
 use crate::actions::{Actor, RedeemOutcome, Throttle};
 use crate::domain::email::{EmailAddress, EmailError};
 use crate::domain::workspace::WorkspaceSlug;
+use crate::error::EngineError;
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -83,6 +86,16 @@ pub enum RequestError {
     Code,
 }
 
+impl RequestError {
+    /// The problem as data, for the words of `api.j2` (`bad_request`).
+    fn facts(&self) -> serde_json::Value {
+        match self {
+            RequestError::Email(error) => json!({ "problem": "email", "email": error.facts() }),
+            RequestError::Code => json!({ "problem": "code" }),
+        }
+    }
+}
+
 impl ActivateRequest {
     /// Parses the fields; what `/api/activate` does with every body that is JSON of this shape.
     pub fn read(self) -> Result<Redemption, RequestError> {
@@ -102,8 +115,9 @@ impl ActivateRequest {
 /// a code past 256) with room for JSON escapes. Larger bodies get 413 unread.
 pub const MAX_BODY_BYTES: usize = 8 * 1024;
 
-/// The route, for any router state that holds an [`Actions`].
-pub fn router<S>() -> Router<S>
+/// The route, for any router state that holds an [`Actions`]. The per-client throttle answers
+/// before the route's state is reached, so it is given `state` for its words.
+pub fn router<S>(state: S) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
     Actions: FromRef<S>,
@@ -117,9 +131,14 @@ where
         "/api/activate",
         post(activate::<S>)
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(axum::middleware::from_fn(move |request, next| {
-                per_client(clients.clone(), request, next)
-            })),
+            .layer(axum::middleware::from_fn_with_state(
+                state,
+                move |State(state): State<S>,
+                      request: axum::extract::Request,
+                      next: axum::middleware::Next| {
+                    per_client(clients.clone(), state, request, next)
+                },
+            )),
     )
 }
 
@@ -153,9 +172,12 @@ where
         Ok(body) => body,
         // Too large is the limit speaking, not a malformed request: 413, as for every route.
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return too_large()
+            return too_large(&actions);
         }
-        Err(rejection) => return bad_request(&rejection.body_text()),
+        Err(rejection) => {
+            let facts = json!({ "problem": "body", "detail": rejection.body_text() });
+            return bad_request(&actions, facts);
+        }
     };
     let Redemption {
         email,
@@ -163,34 +185,47 @@ where
         code,
     } = match request.read() {
         Ok(redemption) => redemption,
-        Err(error) => return bad_request(&error.to_string()),
+        Err(error) => return bad_request(&actions, error.facts()),
     };
     let Some(workspace) = workspace else {
-        return rejected();
+        return rejected(&actions);
     };
     let caller = Actor::without_permissions("api", "activation API");
     match actions.redeem(&caller, &email, &workspace, &code).await {
         Ok(RedeemOutcome::Activated) => answer(
             StatusCode::OK,
             None,
-            "The account is active: log in and choose a password.".into(),
+            words(&actions, "activated", json!({})),
         ),
-        Ok(RedeemOutcome::Rejected) => rejected(),
-        Ok(RedeemOutcome::Throttled { retry_after }) => too_many(retry_after),
+        Ok(RedeemOutcome::Rejected) => rejected(&actions),
+        Ok(RedeemOutcome::Throttled { retry_after }) => too_many(&actions, retry_after),
         Err(error) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
             Some("unavailable"),
-            error.public_message(),
+            error.public_message(actions.engine().prompts()),
         ),
     }
 }
 
-fn too_many(retry_after: std::time::Duration) -> Response {
+/// The `message` of an answer, in the words of `api.j2`; when they cannot be rendered, what an
+/// internal error tells a person.
+fn words(actions: &Actions, name: &str, facts: serde_json::Value) -> String {
+    let prompts = actions.engine().prompts();
+    prompts
+        .api_text(name, &facts)
+        .unwrap_or_else(|error| EngineError::from(error).public_message(prompts))
+}
+
+fn too_many(actions: &Actions, retry_after: std::time::Duration) -> Response {
     let seconds = retry_after.as_secs().max(1);
     let mut response = answer(
         StatusCode::TOO_MANY_REQUESTS,
         Some("too_many_attempts"),
-        format!("Too many attempts. Try again in {seconds} seconds."),
+        words(
+            actions,
+            "too_many_attempts",
+            json!({ "retry_after_seconds": seconds }),
+        ),
     );
     response.headers_mut().insert(
         axum::http::header::RETRY_AFTER,
@@ -205,44 +240,49 @@ const PER_CLIENT_PER_MINUTE: u32 = 30;
 /// Distinct client addresses remembered at once (see [`Throttle`]).
 const CLIENTS_REMEMBERED: usize = 10_000;
 
-/// Throttles by the connection's peer address, when the server was started with it.
-async fn per_client(
+/// Throttles by the connection's peer address, when the server was started with it. `state` is
+/// the route's, for the words of the answer.
+async fn per_client<S>(
     throttle: std::sync::Arc<Throttle>,
+    state: S,
     request: axum::extract::Request,
     next: axum::middleware::Next,
-) -> Response {
+) -> Response
+where
+    Actions: FromRef<S>,
+{
     let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|info| info.0.ip());
     if let Some(ip) = peer {
         if let Err(wait) = throttle.attempt(&ip.to_string(), std::time::Instant::now()) {
-            return too_many(wait);
+            return too_many(&Actions::from_ref(&state), wait);
         }
     }
     next.run(request).await
 }
 
-fn rejected() -> Response {
+fn rejected(actions: &Actions) -> Response {
     answer(
         StatusCode::UNPROCESSABLE_ENTITY,
         Some("invalid_code"),
-        "This code is not valid for this address: it may be mistyped, expired or already used. Ask your admin for a new one.".into(),
+        words(actions, "invalid_code", json!({})),
     )
 }
 
-fn too_large() -> Response {
+fn too_large(actions: &Actions) -> Response {
     answer(
         StatusCode::PAYLOAD_TOO_LARGE,
         Some("too_large"),
-        format!("The request is larger than {MAX_BODY_BYTES} bytes."),
+        words(actions, "too_large", json!({ "max_bytes": MAX_BODY_BYTES })),
     )
 }
 
-fn bad_request(reason: &str) -> Response {
+fn bad_request(actions: &Actions, facts: serde_json::Value) -> Response {
     answer(
         StatusCode::BAD_REQUEST,
         Some("bad_request"),
-        reason.to_owned(),
+        words(actions, "bad_request", facts),
     )
 }

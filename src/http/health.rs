@@ -8,7 +8,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 
 use super::HttpState;
-use crate::store::StoreError;
+use chrono::Utc;
+
+use crate::store::{SourceState, StoreError};
 
 /// A probe that hangs is as bad as one that fails: the database gets this long to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
@@ -39,11 +41,15 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     let store = state.actions.engine().store();
     let probe = async {
         store.ping().await?;
-        store.is_migrated().await
+        if !store.is_migrated().await? {
+            return Ok(None);
+        }
+        store.source_states().await.map(Some)
     };
     match tokio::time::timeout(READY_TIMEOUT, probe).await {
-        Ok(Ok(true)) => (StatusCode::OK, "ready\n".into()),
-        Ok(Ok(false)) => (
+        // A failing sync does not make the bot unready: checks answer from the last good one.
+        Ok(Ok(Some(sources))) => (StatusCode::OK, format!("ready\n{}", source_lines(&sources))),
+        Ok(Ok(None)) => (
             StatusCode::SERVICE_UNAVAILABLE,
             "not ready: database migrations are not applied\n".into(),
         ),
@@ -68,6 +74,27 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     }
 }
 
+/// One line per way the product's data comes in: how long ago it last succeeded, and whether
+/// the last sync failed (its message stays in the log: this answer goes to whoever can reach the
+/// listener).
+fn source_lines(sources: &[SourceState]) -> String {
+    let now = Utc::now();
+    let mut lines = String::new();
+    for source in sources {
+        let age = match source.last_success_at {
+            Some(at) => format!("last success {} s ago", (now - at).num_seconds().max(0)),
+            None => "never succeeded".to_owned(),
+        };
+        let failing = if source.last_error.is_some() {
+            "; the last sync failed"
+        } else {
+            ""
+        };
+        lines.push_str(&format!("source {}: {age}{failing}\n", source.name));
+    }
+    lines
+}
+
 /// Prometheus metrics (text exposition format 0.0.4).
 #[utoipa::path(
     get,
@@ -75,12 +102,20 @@ pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     tag = "operations",
     responses((status = 200, description = "The counters and histograms", body = String, content_type = "text/plain"))
 )]
-pub async fn metrics() -> impl IntoResponse {
+pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
+    let mut text = crate::app::metrics::render();
+    let store = state.actions.engine().store();
+    // The sources' numbers live in the database; a scrape never waits long for them.
+    match tokio::time::timeout(READY_TIMEOUT, store.source_states()).await {
+        Ok(Ok(states)) => text.push_str(&crate::app::metrics::render_sources(&states, Utc::now())),
+        Ok(Err(error)) => tracing::warn!(error = %error, "metrics: source states unavailable"),
+        Err(_) => tracing::warn!("metrics: source states timed out"),
+    }
     (
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        crate::app::metrics::render(),
+        text,
     )
 }

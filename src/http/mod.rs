@@ -80,7 +80,7 @@ pub fn router(state: HttpState) -> Router {
         )
         .route("/webhooks/mailgun", post(webhooks::mailgun).layer(webhook))
         .route("/webhooks/ses", post(webhooks::ses).layer(webhook))
-        .merge(crate::http::activate::router::<HttpState>())
+        .merge(crate::http::activate::router(state.clone()))
         .layer(middleware::from_fn(observe_latency))
         .with_state(state)
 }

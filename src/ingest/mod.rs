@@ -6,6 +6,8 @@
 //! every bad row with its index and field, so a batch is applied whole or not at all
 //! ([`crate::store::Store::apply_members`]).
 
+pub mod export_file;
+pub mod import;
 mod values;
 
 use chrono::{DateTime, Duration, FixedOffset, Utc};
@@ -14,50 +16,15 @@ use serde::{Deserialize, Serialize};
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::canonical_message_id;
 use crate::domain::member::{MemberStatus, Role};
+pub use crate::domain::source::SourceKind;
 use crate::domain::workspace::WorkspaceSlug;
 use crate::store::StoreError;
 
-pub use values::{parse_time, ValueMap, ValueMaps};
+pub use values::{parse_offset, parse_time, ValueMap, ValueMaps};
 
 /// Longest workspace display name and message id taken from the product.
 const MAX_NAME_CHARS: usize = 200;
 const MAX_MESSAGE_ID_BYTES: usize = 998;
-
-/// Where member data came from: the name a card shows, and the `data_sources` row that records
-/// its freshness.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum SourceKind {
-    /// `invite-bot seed` (the demo's fixtures).
-    Fixtures,
-    /// `invite-bot sync` and the background sync of `serve`.
-    ProductDb,
-    /// `invite-bot import FILE`.
-    Import,
-    /// `POST /api/v1/members` and `/api/v1/invitations`.
-    Push,
-}
-
-impl SourceKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SourceKind::Fixtures => "fixtures",
-            SourceKind::ProductDb => "product-db",
-            SourceKind::Import => "import",
-            SourceKind::Push => "push",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "fixtures" => Some(SourceKind::Fixtures),
-            "product-db" => Some(SourceKind::ProductDb),
-            "import" => Some(SourceKind::Import),
-            "push" => Some(SourceKind::Push),
-            _ => None,
-        }
-    }
-}
 
 /// A member row as the product holds it: every value text (or absent), so that a wrong one is
 /// reported with its row and field instead of as a bare type error.

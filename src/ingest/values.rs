@@ -118,6 +118,32 @@ fn echo(value: &str) -> String {
     }
 }
 
+/// A fixed offset as config and flags write it: `UTC` (or `Z`), or `+HH:MM` / `-HH:MM`.
+pub fn parse_offset(text: &str) -> Result<FixedOffset, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("utc") || text == "Z" {
+        return Ok(FixedOffset::east_opt(0).expect("zero is in range"));
+    }
+    let bad = || {
+        format!(
+            "{} is not an offset: write UTC, +02:00 or -05:00",
+            echo(text)
+        )
+    };
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+    let hours: i32 = hours.parse().map_err(|_| bad())?;
+    let minutes: i32 = minutes.parse().map_err(|_| bad())?;
+    if hours > 23 || minutes > 59 {
+        return Err(bad());
+    }
+    FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).ok_or_else(bad)
+}
+
 /// A timestamp as products write them: RFC 3339 with an offset, or without one (MySQL's
 /// `DATETIME`, an export's `2026-11-02 10:00:00`), which is read in `zone`. A date alone is its
 /// midnight in `zone`.
@@ -201,6 +227,17 @@ mod tests {
         assert_eq!(maps.check(), Ok(()));
         maps.status = ValueMap::new(BTreeMap::from([("3".into(), "banned".into())]));
         assert!(maps.check().unwrap_err().contains("banned"));
+    }
+
+    #[test]
+    fn offsets_are_utc_or_signed_hours_and_minutes() {
+        assert_eq!(parse_offset("UTC").unwrap().local_minus_utc(), 0);
+        assert_eq!(parse_offset("+02:00").unwrap().local_minus_utc(), 7200);
+        assert_eq!(parse_offset("-05:30").unwrap().local_minus_utc(), -19800);
+        assert!(parse_offset("Europe/Paris")
+            .unwrap_err()
+            .contains("Europe/Paris"));
+        assert!(parse_offset("+25:00").is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! A provider that does not answer in time, or answers with an error, is reported as such and the
 //! check goes on with the stored delivery data.
 
-use super::lookup::{LiveAnswer, Lookup};
+use super::lookup::{LiveAnswer, Lookup, Unanswered};
 use super::{mailgun, postmark, sendgrid, ses};
 
 use std::sync::{Arc, Mutex};
@@ -184,7 +184,7 @@ fn answer_of(
         Ok(Ok(None)) => (LiveAnswer::Clear { source }, "clear"),
         Ok(Err(why)) => {
             // A reqwest timeout can beat ours by a hair; it is still "did not answer in time".
-            let outcome = if why.contains("timed out") {
+            let outcome = if why == Unanswered::TimedOut {
                 "timeout"
             } else {
                 "error"
@@ -194,7 +194,7 @@ fn answer_of(
         Err(_) => (
             LiveAnswer::NoAnswer {
                 source,
-                why: "timed out".into(),
+                why: Unanswered::TimedOut,
             },
             "timeout",
         ),
@@ -248,7 +248,7 @@ pub fn apply(
             LiveAnswer::NoAnswer { source, why } => drafts.push(FindingDraft::new(
                 Check::Delivery,
                 Outcome::LiveUnanswered,
-                json!({ "source": source, "why": why }),
+                json!({ "source": source, "why": why.as_str(), "status": why.status() }),
             )),
         }
     }

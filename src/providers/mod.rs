@@ -12,6 +12,6 @@ pub mod verifiers;
 pub mod webhook;
 
 pub use live::{apply, LiveLookups};
-pub use lookup::LiveAnswer;
+pub use lookup::{LiveAnswer, Unanswered};
 pub use verifiers::Webhooks;
 pub use webhook::{CertificateCache, WebhookConfigError, WebhookError};

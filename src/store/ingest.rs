@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 
 use super::webhook_events::ATTACH_EARLY_EVENTS;
-use super::{on_backend, Store, StoreResult};
+use super::{on_backend, Store, StoreResult, WriteTurn};
 use crate::ingest::{
     ApplyReport, IngestError, InvitationRecord, MemberRecord, RowError, SourceKind,
 };
@@ -45,6 +45,8 @@ pub struct SourceState {
     pub last_success_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
     pub rows_applied: i64,
+    /// Runs that failed, ever.
+    pub errors: i64,
 }
 
 impl SourceState {
@@ -57,10 +59,10 @@ impl SourceState {
 }
 
 const SELECT_SOURCE: &str = "SELECT name, watermark_at, watermark_key, run, last_attempt_at, \
-     last_success_at, last_error, rows_applied FROM data_sources";
+     last_success_at, last_error, rows_applied, errors FROM data_sources";
 
 const SELECT_SOURCE_NAMED: &str = "SELECT name, watermark_at, watermark_key, run, \
-     last_attempt_at, last_success_at, last_error, rows_applied FROM data_sources WHERE name = $1";
+     last_attempt_at, last_success_at, last_error, rows_applied, errors FROM data_sources WHERE name = $1";
 
 const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
      ON CONFLICT (slug) DO UPDATE SET name = COALESCE($3, workspaces.name) RETURNING id";
@@ -102,8 +104,41 @@ const RECORD_SOURCE: &str = "INSERT INTO data_sources (name, watermark_at, water
          last_success_at = COALESCE(excluded.last_success_at, data_sources.last_success_at), \
          rows_applied = data_sources.rows_applied + excluded.rows_applied";
 
+/// One open transaction of the product's data: a batch of a sync, or a whole import that must land
+/// all or nothing however many batches it takes. Dropped without [`IngestTx::commit`], it rolls back.
+pub struct IngestTx {
+    tx: Tx,
+    _turn: WriteTurn,
+}
+
+enum Tx {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+}
+
+/// Expands `$body` once per backend with `$tx` bound to that backend's open transaction.
+macro_rules! on_tx {
+    ($ingest:expr, $tx:ident => $body:expr) => {
+        match &mut $ingest.tx {
+            Tx::Sqlite($tx) => $body,
+            Tx::Postgres($tx) => $body,
+        }
+    };
+}
+
 impl Store {
-    /// Applies members from `source` in one transaction (see [`Store::apply_members_with`]).
+    /// Opens a transaction for the product's rows (on SQLite it holds this process's write turn
+    /// until it ends).
+    pub async fn begin_ingest(&self) -> StoreResult<IngestTx> {
+        let turn = self.write_turn().await;
+        let tx = match self {
+            Store::Sqlite(pool, _) => Tx::Sqlite(pool.begin().await?),
+            Store::Postgres(pool, _) => Tx::Postgres(pool.begin().await?),
+        };
+        Ok(IngestTx { tx, _turn: turn })
+    }
+
+    /// Applies members from `source` in one transaction (see [`IngestTx::apply_members`]).
     pub async fn apply_members(
         &self,
         source: SourceKind,
@@ -113,10 +148,8 @@ impl Store {
             .await
     }
 
-    /// Applies members in one transaction: workspaces are created as needed (named by the row's
-    /// `workspace_name`, else the slug), a row newer than the bot's copy replaces it, a deleted one
-    /// leaves the bot's view (the row is kept for the audit log). Repeats of one member within the
-    /// batch count once, the newest winning.
+    /// Applies one batch of members in its own transaction, with a sync run's watermark when
+    /// `options.run` has one, and rolls it back on a dry run.
     pub async fn apply_members_with(
         &self,
         source: SourceKind,
@@ -124,87 +157,16 @@ impl Store {
         options: &ApplyOptions,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, IngestError> {
-        let rows = newest_per_member(rows);
-        let mut report = ApplyReport::default();
+        let mut tx = self.begin_ingest().await?;
         let run = options.run.as_ref().map(|(run, _)| *run);
-        let _turn = self.write_turn().await;
-        on_backend!(self, pool => {
-            let mut tx = pool.begin().await?;
-            let mut workspace_ids: HashMap<&str, i64> = HashMap::new();
-            for row in &rows.kept {
-                let slug = row.workspace.as_str();
-                if workspace_ids.contains_key(slug) {
-                    continue;
-                }
-                let id: i64 = sqlx::query_scalar(UPSERT_WORKSPACE)
-                    .bind(slug)
-                    .bind(row.workspace_name.as_deref().unwrap_or(slug))
-                    .bind(row.workspace_name.as_deref())
-                    .fetch_one(&mut *tx)
-                    .await?;
-                workspace_ids.insert(slug, id);
-            }
-            for row in &rows.kept {
-                let workspace_id = workspace_ids[row.workspace.as_str()];
-                let email = &row.email;
-                let local_rev: String = email.local_part().chars().rev().collect();
-                let written = sqlx::query(UPSERT_MEMBER)
-                    .bind(workspace_id)
-                    .bind(email.as_entered())
-                    .bind(email.key())
-                    .bind(email.local_part())
-                    .bind(email.domain())
-                    .bind(&local_rev)
-                    .bind(row.role.as_str())
-                    .bind(row.status.as_str())
-                    .bind(row.invited_at)
-                    .bind(row.activated_at)
-                    .bind(source.as_str())
-                    .bind(row.updated_at)
-                    .bind(now)
-                    .bind(row.deleted.then_some(now))
-                    .bind(run)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if written > 0 {
-                    report.applied += 1;
-                } else {
-                    report.unchanged += 1;
-                    if let Some(run) = run {
-                        sqlx::query(CONFIRM_MEMBER)
-                            .bind(run)
-                            .bind(now)
-                            .bind(workspace_id)
-                            .bind(email.key())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            }
-            report.unchanged += rows.repeats;
-            let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
-            sqlx::query(RECORD_SOURCE)
-                .bind(source.as_str())
-                .bind(watermark.map(|mark| mark.at))
-                .bind(watermark.map(|mark| mark.key.as_str()))
-                // A sync's success is recorded when its run ends; a push or an import is a success
-                // as soon as it commits.
-                .bind(options.run.is_none().then_some(now))
-                .bind(report.applied as i64)
-                .execute(&mut *tx)
-                .await?;
-            if options.dry_run {
-                tx.rollback().await?;
-            } else {
-                tx.commit().await?;
-            }
-        });
+        let report = tx.apply_members(source, rows, run, now).await?;
+        tx.record_source(source, options, report, now).await?;
+        tx.finish(options.dry_run).await?;
         Ok(report)
     }
 
     /// Applies invitations the product sent, in one transaction (see
-    /// [`Store::apply_invitations_with`]).
+    /// [`IngestTx::apply_invitations`]).
     pub async fn apply_invitations(
         &self,
         source: SourceKind,
@@ -214,10 +176,7 @@ impl Store {
             .await
     }
 
-    /// Applies invitations in one transaction. Each names a member the bot already holds (send
-    /// members first); one invitation is its workspace, address and `sent_at`, so a later row can
-    /// add the Message-ID, which attaches provider events that arrived before it. A Message-ID
-    /// that is another invitation's refuses the row. Any refused row refuses the batch.
+    /// Applies one batch of invitations in its own transaction (see [`Store::apply_members_with`]).
     pub async fn apply_invitations_with(
         &self,
         source: SourceKind,
@@ -225,89 +184,15 @@ impl Store {
         options: &ApplyOptions,
         now: DateTime<Utc>,
     ) -> Result<ApplyReport, IngestError> {
-        let mut report = ApplyReport::default();
-        let mut refused = Vec::new();
-        let _turn = self.write_turn().await;
-        on_backend!(self, pool => {
-            let mut tx = pool.begin().await?;
-            for (index, row) in rows.iter().enumerate() {
-                let member: Option<(i64, i64)> = sqlx::query_as(
-                    "SELECT m.id, m.workspace_id FROM members m \
-                     JOIN workspaces w ON w.id = m.workspace_id \
-                     WHERE w.slug = $1 AND m.email_key = $2",
-                )
-                .bind(row.workspace.as_str())
-                .bind(row.email.key())
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some((member_id, workspace_id)) = member else {
-                    refused.push(RowError::new(index, "email", format!(
-                        "is not a member of `{}` in the bot's data: send the member first",
-                        row.workspace
-                    )));
-                    continue;
-                };
-                let source_key = invitation_key(workspace_id, row.email.key(), row.sent_at);
-                if let Some(message_id) = &row.message_id {
-                    let holder: Option<Option<String>> =
-                        sqlx::query_scalar("SELECT source_key FROM invitations WHERE message_id = $1")
-                            .bind(message_id)
-                            .fetch_optional(&mut *tx)
-                            .await?;
-                    if matches!(&holder, Some(key) if key.as_deref() != Some(source_key.as_str())) {
-                        refused.push(RowError::new(index, "message_id",
-                            "belongs to another invitation the bot holds"));
-                        continue;
-                    }
-                }
-                let written: Option<i64> = sqlx::query_scalar(UPSERT_INVITATION)
-                    .bind(member_id)
-                    .bind(row.sent_at)
-                    .bind(row.expires_at)
-                    .bind(row.message_id.as_deref())
-                    .bind(source.as_str())
-                    .bind(&source_key)
-                    .bind(row.updated_at)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                match written {
-                    Some(invitation_id) => {
-                        report.applied += 1;
-                        if let Some(message_id) = &row.message_id {
-                            // Provider events can beat the product's own report of its email.
-                            sqlx::query(ATTACH_EARLY_EVENTS)
-                                .bind(invitation_id)
-                                .bind(message_id)
-                                .bind(message_id)
-                                .execute(&mut *tx)
-                                .await?;
-                        }
-                    }
-                    None => report.unchanged += 1,
-                }
-            }
-            if !refused.is_empty() {
-                tx.rollback().await?;
-                return Err(IngestError::Rows(refused));
-            }
-            let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
-            sqlx::query(RECORD_SOURCE)
-                .bind(source.as_str())
-                .bind(watermark.map(|mark| mark.at))
-                .bind(watermark.map(|mark| mark.key.as_str()))
-                .bind(options.run.is_none().then_some(now))
-                .bind(report.applied as i64)
-                .execute(&mut *tx)
-                .await?;
-            if options.dry_run {
-                tx.rollback().await?;
-            } else {
-                tx.commit().await?;
-            }
-        });
+        let mut tx = self.begin_ingest().await?;
+        let report = tx.apply_invitations(source, rows).await?;
+        tx.record_source(source, options, report, now).await?;
+        tx.finish(options.dry_run).await?;
         Ok(report)
     }
+}
 
+impl Store {
     /// What the bot knows of one way in (`None`: nothing ever came that way).
     pub async fn source_state(&self, source: SourceKind) -> StoreResult<Option<SourceState>> {
         let state = on_backend!(self, pool => {
@@ -367,7 +252,9 @@ impl Store {
                 .bind(now)
                 .execute(pool)
                 .await?,
-                Err(error) => sqlx::query("UPDATE data_sources SET last_error = $2 WHERE name = $1")
+                Err(error) => sqlx::query(
+                    "UPDATE data_sources SET last_error = $2, errors = errors + 1 WHERE name = $1",
+                )
                     .bind(source.as_str())
                     .bind(error)
                     .execute(pool)
@@ -440,4 +327,203 @@ fn newest_per_member(rows: &[MemberRecord]) -> Deduplicated<'_> {
     }
     let repeats = (rows.len() - kept.len()) as u64;
     Deduplicated { kept, repeats }
+}
+
+impl IngestTx {
+    /// Applies members: workspaces are created as needed (named by the row's `workspace_name`,
+    /// else the slug), a row newer than the bot's copy replaces it, a deleted one leaves the bot's
+    /// view (the row is kept for the audit log). Repeats of one member within the rows count once,
+    /// the newest winning. Rows of a sync `run` that change nothing are confirmed as still there.
+    pub async fn apply_members(
+        &mut self,
+        source: SourceKind,
+        rows: &[MemberRecord],
+        run: Option<i64>,
+        now: DateTime<Utc>,
+    ) -> Result<ApplyReport, IngestError> {
+        let rows = newest_per_member(rows);
+        let mut report = ApplyReport {
+            applied: 0,
+            unchanged: rows.repeats,
+        };
+        on_tx!(self, tx => {
+            let mut workspace_ids: HashMap<&str, i64> = HashMap::new();
+            for row in &rows.kept {
+                let slug = row.workspace.as_str();
+                if workspace_ids.contains_key(slug) {
+                    continue;
+                }
+                let id: i64 = sqlx::query_scalar(UPSERT_WORKSPACE)
+                    .bind(slug)
+                    .bind(row.workspace_name.as_deref().unwrap_or(slug))
+                    .bind(row.workspace_name.as_deref())
+                    .fetch_one(&mut **tx)
+                    .await?;
+                workspace_ids.insert(slug, id);
+            }
+            for row in &rows.kept {
+                let workspace_id = workspace_ids[row.workspace.as_str()];
+                let email = &row.email;
+                let local_rev: String = email.local_part().chars().rev().collect();
+                let written = sqlx::query(UPSERT_MEMBER)
+                    .bind(workspace_id)
+                    .bind(email.as_entered())
+                    .bind(email.key())
+                    .bind(email.local_part())
+                    .bind(email.domain())
+                    .bind(&local_rev)
+                    .bind(row.role.as_str())
+                    .bind(row.status.as_str())
+                    .bind(row.invited_at)
+                    .bind(row.activated_at)
+                    .bind(source.as_str())
+                    .bind(row.updated_at)
+                    .bind(now)
+                    .bind(row.deleted.then_some(now))
+                    .bind(run)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected();
+                if written > 0 {
+                    report.applied += 1;
+                    continue;
+                }
+                report.unchanged += 1;
+                if let Some(run) = run {
+                    sqlx::query(CONFIRM_MEMBER)
+                        .bind(run)
+                        .bind(now)
+                        .bind(workspace_id)
+                        .bind(email.key())
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+        });
+        Ok(report)
+    }
+
+    /// Applies invitations. Each names a member the bot already holds (send members first); one
+    /// invitation is its workspace, address and `sent_at`, so a later row can add the Message-ID,
+    /// which attaches provider events that arrived before it. A Message-ID that is another
+    /// invitation's refuses the row. Refused rows are all reported; the caller then drops the
+    /// transaction, so nothing of it lands.
+    pub async fn apply_invitations(
+        &mut self,
+        source: SourceKind,
+        rows: &[InvitationRecord],
+    ) -> Result<ApplyReport, IngestError> {
+        let mut report = ApplyReport::default();
+        let mut refused = Vec::new();
+        on_tx!(self, tx => {
+            for (index, row) in rows.iter().enumerate() {
+                let member: Option<(i64, i64)> = sqlx::query_as(
+                    "SELECT m.id, m.workspace_id FROM members m \
+                     JOIN workspaces w ON w.id = m.workspace_id \
+                     WHERE w.slug = $1 AND m.email_key = $2",
+                )
+                .bind(row.workspace.as_str())
+                .bind(row.email.key())
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some((member_id, workspace_id)) = member else {
+                    refused.push(RowError::new(index, "email", format!(
+                        "is not a member of `{}` in the bot's data: send the member first",
+                        row.workspace
+                    )));
+                    continue;
+                };
+                let source_key = invitation_key(workspace_id, row.email.key(), row.sent_at);
+                if let Some(message_id) = &row.message_id {
+                    let holder: Option<Option<String>> =
+                        sqlx::query_scalar("SELECT source_key FROM invitations WHERE message_id = $1")
+                            .bind(message_id)
+                            .fetch_optional(&mut **tx)
+                            .await?;
+                    if matches!(&holder, Some(key) if key.as_deref() != Some(source_key.as_str())) {
+                        refused.push(RowError::new(index, "message_id",
+                            "belongs to another invitation the bot holds"));
+                        continue;
+                    }
+                }
+                let written: Option<i64> = sqlx::query_scalar(UPSERT_INVITATION)
+                    .bind(member_id)
+                    .bind(row.sent_at)
+                    .bind(row.expires_at)
+                    .bind(row.message_id.as_deref())
+                    .bind(source.as_str())
+                    .bind(&source_key)
+                    .bind(row.updated_at)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                let Some(invitation_id) = written else {
+                    report.unchanged += 1;
+                    continue;
+                };
+                report.applied += 1;
+                if let Some(message_id) = &row.message_id {
+                    // Provider events can beat the product's own report of its email.
+                    sqlx::query(ATTACH_EARLY_EVENTS)
+                        .bind(invitation_id)
+                        .bind(message_id)
+                        .bind(message_id)
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+        });
+        if refused.is_empty() {
+            Ok(report)
+        } else {
+            Err(IngestError::Rows(refused))
+        }
+    }
+
+    /// Records progress and freshness of `source` in this transaction: a sync run's watermark, or
+    /// (for a push or an import, which succeed when they commit) the time of this success.
+    pub async fn record_source(
+        &mut self,
+        source: SourceKind,
+        options: &ApplyOptions,
+        report: ApplyReport,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
+        on_tx!(self, tx => {
+            sqlx::query(RECORD_SOURCE)
+                .bind(source.as_str())
+                .bind(watermark.map(|mark| mark.at))
+                .bind(watermark.map(|mark| mark.key.as_str()))
+                .bind(options.run.is_none().then_some(now))
+                .bind(report.applied as i64)
+                .execute(&mut **tx)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Commits, or on a dry run rolls back what was worked out.
+    pub async fn finish(self, dry_run: bool) -> StoreResult<()> {
+        if dry_run {
+            self.rollback().await
+        } else {
+            self.commit().await
+        }
+    }
+
+    pub async fn commit(self) -> StoreResult<()> {
+        match self.tx {
+            Tx::Sqlite(tx) => tx.commit().await?,
+            Tx::Postgres(tx) => tx.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> StoreResult<()> {
+        match self.tx {
+            Tx::Sqlite(tx) => tx.rollback().await?,
+            Tx::Postgres(tx) => tx.rollback().await?,
+        }
+        Ok(())
+    }
 }

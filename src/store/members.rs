@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 
 use super::{decode_enum, on_backend, prefix_upper_bound, Store, StoreError, StoreResult};
 use crate::domain::member::{Member, MemberCandidate, MemberMatch, MemberStatus, NearQuery, Role};
+use crate::domain::source::SourceKind;
 use crate::domain::workspace::{Workspace, WorkspaceSlug};
 
 #[derive(sqlx::FromRow)]
@@ -17,6 +18,8 @@ struct MemberRow {
     status: String,
     invited_at: Option<DateTime<Utc>>,
     activated_at: Option<DateTime<Utc>>,
+    source: String,
+    refreshed_at: Option<DateTime<Utc>>,
     workspace_slug: String,
     workspace_name: String,
 }
@@ -37,6 +40,8 @@ impl TryFrom<MemberRow> for MemberMatch {
                 status: decode_enum(&row.status, "members.status", MemberStatus::parse)?,
                 invited_at: row.invited_at,
                 activated_at: row.activated_at,
+                source: decode_enum(&row.source, "members.source", SourceKind::parse)?,
+                refreshed_at: row.refreshed_at,
             },
             workspace: Workspace {
                 id: row.workspace_id,
@@ -52,7 +57,7 @@ macro_rules! select_members {
     ($tail:literal) => {
         concat!(
             "SELECT m.id, m.workspace_id, m.email, m.email_key, m.role, m.status, m.invited_at, \
-             m.activated_at, w.slug AS workspace_slug, w.name AS workspace_name \
+             m.activated_at, m.source, m.refreshed_at, w.slug AS workspace_slug, w.name AS workspace_name \
              FROM members m JOIN workspaces w ON w.id = m.workspace_id ",
             $tail
         )

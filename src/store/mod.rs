@@ -31,7 +31,7 @@ pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
-pub use ingest::{ApplyOptions, SourceState, Watermark};
+pub use ingest::{ApplyOptions, IngestTx, SourceState, Watermark};
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{

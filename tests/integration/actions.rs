@@ -282,7 +282,7 @@ both_backends! {
         assert_eq!(rows.iter().filter(|r| r.2.as_deref() == Some("forbidden")).count(), 3, "{rows:?}");
 
         let error = app.actions.check_as(&stranger, &email, Some(&acme)).await.unwrap_err();
-        assert!(error.public_message().contains("`check` permission"), "{}", error.public_message());
+        assert!(error.public_message(app.engine.prompts()).contains("`check` permission"), "{}", error.public_message(app.engine.prompts()));
     }
 
     async fn resend_limits_hold_per_member_and_per_admin(app) with |c: &mut Config| {
@@ -343,7 +343,7 @@ both_backends! {
         app.smtp.set_mode(SmtpMode::Temporary);
         let error = resend(&app, "never@learners.example").await.unwrap_err();
         assert!(matches!(error, EngineError::Action(ActionFailure::MailQueued { .. })), "{error:?}");
-        assert!(error.public_message().contains("has not been sent yet"), "{}", error.public_message());
+        assert!(error.public_message(app.engine.prompts()).contains("has not been sent yet"), "{}", error.public_message(app.engine.prompts()));
         // Never shown as sent.
         assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::InviteNeverSent);
         assert!(app.smtp.received().is_empty());
@@ -361,7 +361,7 @@ both_backends! {
         app.smtp.set_mode(SmtpMode::Permanent);
         let error = resend(&app, "never@learners.example").await.unwrap_err();
         assert!(matches!(error, EngineError::Action(ActionFailure::MailRejected { .. })), "{error:?}");
-        let message = error.public_message();
+        let message = error.public_message(app.engine.prompts());
         assert!(message.contains("550") && message.contains("nothing was sent"), "{message}");
         assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::InviteNeverSent);
         // A failed attempt does not use up the rate limit.

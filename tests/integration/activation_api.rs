@@ -17,8 +17,8 @@ impl FromRef<State> for Actions {
 
 /// Serves the route on 127.0.0.1 and returns its base URL.
 async fn serve(app: &TestApp) -> String {
-    let router =
-        invite_bot::http::activate::router::<State>().with_state(State(app.actions.clone()));
+    let state = State(app.actions.clone());
+    let router = invite_bot::http::activate::router(state.clone()).with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });

@@ -81,7 +81,7 @@ async fn json_shape(backend: Backend) {
     );
     for finding in first["findings"].as_array().unwrap() {
         assert_eq!(keys(finding), ["check", "detail", "outcome"]);
-        assert!(["registration", "status", "delivery", "domain"]
+        assert!(["registration", "status", "delivery", "domain", "data"]
             .contains(&finding["check"].as_str().unwrap()));
     }
     assert_eq!(results[1]["workspace"], "other");

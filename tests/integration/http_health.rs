@@ -1,6 +1,8 @@
 //! The listener's own endpoints: liveness, readiness (database up and migrated), metrics, limits.
 
+use chrono::{Duration, Utc};
 use invite_bot::app::metrics::counter_value;
+use invite_bot::domain::SourceKind;
 use invite_bot::store::{ConnectOptions, Store};
 
 use crate::helpers::{both_backends, fresh_database, Backend};
@@ -12,6 +14,7 @@ both_backends! {
         let health = http.get("/healthz").await;
         assert_eq!((health.status, health.body.as_str()), (200, "ok\n"));
         let ready = http.get("/readyz").await;
+        // No product data has come in any way yet: nothing to report about it.
         assert_eq!((ready.status, ready.body.as_str()), (200, "ready\n"));
 
         // The database goes away: the process is still alive, but not ready.
@@ -50,6 +53,30 @@ both_backends! {
             "{}",
             metrics.body
         );
+        http.stop().await;
+    }
+
+    async fn readiness_and_metrics_report_the_sources_of_member_data(app) {
+        let store = app.engine.store().clone();
+        let http = HttpApp::start(app, |_| {}).await;
+        let run = store.begin_source_run(SourceKind::ProductDb, Utc::now() - Duration::seconds(90)).await.unwrap();
+        assert_eq!(run, 1);
+        store.finish_source_run(SourceKind::ProductDb, Utc::now() - Duration::seconds(90), Ok(())).await.unwrap();
+        let ready = http.get("/readyz").await;
+        assert_eq!(ready.status, 200);
+        assert!(ready.body.starts_with("ready\nsource product-db: last success 9"), "{}", ready.body);
+
+        // A failing sync is reported, names no detail, and leaves the bot ready.
+        store.finish_source_run(SourceKind::ProductDb, Utc::now(), Err("password authentication failed for db.internal")).await.unwrap();
+        let ready = http.get("/readyz").await;
+        assert_eq!(ready.status, 200);
+        assert!(ready.body.contains("; the last sync failed"), "{}", ready.body);
+        assert!(!ready.body.contains("db.internal"), "{}", ready.body);
+
+        let metrics = http.get("/metrics").await;
+        assert!(metrics.body.contains("invite_bot_source_sync_errors_total{source=\"product-db\"} 1"), "{}", metrics.body);
+        assert!(metrics.body.contains("invite_bot_source_age_seconds{source=\"product-db\"} 9"), "{}", metrics.body);
+        assert!(metrics.body.contains("# TYPE invite_bot_source_rows_applied_total counter"), "{}", metrics.body);
         http.stop().await;
     }
 

@@ -196,3 +196,54 @@ both_backends! {
         assert!(state.last_success_at.is_some());
     }
 }
+
+fn data_line(diagnosis: &invite_bot::diagnosis::Diagnosis) -> String {
+    let last = diagnosis.findings.last().unwrap();
+    assert_eq!(last.check, invite_bot::diagnosis::Check::Data);
+    format!("{}: {}", last.outcome.as_str(), last.detail)
+}
+
+both_backends! {
+    async fn every_card_says_where_its_data_came_from_and_how_old_it_is(app) {
+        // Seeded data, and an address the bot does not hold, before any other way in was used.
+        app.seed("[[workspace]]\nslug = \"prod-ws\"\nname = \"Seeded\"\n\
+                  [[member]]\nworkspace = \"prod-ws\"\nemail = \"seed@corp.example\"\nrole = \"learner\"\nstatus = \"active\"\n").await;
+        assert_eq!(data_line(&app.check("seed@corp.example", "prod-ws").await), "data_age: Member data seeded from fixtures.");
+        assert_eq!(data_line(&app.check("nobody@corp.example", "prod-ws").await), "data_age: Member data seeded from fixtures.");
+
+        apply(&app, vec![raw("push@corp.example", "invited", "2026-11-02T10:00:00Z")]).await;
+        let line = data_line(&app.check("push@corp.example", "prod-ws").await);
+        assert_eq!(line, "data_age: Member data pushed just now.");
+        // An address nobody holds is answered from the latest way in.
+        let line = data_line(&app.check("nobody@corp.example", "prod-ws").await);
+        assert!(line.starts_with("data_age: Member data pushed "), "{line}");
+        assert_eq!(data_line(&app.check("seed@corp.example", "prod-ws").await), "data_age: Member data seeded from fixtures.");
+    }
+
+    async fn data_from_a_sync_that_stopped_is_flagged_stale(app) {
+        let store = app.engine.store();
+        let records = parse_members(vec![raw("sync@corp.example", "invited", "2026-11-02T10:00:00Z")], &ValueMaps::identity(), utc()).unwrap();
+        let two_hours_ago = Utc::now() - Duration::minutes(121);
+        let run = store.begin_source_run(SourceKind::ProductDb, two_hours_ago).await.unwrap();
+        let options = ApplyOptions { dry_run: false, run: Some((run, None)) };
+        store.apply_members_with(SourceKind::ProductDb, &records, &options, two_hours_ago).await.unwrap();
+        store.finish_source_run(SourceKind::ProductDb, two_hours_ago, Ok(())).await.unwrap();
+        let line = data_line(&app.check("sync@corp.example", "prod-ws").await);
+        assert!(line.starts_with("data_stale: Member data from product-db, synced 2 hours ago, longer ago than 1 hour: it may be out of date."), "{line}");
+
+        // The sync is failing now: the card says so; the check still answers from what it holds.
+        store.finish_source_run(SourceKind::ProductDb, Utc::now(), Err("connection refused")).await.unwrap();
+        let diagnosis = app.check("sync@corp.example", "prod-ws").await;
+        assert_eq!(diagnosis.verdict, Verdict::InviteNeverSent);
+        let line = data_line(&diagnosis);
+        assert!(line.contains("the last sync could not read the product's database"), "{line}");
+        assert!(!line.contains("connection refused"), "{line}");
+
+        // A sync that just succeeded confirms it again.
+        store.finish_source_run(SourceKind::ProductDb, Utc::now(), Ok(())).await.unwrap();
+        let line = data_line(&app.check("sync@corp.example", "prod-ws").await);
+        assert!(line.starts_with("data_age: Member data from product-db, synced "), "{line}");
+        let line = data_line(&app.check("nobody@corp.example", "prod-ws").await);
+        assert!(line.starts_with("data_age: Member data from product-db, synced "), "{line}");
+    }
+}

@@ -170,7 +170,7 @@ async fn a_database_that_hangs_and_comes_back_is_reported_then_used_again() {
         ),
         "{error:?}"
     );
-    let message = error.public_message();
+    let message = error.public_message(engine.prompts());
     assert!(
         message.starts_with("The workspace database is not answering right now; nothing was changed. Try again in a minute (ref "),
         "{message}"

@@ -189,7 +189,7 @@ both_backends! {
             matches!(error, EngineError::Action(ActionFailure::MailUnanswered { seconds: 2, .. })),
             "{error:?}"
         );
-        let message = error.public_message();
+        let message = error.public_message(app.engine.prompts());
         assert!(
             message.contains("stopped answering") && message.contains("queued and will be retried"),
             "{message}"

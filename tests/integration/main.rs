@@ -19,6 +19,7 @@ mod fixtures;
 mod hostile_input;
 mod http_app;
 mod http_health;
+mod import;
 mod ingest;
 mod input;
 mod liveness_database;

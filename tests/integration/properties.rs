@@ -331,12 +331,15 @@ proptest! {
     }
 }
 
+/// A fuzz target: the name of its corpus folder and the check each input must pass.
+type FuzzTarget = (&'static str, fn(&[u8]));
+
 /// The fuzz targets' seed inputs (fuzz/corpus, kept minimized) pass the same checks here, so a
 /// finding the fuzzer kept is replayed by every `cargo test`.
 #[test]
 fn the_kept_fuzz_corpus_keeps_its_invariants() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
-    let targets: [(&str, fn(&[u8])); 8] = [
+    let targets: [FuzzTarget; 8] = [
         ("email_address", fuzzing::email_address),
         ("webhook_postmark", |b| {
             fuzzing::webhook_body(Provider::Postmark, b)

@@ -153,7 +153,7 @@ both_backends! {
         app.seed(PEOPLE).await;
         refuse_recording_sends(&app).await;
         let error = resend(&app).await.unwrap_err();
-        let message = error.public_message();
+        let message = error.public_message(app.engine.prompts());
         assert!(message.contains("was sent") && message.contains("accepted"), "{message}");
         assert!(message.contains("Recording that in the database failed"), "{message}");
         let mails = app.smtp.received();

@@ -139,18 +139,18 @@ both_backends! {
         let member = trainer.member.as_ref().unwrap();
         assert_eq!(member.role, Role::Trainer);
         assert_eq!(member.status, MemberStatus::Active);
-        assert_eq!(outcomes(&trainer), ["found", "active"]);
+        assert_eq!(outcomes(&trainer), ["found", "active", "data_age"]);
         assert!(trainer.findings[0].detail.contains("Trainers tab"), "{}", trainer.findings[0].detail);
 
         let learner = app.check("never@corp.example", "acme").await;
         assert!(learner.findings[0].detail.contains("Learners tab"));
-        assert_eq!(outcomes(&learner), ["found", "invited", "never_sent"]);
+        assert_eq!(outcomes(&learner), ["found", "invited", "never_sent", "data_age"]);
     }
 
     async fn findings_carry_the_evidence(app) {
         app.seed(FIXTURE).await;
         let bounced = app.check("bounced@corp.example", "acme").await;
-        assert_eq!(outcomes(&bounced), ["found", "invited", "last_sent", "hard_bounce"]);
+        assert_eq!(outcomes(&bounced), ["found", "invited", "last_sent", "hard_bounce", "data_age"]);
         assert!(bounced.findings[3].detail.contains("550 5.1.1 User unknown"));
 
         let suppressed = app.check("suppressed-bounced@corp.example", "acme").await;
@@ -205,7 +205,7 @@ both_backends! {
         assert_eq!(diagnosis.verdict, Verdict::AlreadyActive);
         let diagnosis = app.check("never@corp.example", "other").await;
         assert_eq!(diagnosis.verdict, Verdict::NotRegistered);
-        assert_eq!(outcomes(&diagnosis), ["not_found", "member_elsewhere"]);
+        assert_eq!(outcomes(&diagnosis), ["not_found", "member_elsewhere", "data_age"]);
         assert!(diagnosis.findings[1].detail.contains("acme"));
     }
 

@@ -216,7 +216,7 @@ pub async fn run(options: DiscordBenchOptions) -> Result<DiscordBenchReport, Dis
     let fake = FakeDiscord::try_start()
         .await
         .map_err(io("start the fake Discord"))?;
-    let config = write_config(&dir.path(), &database_url, &fake.base_url)?;
+    let config = write_config(dir.path(), &database_url, &fake.base_url)?;
     let exe = match &options.bot_exe {
         Some(exe) => exe.clone(),
         None => std::env::current_exe().map_err(io("find the invite-bot executable"))?,

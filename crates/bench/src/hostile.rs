@@ -707,7 +707,7 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
         ),
     )?;
 
-    let (mut bot, addr) = start_serve(&exe, &dir.path(), &serve_config, options.timeout).await?;
+    let (mut bot, addr) = start_serve(&exe, dir.path(), &serve_config, options.timeout).await?;
     let pid = bot.pid();
     let sources = Sources::default();
     let tick = tick_ms();
@@ -782,7 +782,7 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
     let silent_url = format!("postgres://bench@{db_addr}/bench");
     let empty_config = dir.path().join("empty.toml");
     write_file(&empty_config, "")?;
-    let mut command = bot_command(&exe, &dir.path(), &empty_config);
+    let mut command = bot_command(&exe, dir.path(), &empty_config);
     command
         .args([
             "--database-url",
@@ -812,7 +812,7 @@ pub async fn run(options: HostileBenchOptions) -> Result<HostileReport, HostileB
             url = quote(&format!("smtp://{smtp_addr}")),
         ),
     )?;
-    let mut command = bot_command(&exe, &dir.path(), &resend_config);
+    let mut command = bot_command(&exe, dir.path(), &resend_config);
     command
         .args(["resend", RESEND_ADDRESS, "--workspace", WORKSPACE])
         .env("RUST_LOG", "off");

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::config::MailgunConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
-use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup};
+use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup, Unanswered};
 
 #[derive(Debug)]
 pub struct Mailgun {
@@ -35,7 +35,7 @@ impl Mailgun {
         client: &reqwest::Client,
         table: &str,
         email: &EmailAddress,
-    ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>, String> {
+    ) -> Result<Option<Option<chrono::DateTime<chrono::Utc>>>, Unanswered> {
         let request = client
             .get(format!(
                 "{}/v3/{}/{table}/{}",

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::config::PostmarkConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
-use crate::providers::lookup::{json_body, send, status_error, Lookup};
+use crate::providers::lookup::{json_body, send, status_error, Lookup, Unanswered};
 
 #[derive(Debug)]
 pub struct Postmark {
@@ -38,7 +38,7 @@ impl Postmark {
         let body = json_body(response).await?;
         let entries = body["Suppressions"]
             .as_array()
-            .ok_or("sent a reply without a Suppressions list")?;
+            .ok_or(Unanswered::NoSuppressionsList)?;
         let Some(entry) = entries.iter().find(|e| {
             e["EmailAddress"]
                 .as_str()

@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 use crate::app::config::SendgridConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
-use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup};
+use crate::providers::lookup::{json_body, path_segment, send, status_error, Lookup, Unanswered};
 
 #[derive(Debug)]
 pub struct Sendgrid {
@@ -33,7 +33,7 @@ impl Sendgrid {
         client: &reqwest::Client,
         list: &str,
         email: &EmailAddress,
-    ) -> Result<Option<i64>, String> {
+    ) -> Result<Option<i64>, Unanswered> {
         let request = client
             .get(format!(
                 "{}/v3/suppression/{list}/{}",
@@ -50,7 +50,7 @@ impl Sendgrid {
         }
         // An array of entries; empty when the address is not on the list.
         let body = json_body(response).await?;
-        let entries = body.as_array().ok_or("sent a reply that is not a list")?;
+        let entries = body.as_array().ok_or(Unanswered::NotAList)?;
         Ok(entries.first().map(|e| e["created"].as_i64().unwrap_or(0)))
     }
 

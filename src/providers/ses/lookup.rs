@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::app::config::SesConfig;
 use crate::domain::email::EmailAddress;
 use crate::domain::invitation::SuppressionReason;
-use crate::providers::lookup::{json_body, send, status_error, Lookup};
+use crate::providers::lookup::{json_body, send, status_error, Lookup, Unanswered};
 
 #[derive(Debug)]
 pub struct Ses {
@@ -103,11 +103,11 @@ impl Ses {
             uri_encode(email.key())
         );
         let url = reqwest::Url::parse(&format!("{}{path}", self.base))
-            .map_err(|_| "has an unusable api_base".to_owned())?;
+            .map_err(|_| Unanswered::UnusableApiBase)?;
         let host = match (url.host_str(), url.port()) {
             (Some(host), Some(port)) => format!("{host}:{port}"),
             (Some(host), None) => host.to_owned(),
-            _ => return Err("has an unusable api_base".into()),
+            _ => return Err(Unanswered::UnusableApiBase),
         };
         // SigV4 signs the path as sent: URI-encode it once more, as AWS does for non-S3 services.
         let signed_path = path.replace('%', "%25");
@@ -128,7 +128,7 @@ impl Ses {
         let reason = match destination["Reason"].as_str() {
             Some("COMPLAINT") => SuppressionReason::SpamComplaint,
             Some("BOUNCE") => SuppressionReason::HardBounce,
-            _ => return Err("sent a reply without a suppression reason".into()),
+            _ => return Err(Unanswered::NoSuppressionReason),
         };
         // LastUpdateTime is epoch seconds in the JSON protocol.
         let since = destination["LastUpdateTime"]
