@@ -50,6 +50,8 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long rows anyone can make the bot write are kept.
     pub retention: RetentionConfig,
+    /// The push API (`POST /api/v1/members`, `/api/v1/invitations`) on the HTTP listener.
+    pub api: ApiConfig,
     /// How `invite-bot import` reads a product's export (flags override it).
     pub import: ImportConfig,
 }
@@ -80,6 +82,35 @@ impl Default for ImportConfig {
         }
     }
 }
+
+/// The push API: the product sends its members and invitations, signed the Standard Webhooks way.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiConfig {
+    /// `whsec_` + base64 of at least 24 random bytes; without it the push routes answer 404.
+    /// Env: `INVITE_BOT_PUSH_SECRET`.
+    pub push_secret: Option<secrecy::SecretString>,
+}
+
+/// The key of a Standard Webhooks secret: `whsec_` then base64 of at least
+/// [`MIN_SIGNING_KEY_BYTES`] bytes. The message names the rule, never the secret.
+pub fn signing_key(secret: &secrecy::SecretString) -> Result<Vec<u8>, &'static str> {
+    use base64::Engine as _;
+    use secrecy::ExposeSecret;
+    let encoded = secret.expose_secret().trim().strip_prefix("whsec_").ok_or(
+        "must start with whsec_ (Standard Webhooks), e.g. whsec_$(openssl rand -base64 32)",
+    )?;
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .map_err(|_| "must be whsec_ followed by standard base64")?;
+    if key.len() < MIN_SIGNING_KEY_BYTES {
+        return Err("must hold at least 24 random bytes after whsec_ (openssl rand -base64 32)");
+    }
+    Ok(key)
+}
+
+/// The Standard Webhooks specification asks for keys of 24 to 64 random bytes.
+pub const MIN_SIGNING_KEY_BYTES: usize = 24;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -199,7 +230,8 @@ impl Default for SmtpConfig {
 pub struct EscalationConfig {
     /// An HTTP endpoint that receives each escalation as JSON. Env: `ESCALATION_WEBHOOK_URL`.
     pub webhook_url: Option<String>,
-    /// Shared secret for the `X-Invite-Bot-Signature` HMAC-SHA256 header. Env: `ESCALATION_WEBHOOK_SECRET`.
+    /// The Standard Webhooks secret (`whsec_` + base64) that signs each delivery (`webhook-id`,
+    /// `webhook-timestamp`, `webhook-signature`). Env: `ESCALATION_WEBHOOK_SECRET`.
     pub webhook_secret: Option<secrecy::SecretString>,
     pub webhook_timeout_seconds: u64,
     /// Tries per delivery round before the escalation is left marked undelivered for a later retry.
@@ -317,6 +349,7 @@ impl Default for Config {
             import: ImportConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
+            api: ApiConfig::default(),
         }
     }
 }
@@ -450,6 +483,9 @@ impl Config {
         if let Some(key) = secret("ESCALATION_WEBHOOK_SECRET") {
             self.escalation.webhook_secret = Some(key);
         }
+        if let Some(key) = secret("INVITE_BOT_PUSH_SECRET") {
+            self.api.push_secret = Some(key);
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -557,6 +593,16 @@ impl Config {
             .and_then(crate::urls::https_problem)
         {
             return invalid("escalation.webhook_url", &problem.to_string());
+        }
+        if let Some(secret) = &self.escalation.webhook_secret {
+            if let Err(problem) = signing_key(secret) {
+                return invalid("escalation.webhook_secret", problem);
+            }
+        }
+        if let Some(secret) = &self.api.push_secret {
+            if let Err(problem) = signing_key(secret) {
+                return invalid("api.push_secret", problem);
+            }
         }
         self.validate_http()?;
         Ok(())

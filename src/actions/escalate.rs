@@ -181,7 +181,7 @@ impl Actions {
             "created_at": row.created_at.to_rfc3339(),
         })
         .to_string();
-        let round = handover::deliver(self.http(), &settings, body.as_bytes()).await;
+        let round = handover::deliver(self.http(), &settings, &row.reference, &body).await;
         let (state, next) = if round.delivered {
             (WebhookState::Delivered, None)
         } else {

@@ -1,15 +1,15 @@
-//! Delivery of escalations to a support desk's HTTP endpoint: JSON, signed with HMAC-SHA256, retried
-//! with backoff on server errors and timeouts.
+//! Delivery of escalations to a support desk's HTTP endpoint: JSON, signed the Standard Webhooks way
+//! (`webhook-id`, `webhook-timestamp`, `webhook-signature`), retried with backoff on server errors
+//! and timeouts. The id is the escalation's reference, the same on every retry, so the desk can
+//! drop a delivery it already has.
 //!
 //! The URL is a secret (desks put their token in it): it goes only to the HTTP client, never into an
 //! error, a log, an audit row or a reply, and the client follows no redirect with it.
 
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::json;
-use sha2::Sha256;
 
 use crate::config::EscalationConfig;
 use crate::urls::UrlProblem;
@@ -17,7 +17,7 @@ use crate::urls::UrlProblem;
 #[derive(Clone)]
 pub struct WebhookSettings {
     pub url: String,
-    pub secret: SecretString,
+    pub key: SigningKey,
     pub timeout: Duration,
     pub max_attempts: u32,
     pub retry_base: Duration,
@@ -27,7 +27,8 @@ impl WebhookSettings {
     pub fn from_config(config: &EscalationConfig) -> Option<Self> {
         Some(WebhookSettings {
             url: config.webhook_url.clone()?,
-            secret: config.webhook_secret.clone()?,
+            // `Config::validate` refused a secret that is not `whsec_` + base64 at start-up.
+            key: SigningKey::from_secret(config.webhook_secret.as_ref()?)?,
             timeout: Duration::from_secs(config.webhook_timeout_seconds),
             max_attempts: config.webhook_max_attempts,
             retry_base: Duration::from_millis(config.webhook_retry_base_ms),
@@ -58,15 +59,32 @@ pub(crate) fn client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// `sha256=<hex>` of `timestamp.body`, as the `X-Invite-Bot-Signature` header carries it. The
-/// timestamp inside the signed text lets the receiver reject replays of old deliveries.
-pub fn signature(secret: &SecretString, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.expose_secret().as_bytes())
-        .expect("HMAC accepts keys of any length");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+/// The key of `[escalation] webhook_secret` (`whsec_` + base64), decoded once; never printed.
+#[derive(Clone)]
+pub struct SigningKey(std::sync::Arc<standardwebhooks::Webhook>);
+
+impl SigningKey {
+    /// `None` for a secret that is not a Standard Webhooks one.
+    pub fn from_secret(secret: &SecretString) -> Option<Self> {
+        let key = crate::config::signing_key(secret).ok()?;
+        let webhook = standardwebhooks::Webhook::from_bytes(key).ok()?;
+        Some(SigningKey(std::sync::Arc::new(webhook)))
+    }
+
+    /// `v1,<base64 HMAC-SHA256 of "id.timestamp.body">`, as the `webhook-signature` header
+    /// carries it.
+    pub fn sign(&self, id: &str, timestamp: i64, body: &str) -> String {
+        // The crate refuses only a body that is not UTF-8, which a `str` cannot be.
+        self.0
+            .sign(id, timestamp, body.as_bytes())
+            .unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(..)")
+    }
 }
 
 /// The result of one delivery round.
@@ -115,12 +133,15 @@ impl HandoverFailure {
     }
 }
 
-/// POSTs `body` up to `max_attempts` times; a 4xx answer ends the round at once (retrying the same
-/// request will not change the receiver's mind), a 5xx or a timeout is retried with backoff.
+/// POSTs `body` up to `max_attempts` times as message `id` (the escalation's reference); a 4xx
+/// answer ends the round at once (retrying the same request will not change the receiver's mind),
+/// a 5xx or a timeout is retried with backoff. Each attempt is signed afresh with its own
+/// timestamp, under the same id.
 pub(crate) async fn deliver(
     client: &reqwest::Client,
     settings: &WebhookSettings,
-    body: &[u8],
+    id: &str,
+    body: &str,
 ) -> WebhookRound {
     if let Some(problem) = crate::urls::https_problem(&settings.url) {
         return WebhookRound {
@@ -132,16 +153,18 @@ pub(crate) async fn deliver(
     let mut error = None;
     for attempt in 1..=settings.max_attempts {
         let timestamp = chrono::Utc::now().timestamp();
+        let signature = settings.key.sign(id, timestamp, body);
         let response = client
             .post(&settings.url)
             .timeout(settings.timeout)
             .header("content-type", "application/json")
-            .header("x-invite-bot-timestamp", timestamp.to_string())
+            .header(standardwebhooks::HEADER_WEBHOOK_ID, id)
             .header(
-                "x-invite-bot-signature",
-                signature(&settings.secret, timestamp, body),
+                standardwebhooks::HEADER_WEBHOOK_TIMESTAMP,
+                timestamp.to_string(),
             )
-            .body(body.to_vec())
+            .header(standardwebhooks::HEADER_WEBHOOK_SIGNATURE, signature)
+            .body(body.to_owned())
             .send()
             .await;
         match response {
@@ -213,13 +236,16 @@ mod tests {
     fn the_url_is_never_shown_whole() {
         let settings = WebhookSettings {
             url: "https://bot:pa55@desk.example/hooks/T0K3N?token=S3CR3T".into(),
-            secret: SecretString::from("key"),
+            key: SigningKey::from_secret(&SecretString::from(
+                "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+            ))
+            .unwrap(),
             timeout: Duration::from_secs(1),
             max_attempts: 1,
             retry_base: Duration::from_millis(1),
         };
         let debug = format!("{settings:?}");
-        for secret in ["pa55", "T0K3N", "S3CR3T", "key"] {
+        for secret in ["pa55", "T0K3N", "S3CR3T", "C2FVsBQ"] {
             assert!(!debug.contains(secret), "{debug}");
         }
         assert!(debug.contains("https://desk.example/***"), "{debug}");
@@ -253,19 +279,20 @@ mod tests {
     }
 
     #[test]
-    fn signature_is_hmac_sha256_of_timestamp_and_body() {
-        let secret = SecretString::from("key");
-        let sig = signature(&secret, 1_700_000_000, b"{}");
-        // Computed independently: printf '1700000000.{}' | openssl dgst -sha256 -hmac key
-        let mut mac = Hmac::<Sha256>::new_from_slice(b"key").unwrap();
-        mac.update(b"1700000000.{}");
+    fn signature_is_standard_webhooks_v1() {
+        // The Standard Webhooks reference vector (the specification's and the crate's own test).
+        let key = SigningKey::from_secret(&SecretString::from(
+            "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD",
+        ))
+        .unwrap();
         assert_eq!(
-            sig,
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+            key.sign(
+                "msg_27UH4WbU6Z5A5EzD8u03UvzRbpk",
+                1_649_367_553,
+                r#"{"email":"test@example.com","username":"test_user"}"#,
+            ),
+            "v1,tZ1I4/hDygAJgO5TYxiSd6Sd0kDW6hPenDe+bTa3Kkw="
         );
-        assert_ne!(
-            sig,
-            signature(&SecretString::from("other"), 1_700_000_000, b"{}")
-        );
+        assert!(SigningKey::from_secret(&SecretString::from("not-whsec")).is_none());
     }
 }

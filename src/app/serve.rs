@@ -68,11 +68,10 @@ impl HttpHandle {
 /// The state the HTTP edge shares, built from the config and the actions.
 pub fn http_state(config: &Config, actions: Actions) -> Result<HttpState, ServeError> {
     let webhooks = Webhooks::from_config(&config.providers)?;
-    Ok(HttpState::new(
-        actions,
-        webhooks,
-        config.http.max_body_bytes,
-    ))
+    Ok(
+        HttpState::new(actions, webhooks, config.http.max_body_bytes)
+            .with_push(crate::http::push::PushApi::from_config(config)),
+    )
 }
 
 /// The deadlines and bounds of the HTTP listener.

@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::actions::Actions;
@@ -18,13 +18,50 @@ use crate::domain::email::{EmailAddress, EmailError};
 use crate::domain::workspace::WorkspaceSlug;
 use crate::error::EngineError;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivateRequest {
+    #[schema(example = "ada@school.example")]
     pub email: String,
+    /// The workspace's slug.
+    #[schema(example = "acme")]
     pub workspace: String,
     /// An activation code (`K7QF-9MZX-2H`) or the token from an invitation link.
+    #[schema(example = "K7QF-9MZX-2H")]
     pub code: String,
+}
+
+/// Every answer of `/api/activate`, success or not.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ActivateAnswer {
+    pub activated: bool,
+    /// Why not (absent when activated).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<ActivateErrorCode>)]
+    pub error: Option<String>,
+    /// What to do next, in a sentence for the person.
+    pub message: String,
+}
+
+/// The kinds of refusal of `/api/activate`.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)] // The schema's word list.
+pub enum ActivateErrorCode {
+    InvalidCode,
+    BadRequest,
+    TooLarge,
+    TooManyAttempts,
+    Unavailable,
+}
+
+fn answer(status: StatusCode, error: Option<&str>, message: String) -> Response {
+    let body = ActivateAnswer {
+        activated: error.is_none(),
+        error: error.map(str::to_owned),
+        message,
+    };
+    (status, Json(body)).into_response()
 }
 
 /// Longest code or token read; a longer one is malformed, not a wrong guess.
@@ -105,7 +142,24 @@ where
     )
 }
 
-async fn activate<S>(
+/// Redeem an activation code or an invitation token: the member becomes active. Every failure that
+/// could tell a guesser something gets the same 422.
+#[utoipa::path(
+    post,
+    path = "/api/activate",
+    tag = "activation",
+    request_body = ActivateRequest,
+    responses(
+        (status = 200, description = "The account is active", body = ActivateAnswer),
+        (status = 400, description = "The request is malformed, and how", body = ActivateAnswer),
+        (status = 413, description = "The body is larger than 8 KiB", body = ActivateAnswer),
+        (status = 422, description = "Not valid for this address: mistyped, expired, used, or an unknown workspace or address", body = ActivateAnswer),
+        (status = 429, description = "Too many attempts", body = ActivateAnswer,
+            headers(("Retry-After" = u64, description = "Seconds to wait"))),
+        (status = 503, description = "The database is not available", body = ActivateAnswer),
+    )
+)]
+pub async fn activate<S>(
     State(state): State<S>,
     body: Result<Json<ActivateRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Response
@@ -138,22 +192,18 @@ where
     };
     let caller = Actor::without_permissions("api", "activation API");
     match actions.redeem(&caller, &email, &workspace, &code).await {
-        Ok(RedeemOutcome::Activated) => (
+        Ok(RedeemOutcome::Activated) => answer(
             StatusCode::OK,
-            Json(json!({ "activated": true, "message": words(&actions, "activated", json!({})) })),
-        )
-            .into_response(),
+            None,
+            words(&actions, "activated", json!({})),
+        ),
         Ok(RedeemOutcome::Rejected) => rejected(&actions),
         Ok(RedeemOutcome::Throttled { retry_after }) => too_many(&actions, retry_after),
-        Err(error) => (
+        Err(error) => answer(
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "activated": false,
-                "error": "unavailable",
-                "message": error.public_message(actions.engine().prompts()),
-            })),
-        )
-            .into_response(),
+            Some("unavailable"),
+            error.public_message(actions.engine().prompts()),
+        ),
     }
 }
 
@@ -168,16 +218,20 @@ fn words(actions: &Actions, name: &str, facts: serde_json::Value) -> String {
 
 fn too_many(actions: &Actions, retry_after: std::time::Duration) -> Response {
     let seconds = retry_after.as_secs().max(1);
-    (
+    let mut response = answer(
         StatusCode::TOO_MANY_REQUESTS,
-        [(axum::http::header::RETRY_AFTER, seconds.to_string())],
-        Json(json!({
-            "activated": false,
-            "error": "too_many_attempts",
-            "message": words(actions, "too_many_attempts", json!({ "retry_after_seconds": seconds })),
-        })),
-    )
-        .into_response()
+        Some("too_many_attempts"),
+        words(
+            actions,
+            "too_many_attempts",
+            json!({ "retry_after_seconds": seconds }),
+        ),
+    );
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(seconds),
+    );
+    response
 }
 
 /// Attempts per client address per minute, before the request is read: a guesser spreading
@@ -210,37 +264,25 @@ where
 }
 
 fn rejected(actions: &Actions) -> Response {
-    (
+    answer(
         StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({
-            "activated": false,
-            "error": "invalid_code",
-            "message": words(actions, "invalid_code", json!({})),
-        })),
+        Some("invalid_code"),
+        words(actions, "invalid_code", json!({})),
     )
-        .into_response()
 }
 
 fn too_large(actions: &Actions) -> Response {
-    (
+    answer(
         StatusCode::PAYLOAD_TOO_LARGE,
-        Json(json!({
-            "activated": false,
-            "error": "too_large",
-            "message": words(actions, "too_large", json!({ "max_bytes": MAX_BODY_BYTES })),
-        })),
+        Some("too_large"),
+        words(actions, "too_large", json!({ "max_bytes": MAX_BODY_BYTES })),
     )
-        .into_response()
 }
 
 fn bad_request(actions: &Actions, facts: serde_json::Value) -> Response {
-    (
+    answer(
         StatusCode::BAD_REQUEST,
-        Json(json!({
-            "activated": false,
-            "error": "bad_request",
-            "message": words(actions, "bad_request", facts),
-        })),
+        Some("bad_request"),
+        words(actions, "bad_request", facts),
     )
-        .into_response()
 }

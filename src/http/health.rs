@@ -16,10 +16,28 @@ use crate::store::{SourceState, StoreError};
 /// A probe that hangs is as bad as one that fails: the database gets this long to answer.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process runs", body = String, content_type = "text/plain", example = "ok\n"))
+)]
 pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Readiness: the database answers within 2 s, is migrated and (SQLite) is still the file the bot
+/// opened.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = String, content_type = "text/plain", example = "ready\n"),
+        (status = 503, description = "Not ready, and why", body = String, content_type = "text/plain", example = "not ready: the database is not answering\n"),
+    )
+)]
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
     let store = state.actions.engine().store();
     let probe = async {
@@ -78,6 +96,13 @@ fn source_lines(sources: &[SourceState]) -> String {
     lines
 }
 
+/// Prometheus metrics (text exposition format 0.0.4).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "The counters and histograms", body = String, content_type = "text/plain"))
+)]
 pub async fn metrics(State(state): State<HttpState>) -> impl IntoResponse {
     let mut text = crate::metrics::render();
     let store = state.actions.engine().store();

@@ -1,11 +1,15 @@
-//! The HTTP edge: health, readiness, Prometheus metrics and the providers' delivery webhooks.
+//! The HTTP edge: health, readiness, Prometheus metrics, the providers' delivery webhooks,
+//! activation, the push API and the OpenAPI document of them all.
 //!
 //! [`router`] builds the whole listener from one shared [`HttpState`]; a new endpoint is a new
-//! `.route(...)` line there and, when it needs more than the engine, a new field in the state.
+//! `.route(...)` line there, a `#[utoipa::path]` on its handler and a line in `openapi::ApiDoc`'s
+//! `paths` (the test `openapi` checks that the router and the document name the same routes).
 
 pub mod activate;
 mod health;
-mod webhooks;
+pub mod openapi;
+pub mod push;
+pub mod webhooks;
 
 use std::time::Instant;
 
@@ -25,6 +29,8 @@ pub struct HttpState {
     pub webhooks: Webhooks,
     /// Largest request body accepted; larger ones get 413 before they are read.
     pub max_body_bytes: usize,
+    /// The push API; `None` (no `[api] push_secret`) and its routes answer 404.
+    pub push: Option<push::PushApi>,
 }
 
 impl HttpState {
@@ -33,7 +39,14 @@ impl HttpState {
             actions,
             webhooks,
             max_body_bytes,
+            push: None,
         }
+    }
+
+    /// With the push API on.
+    pub fn with_push(mut self, push: Option<push::PushApi>) -> Self {
+        self.push = push;
+        self
     }
 }
 
@@ -45,13 +58,18 @@ impl axum::extract::FromRef<HttpState> for Actions {
 
 pub fn router(state: HttpState) -> Router {
     // Each route reads at most its own limit (413 past it): the probes read no body at all, the
-    // webhooks take the configured limit (providers batch events), `/api/activate` its own.
+    // webhooks take the configured limit (providers batch events), `/api/activate` and the push
+    // API their own.
     let webhook = DefaultBodyLimit::max(state.max_body_bytes);
     let none = DefaultBodyLimit::max(0);
+    let push = DefaultBodyLimit::max(push::MAX_BODY_BYTES);
     Router::new()
         .route("/healthz", get(health::healthz).layer(none))
         .route("/readyz", get(health::readyz).layer(none))
         .route("/metrics", get(health::metrics).layer(none))
+        .route("/openapi.json", get(openapi::openapi_json).layer(none))
+        .route("/api/v1/members", post(push::members).layer(push))
+        .route("/api/v1/invitations", post(push::invitations).layer(push))
         .route(
             "/webhooks/postmark",
             post(webhooks::postmark).layer(webhook),

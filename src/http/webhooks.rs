@@ -11,12 +11,26 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use serde_json::json;
 
 use super::HttpState;
 use crate::providers::WebhookError;
-use crate::store::{BatchOutcome, WebhookBatch};
+use crate::store::{BatchOutcome, WebhookBatch, WebhookBatchReport};
 
+/// Postmark's delivery, bounce and spam-complaint events.
+#[utoipa::path(
+    post,
+    path = "/webhooks/postmark",
+    tag = "providers",
+    request_body(content = serde_json::Value, description = "The provider's own event format", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before: a retry stores nothing new)", body = WebhookBatchReport),
+        (status = 400, description = "The body cannot be read: nothing stored", body = WebhookRefusal),
+        (status = 401, description = "Wrong or missing HTTP Basic credentials: nothing stored", body = WebhookRefusal),
+        (status = 404, description = "The provider is not configured", body = WebhookRefusal),
+        (status = 413, description = "The body is larger than `[http] max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database is not available: nothing stored, the provider retries", body = WebhookRefusal),
+    )
+)]
 pub async fn postmark(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let batch = match &state.webhooks.postmark {
         Some(postmark) => postmark
@@ -27,6 +41,21 @@ pub async fn postmark(State(state): State<HttpState>, headers: HeaderMap, body: 
     store("postmark", &state, batch).await
 }
 
+/// SendGrid's event webhook (a JSON array of events).
+#[utoipa::path(
+    post,
+    path = "/webhooks/sendgrid",
+    tag = "providers",
+    request_body(content = serde_json::Value, description = "The provider's own event format", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before: a retry stores nothing new)", body = WebhookBatchReport),
+        (status = 400, description = "The body cannot be read: nothing stored", body = WebhookRefusal),
+        (status = 401, description = "Bad, missing or stale ECDSA signature: nothing stored", body = WebhookRefusal),
+        (status = 404, description = "The provider is not configured", body = WebhookRefusal),
+        (status = 413, description = "The body is larger than `[http] max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database is not available: nothing stored, the provider retries", body = WebhookRefusal),
+    )
+)]
 pub async fn sendgrid(State(state): State<HttpState>, headers: HeaderMap, body: Bytes) -> Response {
     let batch = match &state.webhooks.sendgrid {
         Some(sendgrid) => sendgrid
@@ -37,6 +66,21 @@ pub async fn sendgrid(State(state): State<HttpState>, headers: HeaderMap, body: 
     store("sendgrid", &state, batch).await
 }
 
+/// Mailgun's event webhook.
+#[utoipa::path(
+    post,
+    path = "/webhooks/mailgun",
+    tag = "providers",
+    request_body(content = serde_json::Value, description = "The provider's own event format", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before: a retry stores nothing new)", body = WebhookBatchReport),
+        (status = 400, description = "The body cannot be read: nothing stored", body = WebhookRefusal),
+        (status = 401, description = "Bad or stale signature, or a token used before: nothing stored", body = WebhookRefusal),
+        (status = 404, description = "The provider is not configured", body = WebhookRefusal),
+        (status = 413, description = "The body is larger than `[http] max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database is not available: nothing stored, the provider retries", body = WebhookRefusal),
+    )
+)]
 pub async fn mailgun(State(state): State<HttpState>, body: Bytes) -> Response {
     let batch = match &state.webhooks.mailgun {
         Some(mailgun) => mailgun.batch(&body, Utc::now()),
@@ -45,6 +89,21 @@ pub async fn mailgun(State(state): State<HttpState>, body: Bytes) -> Response {
     store("mailgun", &state, batch).await
 }
 
+/// Amazon SES events through an SNS topic (SNS sends `text/plain`).
+#[utoipa::path(
+    post,
+    path = "/webhooks/ses",
+    tag = "providers",
+    request_body(content = serde_json::Value, description = "The provider's own event format", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored (or stored before: a retry stores nothing new)", body = WebhookBatchReport),
+        (status = 400, description = "The body cannot be read: nothing stored", body = WebhookRefusal),
+        (status = 401, description = "Bad signature, untrusted certificate, foreign topic or stale message: nothing stored", body = WebhookRefusal),
+        (status = 404, description = "The provider is not configured", body = WebhookRefusal),
+        (status = 413, description = "The body is larger than `[http] max_body_bytes`", body = String, content_type = "text/plain"),
+        (status = 503, description = "The database is not available: nothing stored, the provider retries", body = WebhookRefusal),
+    )
+)]
 pub async fn ses(State(state): State<HttpState>, body: Bytes) -> Response {
     let batch = match &state.webhooks.ses {
         Some(ses) => ses.batch(&body, Utc::now()).await,
@@ -53,11 +112,18 @@ pub async fn ses(State(state): State<HttpState>, body: Bytes) -> Response {
     store("ses", &state, batch).await
 }
 
+/// Why a webhook request was refused.
+#[derive(serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct WebhookRefusal {
+    /// The failed check, in a sentence (never a secret or an address).
+    pub error: String,
+}
+
 fn refuse(provider: &'static str, status: StatusCode, reason: String) -> Response {
     crate::metrics::record_webhook(provider, false);
     // Reasons name the failed check, never a secret or an address.
     tracing::warn!(provider, status = status.as_u16(), reason = %reason, "webhook refused");
-    (status, Json(json!({ "error": reason }))).into_response()
+    (status, Json(WebhookRefusal { error: reason })).into_response()
 }
 
 #[tracing::instrument(name = "webhook", skip_all, fields(provider = provider, request_id = %crate::error::new_reference()))]
@@ -109,7 +175,9 @@ async fn store(
             crate::metrics::record_webhook(provider, false);
             (
                 StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({ "error": format!("not stored, try again later (ref {reference})") })),
+                Json(WebhookRefusal {
+                    error: format!("not stored, try again later (ref {reference})"),
+                }),
             )
                 .into_response()
         }

@@ -51,7 +51,18 @@ pub struct WebhookBatch {
     pub suppressions: Vec<NewSuppression>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+/// What a provider's webhook request stored (its 200 answer, described in `/openapi.json`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 pub struct WebhookBatchReport {
     /// Events stored for the first time.
     pub stored: usize,
@@ -71,6 +82,8 @@ pub enum BatchOutcome {
     TokenReused,
 }
 
+const TOKEN_SEEN: &str =
+    "SELECT COUNT(*) FROM webhook_tokens WHERE provider = $1 AND token = $2 AND seen_at >= $3";
 const FORGET_TOKENS: &str = "DELETE FROM webhook_tokens WHERE provider = $1 AND seen_at < $2";
 const REMEMBER_TOKEN: &str =
     "INSERT INTO webhook_tokens (provider, token, seen_at) VALUES ($1, $2, $3) \
@@ -95,6 +108,54 @@ pub(super) const ATTACH_EARLY_EVENTS: &str = "UPDATE delivery_events SET invitat
      WHERE invitation_id IS NULL AND message_id IN ($2, $3)";
 
 impl Store {
+    /// Whether `token` was remembered within its `keep_for`. Reads only: a request checks this
+    /// before its work and [`Store::remember_replay_token`] after it, so a failure in between
+    /// leaves the token free for the sender's retry.
+    pub async fn replay_token_seen(
+        &self,
+        token: &ReplayToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let seen: i64 = on_backend!(self, pool => {
+            sqlx::query_scalar(TOKEN_SEEN)
+                .bind(token.provider)
+                .bind(&token.token)
+                .bind(now - token.keep_for)
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(seen > 0)
+    }
+
+    /// Remembers `token` (and forgets the provider's tokens older than `keep_for`) in one
+    /// transaction. `false` when it was remembered already: another request with the same token
+    /// got there first. Every replica sharing the database sees the same tokens.
+    pub async fn remember_replay_token(
+        &self,
+        token: &ReplayToken,
+        now: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        let _turn = self.write_turn().await;
+        let remembered = on_backend!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(FORGET_TOKENS)
+                .bind(token.provider)
+                .bind(now - token.keep_for)
+                .execute(&mut *tx)
+                .await?;
+            let remembered = sqlx::query(REMEMBER_TOKEN)
+                .bind(token.provider)
+                .bind(&token.token)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            remembered
+        });
+        Ok(remembered == 1)
+    }
+
     /// Attaches events that arrived before their invitation was recorded: a provider's webhook can
     /// beat our own write of the message id. Sending ([`Store::complete_send`]) and seeding do this
     /// themselves, in the transaction that records the id.

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use invite_bot::actions::{ActionOutcome, RefusalReason};
 use invite_bot::config::Config;
@@ -36,32 +37,51 @@ async fn app_with_webhook(backend: Backend, server: &MockServer) -> Option<TestA
     let url = format!("{}/escalations", server.uri());
     TestApp::spawn_with(backend, |c: &mut Config| {
         c.escalation.webhook_url = Some(url);
-        c.escalation.webhook_secret = Some("s3cret".into());
+        c.escalation.webhook_secret = Some(SECRET.into());
         c.escalation.webhook_max_attempts = 3;
     })
     .await
 }
 
-fn verify_signature(request: &wiremock::Request) {
-    let timestamp = request
-        .headers
-        .get("x-invite-bot-timestamp")
-        .unwrap()
-        .to_str()
+/// A Standard Webhooks secret: `whsec_` + base64 of 32 bytes.
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw7t/BzD1tWRs=";
+
+/// Checks the Standard Webhooks headers by hand (HMAC-SHA256 of `id.timestamp.body` with the
+/// secret's key, base64) and with the `standardwebhooks` crate a desk would use; returns the id.
+fn verify_signature(request: &wiremock::Request) -> String {
+    let header = |name: &str| {
+        request
+            .headers
+            .get(name)
+            .unwrap_or_else(|| panic!("no {name} header"))
+            .to_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (id, timestamp, signature) = (
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+    );
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(SECRET.strip_prefix("whsec_").unwrap())
         .unwrap();
-    let signature = request
-        .headers
-        .get("x-invite-bot-signature")
-        .unwrap()
-        .to_str()
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(b"s3cret").unwrap();
-    mac.update(format!("{timestamp}.").as_bytes());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
     mac.update(&request.body);
     assert_eq!(
         signature,
-        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+        format!(
+            "v1,{}",
+            base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+        )
     );
+    standardwebhooks::Webhook::new(SECRET)
+        .unwrap()
+        .verify(&request.body, &request.headers)
+        .expect("a Standard Webhooks library accepts it");
+    assert!(request.headers.get("x-invite-bot-signature").is_none());
+    id
 }
 
 async fn escalation_is_delivered_signed_with_everything_known(backend: Backend) {
@@ -105,7 +125,7 @@ async fn escalation_is_delivered_signed_with_everything_known(backend: Backend) 
 
     let requests = server.received_requests().await.unwrap();
     assert_eq!(requests.len(), 1);
-    verify_signature(&requests[0]);
+    assert_eq!(verify_signature(&requests[0]), done.reference);
     let body: serde_json::Value = serde_json::from_slice(&requests[0].body).unwrap();
     assert_eq!(body["reference"], done.reference.as_str());
     assert_eq!(body["email"], "never@learners.example");
@@ -167,11 +187,12 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
         "{}",
         done.summary
     );
-    assert_eq!(
-        server.received_requests().await.unwrap().len(),
-        3,
-        "retried with backoff, then gave up"
-    );
+    let attempts = server.received_requests().await.unwrap();
+    assert_eq!(attempts.len(), 3, "retried with backoff, then gave up");
+    // Every attempt is signed afresh under the same id, so the desk can tell a retry.
+    for attempt in &attempts {
+        assert_eq!(verify_signature(attempt), done.reference);
+    }
     let row = app
         .engine
         .store()
@@ -203,6 +224,10 @@ async fn a_failing_webhook_never_loses_the_escalation(backend: Backend) {
             .webhook_state,
         WebhookState::Delivered
     );
+    // The later round's delivery carries the same id as the first round's attempts.
+    let attempts = server.received_requests().await.unwrap();
+    assert_eq!(attempts.len(), 4);
+    assert_eq!(verify_signature(&attempts[3]), done.reference);
 }
 
 async fn a_webhook_that_rejects_is_not_hammered(backend: Backend) {

@@ -62,6 +62,27 @@ pub struct HttpApp {
 pub struct Reply {
     pub status: u16,
     pub body: String,
+    /// The `content-type` header, empty when there is none.
+    pub content_type: String,
+}
+
+impl Reply {
+    fn read(response: reqwest::Response) -> impl std::future::Future<Output = Reply> {
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        async move {
+            Reply {
+                status,
+                body: response.text().await.unwrap(),
+                content_type,
+            }
+        }
+    }
 }
 
 impl HttpApp {
@@ -107,10 +128,7 @@ impl HttpApp {
             .send()
             .await
             .unwrap();
-        Reply {
-            status: response.status().as_u16(),
-            body: response.text().await.unwrap(),
-        }
+        Reply::read(response).await
     }
 
     pub async fn post(
@@ -127,11 +145,7 @@ impl HttpApp {
         for (name, value) in headers {
             request = request.header(*name, *value);
         }
-        let response = request.send().await.unwrap();
-        Reply {
-            status: response.status().as_u16(),
-            body: response.text().await.unwrap(),
-        }
+        Reply::read(request.send().await.unwrap()).await
     }
 
     /// Rows in delivery_events, suppressions and webhook_tokens.

@@ -31,7 +31,7 @@ fn assert_secret_free(what: &str, text: &str) {
 async fn app_with_webhook(backend: Backend, url: String) -> Option<TestApp> {
     let app = TestApp::spawn_with(backend, |c: &mut Config| {
         c.escalation.webhook_url = Some(url);
-        c.escalation.webhook_secret = Some("s3cret".into());
+        c.escalation.webhook_secret = Some(crate::escalations::SECRET.into());
         c.escalation.webhook_max_attempts = 2;
     })
     .await?;
@@ -140,7 +140,10 @@ async fn a_redirect_is_not_followed_postgres() {
 fn the_webhook_must_be_https_and_the_refusal_does_not_show_it() {
     let config = |url: &str| {
         Config::from_toml(
-            &format!("[escalation]\nwebhook_url = \"{url}\"\nwebhook_secret = \"s\"\n"),
+            &format!(
+                "[escalation]\nwebhook_url = \"{url}\"\nwebhook_secret = \"{}\"\n",
+                crate::escalations::SECRET
+            ),
             std::path::Path::new("c.toml"),
         )
         .and_then(|config| config.validate().map(|()| config))

@@ -202,7 +202,7 @@ async fn every_moved_word_comes_from_the_prompts(backend: Backend) {
     let Some(app) = TestApp::spawn_with(backend, |c: &mut Config| {
         c.prompts_dir = Some(moved_words());
         c.escalation.webhook_url = Some(webhook_url);
-        c.escalation.webhook_secret = Some("s3cret".into());
+        c.escalation.webhook_secret = Some(crate::escalations::SECRET.into());
         c.escalation.webhook_max_attempts = 1;
     })
     .await
