@@ -22,6 +22,7 @@ use crate::actions::Actions;
 use crate::config::{Config, HttpConfig};
 use crate::http::{router, HttpState};
 use crate::providers::{WebhookConfigError, Webhooks};
+use crate::store::{Lead, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -42,10 +43,13 @@ pub enum ServeError {
 }
 
 /// What `serve` runs besides the listener.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Default)]
 pub struct ServeOptions {
     /// `--no-discord`: run the HTTP listener alone, even when a Discord token is configured.
     pub no_discord: bool,
+    /// Background work besides the built-in retries (the product's sync), run by the one process
+    /// that leads the background work.
+    pub jobs: Vec<BackgroundJob>,
 }
 
 /// A running HTTP listener.
@@ -285,8 +289,9 @@ pub async fn run(
         let _ = stopped.wait_for(|stop| *stop).await;
     };
 
-    let retries = tokio::spawn(retry_pending_work(
-        actions.clone(),
+    let retries = tokio::spawn(background_work(
+        actions.engine().store().clone(),
+        background_jobs(&actions, options.jobs),
         wait_for_stop(stopped.clone()),
     ));
     let discord_actions = actions.clone();
@@ -368,36 +373,108 @@ pub async fn run(
 }
 
 /// How often queued invitations and undelivered escalations are retried while serving.
-const RETRY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+const RETRY_INTERVAL: Duration = Duration::from_secs(60);
+/// How often a process that does not lead the background work tries to take it over: a leader
+/// that died is replaced within this (plus the time its database session takes to close).
+const LEAD_RETRY: Duration = Duration::from_secs(10);
 
-/// Sends what a crash or an outage left waiting, at start-up and then every minute, until `stop`.
-async fn retry_pending_work(actions: Actions, stop: impl Future<Output = ()>) {
+/// One piece of background work and how often it runs (only on the process that leads).
+pub struct BackgroundJob {
+    pub name: &'static str,
+    pub every: Duration,
+    pub run: Box<dyn Fn() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
+}
+
+/// The background work of `serve`: what a crash or an outage left waiting (sends, escalation
+/// webhooks), old rows, and the jobs given (the product's sync).
+fn background_jobs(actions: &Actions, extra: Vec<BackgroundJob>) -> Vec<BackgroundJob> {
+    let actions = actions.clone();
+    let retry = BackgroundJob {
+        name: "retry-pending",
+        every: RETRY_INTERVAL,
+        run: Box::new(move || {
+            let actions = actions.clone();
+            Box::pin(async move { retry_pending_once(&actions).await })
+        }),
+    };
+    std::iter::once(retry).chain(extra).collect()
+}
+
+/// Runs the jobs while this process leads the background work, until `stop`. Several processes on
+/// one PostgreSQL database elect one leader (an advisory lock); the others stand by and take over
+/// within [`LEAD_RETRY`] when it goes.
+async fn background_work(store: Store, jobs: Vec<BackgroundJob>, stop: impl Future<Output = ()>) {
     tokio::pin!(stop);
+    let mut lead: Option<Lead> = None;
+    let mut due: Vec<tokio::time::Instant> = vec![tokio::time::Instant::now(); jobs.len()];
     loop {
-        match actions.prune_old_rows(chrono::Utc::now()).await {
-            Ok((0, 0)) => {}
-            Ok((buttons, audit)) => tracing::info!(buttons, audit, "pruned old rows"),
-            Err(error) => {
-                tracing::warn!(error = %crate::error::error_chain(&error), "pruning old rows failed")
+        if let Some(held) = &mut lead {
+            if !held.still_held().await {
+                tracing::warn!("lost the lead of background work (its database session ended)");
+                lead = None;
             }
         }
-        match actions.send_due_invitations().await {
-            Ok(0) => {}
-            Ok(sent) => tracing::info!(sent, "sent queued invitations"),
-            Err(error) => {
-                tracing::warn!(error = %crate::error::error_chain(&error), "retrying queued invitations failed")
+        if lead.is_none() {
+            match store.try_lead("background").await {
+                Ok(Some(taken)) => {
+                    tracing::info!("leading background work");
+                    lead = Some(taken);
+                    due.iter_mut()
+                        .for_each(|at| *at = tokio::time::Instant::now());
+                }
+                Ok(None) => {}
+                Err(error) => tracing::warn!(
+                    error = %crate::error::error_chain(&error),
+                    "cannot ask for the lead of background work"
+                ),
             }
         }
-        match actions.deliver_due_escalations().await {
-            Ok(0) => {}
-            Ok(delivered) => tracing::info!(delivered, "delivered pending escalations"),
-            Err(error) => {
-                tracing::warn!(error = %crate::error::error_chain(&error), "retrying escalation webhooks failed")
+        let mut wake = tokio::time::Instant::now() + LEAD_RETRY;
+        if lead.is_some() {
+            for (job, at) in jobs.iter().zip(due.iter_mut()) {
+                if *at <= tokio::time::Instant::now() {
+                    tracing::debug!(job = job.name, "running background job");
+                    // A job that stops is cut off here, not the loop.
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = (job.run)() => {}
+                    }
+                    *at = tokio::time::Instant::now() + job.every;
+                }
+                wake = wake.min(*at);
             }
         }
         tokio::select! {
-            () = &mut stop => return,
-            () = tokio::time::sleep(RETRY_INTERVAL) => {}
+            () = &mut stop => break,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+    }
+    if let Some(lead) = lead {
+        lead.release().await;
+    }
+}
+
+/// Sends what a crash or an outage left waiting and prunes old rows, once.
+async fn retry_pending_once(actions: &Actions) {
+    match actions.prune_old_rows(chrono::Utc::now()).await {
+        Ok((0, 0)) => {}
+        Ok((buttons, audit)) => tracing::info!(buttons, audit, "pruned old rows"),
+        Err(error) => {
+            tracing::warn!(error = %crate::error::error_chain(&error), "pruning old rows failed")
+        }
+    }
+    match actions.send_due_invitations().await {
+        Ok(0) => {}
+        Ok(sent) => tracing::info!(sent, "sent queued invitations"),
+        Err(error) => {
+            tracing::warn!(error = %crate::error::error_chain(&error), "retrying queued invitations failed")
+        }
+    }
+    match actions.deliver_due_escalations().await {
+        Ok(0) => {}
+        Ok(delivered) => tracing::info!(delivered, "delivered pending escalations"),
+        Err(error) => {
+            tracing::warn!(error = %crate::error::error_chain(&error), "retrying escalation webhooks failed")
         }
     }
 }

@@ -19,7 +19,10 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
     serve::run(
         config,
         actions,
-        ServeOptions { no_discord },
+        ServeOptions {
+            no_discord,
+            jobs: Vec::new(),
+        },
         serve::shutdown_signal(),
         move |addr| match words(engine.prompts(), "listening", &json!({ "address": addr })) {
             Ok(line) => eprintln!("{line}"),

@@ -12,6 +12,7 @@ mod deliveries;
 mod escalations;
 mod fixture_load;
 mod ingest;
+mod leadership;
 mod locking;
 mod members;
 mod outbox;
@@ -32,6 +33,7 @@ pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
 pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
+pub use leadership::Lead;
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{

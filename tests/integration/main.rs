@@ -22,6 +22,7 @@ mod http_health;
 mod import;
 mod ingest;
 mod input;
+mod leadership;
 mod liveness_database;
 mod liveness_http;
 mod liveness_mail;
