@@ -23,6 +23,7 @@ pub mod mail;
 pub mod prompts;
 pub mod providers;
 pub mod random;
+pub mod source;
 pub mod urls;
 
 pub mod store;

@@ -139,6 +139,8 @@ const CLI_MACROS: &[&str] = &[
     "redeem_rejected",
     "redeem_throttled",
     "audit_entry",
+    "synced",
+    "sync_progress",
 ];
 
 #[derive(Debug, thiserror::Error)]

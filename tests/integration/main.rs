@@ -35,6 +35,7 @@ mod sends;
 mod serve;
 mod stored_enums;
 mod suggestions;
+mod sync;
 mod verdicts;
 mod webhooks_mailgun;
 mod webhooks_postmark;
