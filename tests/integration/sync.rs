@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use invite_bot::app::config::{Config, SourceConfig};
 use invite_bot::diagnosis::Verdict;
+use invite_bot::domain::member::MemberStatus;
 use invite_bot::ingest::SourceKind;
 use invite_bot::source::{sync_once, QueryName, Source, SourceError, SyncOptions, SyncReport};
 use sqlx::{Connection, Executor};
@@ -317,6 +318,14 @@ both_backends! {
         let update = sync_ok(&app, &config).await;
         assert_eq!((update.members.read, update.members.applied), (1, 1));
         assert_eq!(app.verdict("ann@corp.example", "prod-ws").await, Verdict::AlreadyActive);
+
+        // A live refresh reads one address, whatever its age and case.
+        let source = Source::open(&config).unwrap();
+        let limit = std::time::Duration::from_secs(3);
+        let cy = source.read_one(&app.slug("prod-ws"), &app.email("cy@corp.example"), limit).await.unwrap().unwrap();
+        assert_eq!((cy.status, cy.updated_at), (MemberStatus::Invited, at("2026-11-02T10:00:02Z")));
+        assert!(source.read_one(&app.slug("prod-ws"), &app.email("nobody@corp.example"), limit).await.unwrap().is_none());
+        source.close().await;
     }
 
     async fn equal_timestamps_across_a_batch_boundary_skip_no_row(app) {
@@ -648,6 +657,20 @@ async fn the_sync_command_reports_in_json_and_refuses_a_bad_query_by_name() {
     assert!(
         message.contains("members_query") && message.contains("team_userz"),
         "{message}"
+    );
+
+    // `serve` refuses to start with it too.
+    let serve_env = [
+        ("DATABASE_URL", store_url.as_str()),
+        ("INVITE_BOT_SOURCE_URL", product.url.as_str()),
+        ("INVITE_BOT_HTTP_LISTEN", "127.0.0.1:0"),
+    ];
+    let output = run_binary(dir.path(), &serve_env, &["serve", "--no-discord"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("members_query"),
+        "{}",
+        stderr(&output)
     );
 
     write_config(PG_MEMBERS);
