@@ -137,6 +137,12 @@ fn is_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
             && !error.message().contains("syntax")
 }
 
+/// Batches read per query of the product. Each page costs the product a run of the operator's
+/// query up to its `ORDER BY ... LIMIT` (often a scan and a sort of every row after the
+/// watermark), so pages are large; each batch is one transaction of the bot's store, which other
+/// writers wait for, so batches stay small.
+const BATCHES_PER_PAGE: u32 = 10;
+
 /// The product's database with the operator's queries, ready to read.
 #[derive(Debug, Clone)]
 pub struct Source {
@@ -164,7 +170,7 @@ impl PreparedQuery {
     fn new(name: QueryName, dialect: SourceDialect, query: &str, batch_size: u32) -> Self {
         PreparedQuery {
             name,
-            page: pages::page_sql(dialect, query, batch_size),
+            page: pages::page_sql(dialect, query, batch_size.saturating_mul(BATCHES_PER_PAGE)),
             count: pages::count_sql(dialect, query),
             probe: pages::page_sql(dialect, query, 0),
             one_member: pages::one_member_sql(dialect, query),

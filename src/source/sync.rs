@@ -1,7 +1,7 @@
-//! One sync: the members after the stored watermark, then the invitations after theirs, page by
-//! page, each page applied in one transaction of the bot's store together with the watermark that
-//! covers it. A failure leaves every committed page in place and the watermark after the last of
-//! them, so the next run resumes there. `full` reads everything and then removes from the bot's
+//! One sync: the members after the stored watermark, then the invitations after theirs, read in
+//! pages and applied in batches, each batch in one transaction of the bot's store together with
+//! the watermark that covers it. A failure leaves every committed batch in place and the watermark
+//! after the last of them, so the next run resumes there. `full` reads everything and then removes from the bot's
 //! view the members the product no longer returns.
 
 use std::time::Instant;
@@ -9,10 +9,10 @@ use std::time::Instant;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::ingest::{parse_invitations, parse_members, IngestError, SourceKind};
+use crate::ingest::{parse_invitations, parse_members, IngestError, RowError, SourceKind};
 use crate::store::{ApplyOptions, Store};
 
-use super::columns::{raw_invitation, raw_member};
+use super::columns::{raw_invitation, raw_member, RowKey};
 use super::pages::Cursor;
 use super::{bad_rows, store_refusal, PreparedQuery, QueryName, Source, SourceError};
 
@@ -197,88 +197,61 @@ async fn sync_kind(
         watermark: stored.map(|mark| mark.at.to_rfc3339()),
         ..KindReport::default()
     };
+    let batch = source.batch_size as usize;
+    let page_rows = batch.saturating_mul(super::BATCHES_PER_PAGE as usize);
     loop {
-        let offset = report.read;
-        let applied = match query.name {
+        let page_offset = report.read;
+        let page_len = match query.name {
             QueryName::MembersQuery => {
                 let (page, errors) = source
                     .read_page(query, &query.page, &cursor, raw_member)
                     .await?;
-                if !errors.is_empty() {
-                    return Err(bad_rows(query.name, offset, &page.keys, errors));
+                let len = page.rows.len();
+                let mut rows = page.rows.into_iter();
+                for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
+                    let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
+                    let offset = page_offset + start as u64;
+                    check_converted(query.name, offset, start, keys, &errors)?;
+                    let records = parse_members(chunk, &source.maps, source.zone)
+                        .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                    let next = next_cursor(keys, records.last().map(|r| r.updated_at));
+                    let apply = apply_options(options, run, &next);
+                    let outcome = store
+                        .apply_members_with(kind, &records, &apply, Utc::now())
+                        .await;
+                    settle(&mut report, query.name, offset, keys, outcome, options)?;
+                    report.watermark = Some(next.at.to_rfc3339());
+                    cursor = next;
+                    progress(&report_progress(query.name, &report, total, started));
                 }
-                let Some(last) = page.keys.last().cloned() else {
-                    break;
-                };
-                let read = page.rows.len() as u64;
-                let records = parse_members(page.rows, &source.maps, source.zone)
-                    .map_err(|errors| bad_rows(query.name, offset, &page.keys, errors))?;
-                let at = records.last().expect("a page with a last key").updated_at;
-                let next = Cursor {
-                    at,
-                    workspace: last.workspace,
-                    email: last.email,
-                };
-                let apply = ApplyOptions {
-                    dry_run: options.dry_run,
-                    run: Some((run, Some(next.to_watermark()))),
-                };
-                let outcome = store
-                    .apply_members_with(kind, &records, &apply, Utc::now())
-                    .await;
-                (read, next, outcome, page.keys)
+                len
             }
             QueryName::InvitationsQuery => {
                 let (page, errors) = source
                     .read_page(query, &query.page, &cursor, raw_invitation)
                     .await?;
-                if !errors.is_empty() {
-                    return Err(bad_rows(query.name, offset, &page.keys, errors));
+                let len = page.rows.len();
+                let mut rows = page.rows.into_iter();
+                for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
+                    let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
+                    let offset = page_offset + start as u64;
+                    check_converted(query.name, offset, start, keys, &errors)?;
+                    let records = parse_invitations(chunk, source.invitation_ttl, source.zone)
+                        .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                    let next = next_cursor(keys, records.last().map(|r| r.updated_at));
+                    let apply = apply_options(options, run, &next);
+                    let outcome = store
+                        .apply_invitations_with(kind, &records, &apply, Utc::now())
+                        .await;
+                    settle(&mut report, query.name, offset, keys, outcome, options)?;
+                    report.watermark = Some(next.at.to_rfc3339());
+                    cursor = next;
+                    progress(&report_progress(query.name, &report, total, started));
                 }
-                let Some(last) = page.keys.last().cloned() else {
-                    break;
-                };
-                let read = page.rows.len() as u64;
-                let records = parse_invitations(page.rows, source.invitation_ttl, source.zone)
-                    .map_err(|errors| bad_rows(query.name, offset, &page.keys, errors))?;
-                let at = records.last().expect("a page with a last key").updated_at;
-                let next = Cursor {
-                    at,
-                    workspace: last.workspace,
-                    email: last.email,
-                };
-                let apply = ApplyOptions {
-                    dry_run: options.dry_run,
-                    run: Some((run, Some(next.to_watermark()))),
-                };
-                let outcome = store
-                    .apply_invitations_with(kind, &records, &apply, Utc::now())
-                    .await;
-                (read, next, outcome, page.keys)
+                len
             }
         };
-        let (read, next, outcome, keys) = applied;
-        match outcome {
-            Ok(applied) => {
-                report.applied += applied.applied;
-                report.unchanged += applied.unchanged;
-            }
-            Err(IngestError::Rows(refused)) if options.dry_run => {
-                report.refused += refused.len() as u64;
-            }
-            Err(error) => return Err(store_refusal(query.name, offset, &keys, error)),
-        }
-        report.read += read;
-        report.batches += 1;
-        report.watermark = Some(next.at.to_rfc3339());
-        cursor = next;
-        progress(&SyncProgress {
-            query: query.name,
-            rows: report.read,
-            total,
-            elapsed_seconds: started.elapsed().as_secs_f64(),
-        });
-        if read < u64::from(source.batch_size) {
+        if page_len < page_rows {
             break;
         }
     }
@@ -290,4 +263,79 @@ async fn sync_kind(
         "source rows synced"
     );
     Ok(report)
+}
+
+/// Values of the batch's rows that could not be read at all: the batch is refused, naming them.
+fn check_converted(
+    query: QueryName,
+    offset: u64,
+    start: usize,
+    keys: &[RowKey],
+    errors: &[RowError],
+) -> Result<(), SourceError> {
+    let in_batch: Vec<RowError> = errors
+        .iter()
+        .filter(|e| (start..start + keys.len()).contains(&e.index))
+        .map(|e| RowError::new(e.index - start, e.field.clone(), e.reason.clone()))
+        .collect();
+    if in_batch.is_empty() {
+        Ok(())
+    } else {
+        Err(bad_rows(query, offset, keys, in_batch))
+    }
+}
+
+/// After the batch's last row (a batch is never empty).
+fn next_cursor(keys: &[RowKey], last_at: Option<chrono::DateTime<Utc>>) -> Cursor {
+    let last = keys.last().cloned().unwrap_or_default();
+    Cursor {
+        at: last_at.unwrap_or(chrono::DateTime::UNIX_EPOCH),
+        workspace: last.workspace,
+        email: last.email,
+    }
+}
+
+fn apply_options(options: SyncOptions, run: i64, next: &Cursor) -> ApplyOptions {
+    ApplyOptions {
+        dry_run: options.dry_run,
+        run: Some((run, Some(next.to_watermark()))),
+    }
+}
+
+/// Counts what a batch did; a refusal by the store ends the sync (a dry run only counts it).
+fn settle(
+    report: &mut KindReport,
+    query: QueryName,
+    offset: u64,
+    keys: &[RowKey],
+    outcome: Result<crate::ingest::ApplyReport, IngestError>,
+    options: SyncOptions,
+) -> Result<(), SourceError> {
+    match outcome {
+        Ok(applied) => {
+            report.applied += applied.applied;
+            report.unchanged += applied.unchanged;
+        }
+        Err(IngestError::Rows(refused)) if options.dry_run => {
+            report.refused += refused.len() as u64;
+        }
+        Err(error) => return Err(store_refusal(query, offset, keys, error)),
+    }
+    report.read += keys.len() as u64;
+    report.batches += 1;
+    Ok(())
+}
+
+fn report_progress(
+    query: QueryName,
+    report: &KindReport,
+    total: Option<u64>,
+    started: Instant,
+) -> SyncProgress {
+    SyncProgress {
+        query,
+        rows: report.read,
+        total,
+        elapsed_seconds: started.elapsed().as_secs_f64(),
+    }
 }

@@ -330,24 +330,25 @@ both_backends! {
 
     async fn equal_timestamps_across_a_batch_boundary_skip_no_row(app) {
         let Some(product) = Product::postgres().await else { return };
-        for id in 1..=7 {
-            product.add_member(id, &format!("m{id}@corp.example"), 0, "2026-11-02 10:00:00+00").await;
+        // Batches of 2 and pages of 20 (ten batches), all at one instant.
+        for id in 1..=25 {
+            product.add_member(id, &format!("m{id:02}@corp.example"), 0, "2026-11-02 10:00:00+00").await;
         }
-        let config = product.source(&app, 3);
+        let config = product.source(&app, 2);
         let report = sync_ok(&app, &config).await;
-        assert_eq!((report.members.read, report.members.applied, report.members.batches), (7, 7, 3));
-        assert_eq!(app.count("members").await, 7);
+        assert_eq!((report.members.read, report.members.applied, report.members.batches), (25, 25, 13));
+        assert_eq!(app.count("members").await, 25);
 
         // Two more at that same instant, one sorting before the watermark's key and one after:
         // the one after is read, the one before is (by the rule) older news and stays unread until
-        // its row changes.
-        product.add_member(8, "m0@corp.example", 0, "2026-11-02 10:00:00+00").await;
-        product.add_member(9, "m9@corp.example", 0, "2026-11-02 10:00:00+00").await;
+        // its row changes or a full sync.
+        product.add_member(98, "m00@corp.example", 0, "2026-11-02 10:00:00+00").await;
+        product.add_member(99, "m99@corp.example", 0, "2026-11-02 10:00:00+00").await;
         let next = sync_ok(&app, &config).await;
         assert_eq!(next.members.read, 1);
-        assert_eq!(app.verdict("m9@corp.example", "prod-ws").await, Verdict::InviteNeverSent);
+        assert_eq!(app.verdict("m99@corp.example", "prod-ws").await, Verdict::InviteNeverSent);
         let full = sync(&app, &config, SyncOptions { full: true, ..SyncOptions::default() }).await.unwrap();
-        assert_eq!((full.members.read, full.members.applied, full.removed), (9, 1, Some(0)));
+        assert_eq!((full.members.read, full.members.applied, full.removed), (27, 1, Some(0)));
     }
 
     async fn a_soft_delete_applies_incrementally_and_a_deletion_is_reconciled_by_full(app) {
@@ -411,10 +412,11 @@ both_backends! {
 
     async fn a_source_that_goes_down_mid_sync_keeps_committed_batches_and_the_next_run_resumes(app) {
         let Some(product) = Product::postgres().await else { return };
-        // The boundary after the second row falls inside a run of equal timestamps.
-        for id in 1..=6 {
-            let second = if (2..=4).contains(&id) { 5 } else { id };
-            product.add_member(id, &format!("m{id}@corp.example"), 0, &format!("2026-11-02 10:00:0{second}+00")).await;
+        // Batches of 2, pages of 20; the page boundary after row 20 falls inside a run of equal
+        // timestamps (rows 19 to 22).
+        for id in 1..=30 {
+            let second = if (19..=22).contains(&id) { 19 } else { id };
+            product.add_member(id, &format!("m{id:02}@corp.example"), 0, &format!("2026-11-02 10:00:{second:02}+00")).await;
         }
         let config = product.source(&app, 2);
         let source = Source::open(&config).unwrap();
@@ -431,15 +433,15 @@ both_backends! {
         source.close().await;
         let message = error.to_string();
         assert!(message.starts_with("members_query:") && message.contains("team_users"), "{message}");
-        assert_eq!(app.count("members").await, 2);
-        assert_eq!(watermark(&app).await, Some((at("2026-11-02T10:00:05Z"), "prod-ws/m2@corp.example".into())));
+        assert_eq!(app.count("members").await, 20, "the page read before the outage is applied");
+        assert_eq!(watermark(&app).await, Some((at("2026-11-02T10:00:19Z"), "prod-ws/m20@corp.example".into())));
         let state = app.engine.store().source_state(SourceKind::ProductDb).await.unwrap().unwrap();
         assert!(state.last_error.is_some());
 
         product.run("ALTER TABLE team_users_moved RENAME TO team_users").await;
         let resumed = sync_ok(&app, &config).await;
-        assert_eq!((resumed.members.read, resumed.members.applied), (4, 4));
-        assert_eq!(app.count("members").await, 6);
+        assert_eq!((resumed.members.read, resumed.members.applied), (10, 10));
+        assert_eq!(app.count("members").await, 30);
         let state = app.engine.store().source_state(SourceKind::ProductDb).await.unwrap().unwrap();
         assert!(state.last_error.is_none());
     }
@@ -559,17 +561,23 @@ async fn mariadb_source_down_mid_sync_and_mapping_errors() {
         return;
     };
     let app = TestApp::spawn_with(Backend::Sqlite, |_| {}).await.unwrap();
-    for id in 1..=6 {
+    // All at one instant; batches of 2, pages of 20.
+    for id in 1..=26 {
         product
-            .add_member(id, &format!("m{id}@corp.example"), 0, "2026-11-02 10:00:00")
+            .add_member(
+                id,
+                &format!("m{id:02}@corp.example"),
+                0,
+                "2026-11-02 10:00:00",
+            )
             .await;
     }
     let config = product.source(&app, 2);
     let source = Source::open(&config).unwrap();
-    let mut pages = 0;
+    let mut batches = 0;
     let mut go_down = |_: &invite_bot::source::SyncProgress| {
-        pages += 1;
-        if pages == 2 {
+        batches += 1;
+        if batches == 1 {
             product.run_now("RENAME TABLE team_users TO team_users_moved");
         }
     };
@@ -583,14 +591,18 @@ async fn mariadb_source_down_mid_sync_and_mapping_errors() {
     .unwrap_err();
     source.close().await;
     assert!(error.to_string().starts_with("members_query:"), "{error}");
-    assert_eq!(app.count("members").await, 4);
-    assert_eq!(watermark(&app).await.unwrap().1, "prod-ws/m4@corp.example");
+    assert_eq!(
+        app.count("members").await,
+        20,
+        "the page read before the outage is applied"
+    );
+    assert_eq!(watermark(&app).await.unwrap().1, "prod-ws/m20@corp.example");
 
     product
         .run("RENAME TABLE team_users_moved TO team_users")
         .await;
     product
-        .run("UPDATE team_users SET role_code = 7 WHERE user_id = 6")
+        .run("UPDATE team_users SET role_code = 7 WHERE user_id = 24")
         .await;
     let error = sync(&app, &config, SyncOptions::default())
         .await
@@ -600,16 +612,20 @@ async fn mariadb_source_down_mid_sync_and_mapping_errors() {
     };
     assert_eq!(
         (rows[0].row, rows[0].field.as_str(), rows[0].email.as_str()),
-        (2, "role", "m***@corp.example")
+        (4, "role", "m***@corp.example")
     );
-    assert_eq!(app.count("members").await, 4, "nothing of the bad batch");
+    assert_eq!(
+        app.count("members").await,
+        22,
+        "the batch before it, nothing of its own"
+    );
 
     product
-        .run("UPDATE team_users SET role_code = 2 WHERE user_id = 6")
+        .run("UPDATE team_users SET role_code = 2 WHERE user_id = 24")
         .await;
     let resumed = sync_ok(&app, &config).await;
-    assert_eq!((resumed.members.read, resumed.members.applied), (2, 2));
-    assert_eq!(app.count("members").await, 6);
+    assert_eq!((resumed.members.read, resumed.members.applied), (4, 4));
+    assert_eq!(app.count("members").await, 26);
 }
 
 /// The command line: JSON out, and a clear refusal (exit 2) or outage (exit 1) naming the query.
