@@ -4,6 +4,7 @@
 //! after the last of them, so the next run resumes there. `full` reads everything and then removes from the bot's
 //! view the members the product no longer returns.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::Utc;
@@ -134,6 +135,7 @@ async fn run_sync(
     progress: &mut (dyn FnMut(&SyncProgress) + Send),
 ) -> Result<Outcome, SourceError> {
     source.validate().await?;
+    let mut seen = (options.full && options.dry_run).then(HashSet::new);
     let members = sync_kind(
         store,
         source,
@@ -142,6 +144,7 @@ async fn run_sync(
         options,
         run,
         progress,
+        seen.as_mut(),
     )
     .await?;
     let invitations = match &source.invitations {
@@ -154,21 +157,29 @@ async fn run_sync(
                 options,
                 run,
                 progress,
+                None,
             )
             .await?,
         ),
         None => None,
     };
-    let removed = if options.full && !options.dry_run {
-        Some(
+    let removed = match (options.full, seen) {
+        (false, _) => None,
+        // A dry run rolled its batches back, so the store cannot tell which members the run
+        // returned: the keys it read can.
+        (true, Some(seen)) => Some(
+            store
+                .live_member_keys(SourceKind::ProductDb)
+                .await?
+                .into_iter()
+                .filter(|key| !seen.contains(key))
+                .count() as u64,
+        ),
+        (true, None) => Some(
             store
                 .reconcile_removed(SourceKind::ProductDb, run, Utc::now(), false)
                 .await?,
-        )
-    } else {
-        // A dry run rolled its pages back, so the store cannot tell which members it would
-        // have confirmed.
-        None
+        ),
     };
     Ok((members, invitations, removed))
 }
@@ -181,6 +192,7 @@ async fn sync_kind(
     options: SyncOptions,
     run: i64,
     progress: &mut (dyn FnMut(&SyncProgress) + Send),
+    mut seen: Option<&mut HashSet<(String, String)>>,
 ) -> Result<KindReport, SourceError> {
     let started = Instant::now();
     let stored = store.source_state(kind).await?.and_then(|s| s.watermark());
@@ -201,56 +213,62 @@ async fn sync_kind(
     let page_rows = batch.saturating_mul(super::BATCHES_PER_PAGE as usize);
     loop {
         let page_offset = report.read;
-        let page_len = match query.name {
-            QueryName::MembersQuery => {
-                let (page, errors) = source
-                    .read_page(query, &query.page, &cursor, raw_member)
-                    .await?;
-                let len = page.rows.len();
-                let mut rows = page.rows.into_iter();
-                for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
-                    let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
-                    let offset = page_offset + start as u64;
-                    check_converted(query.name, offset, start, keys, &errors)?;
-                    let records = parse_members(chunk, &source.maps, source.zone)
-                        .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
-                    let next = next_cursor(keys, records.last().map(|r| r.updated_at));
-                    let apply = apply_options(options, run, &next);
-                    let outcome = store
-                        .apply_members_with(kind, &records, &apply, Utc::now())
-                        .await;
-                    settle(&mut report, query.name, offset, keys, outcome, options)?;
-                    report.watermark = Some(next.at.to_rfc3339());
-                    cursor = next;
-                    progress(&report_progress(query.name, &report, total, started));
+        let page_len =
+            match query.name {
+                QueryName::MembersQuery => {
+                    let (page, errors) = source
+                        .read_page(query, &query.page, &cursor, raw_member)
+                        .await?;
+                    let len = page.rows.len();
+                    let mut rows = page.rows.into_iter();
+                    for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
+                        let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
+                        let offset = page_offset + start as u64;
+                        check_converted(query.name, offset, start, keys, &errors)?;
+                        let records = parse_members(chunk, &source.maps, source.zone)
+                            .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                        if let Some(seen) = seen.as_deref_mut() {
+                            seen.extend(records.iter().map(|r| {
+                                (r.workspace.as_str().to_owned(), r.email.key().to_owned())
+                            }));
+                        }
+                        let next = next_cursor(keys, records.last().map(|r| r.updated_at));
+                        let apply = apply_options(options, run, &next);
+                        let outcome = store
+                            .apply_members_with(kind, &records, &apply, Utc::now())
+                            .await;
+                        settle(&mut report, query.name, offset, keys, outcome, options)?;
+                        report.watermark = Some(next.at.to_rfc3339());
+                        cursor = next;
+                        progress(&report_progress(query.name, &report, total, started));
+                    }
+                    len
                 }
-                len
-            }
-            QueryName::InvitationsQuery => {
-                let (page, errors) = source
-                    .read_page(query, &query.page, &cursor, raw_invitation)
-                    .await?;
-                let len = page.rows.len();
-                let mut rows = page.rows.into_iter();
-                for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
-                    let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
-                    let offset = page_offset + start as u64;
-                    check_converted(query.name, offset, start, keys, &errors)?;
-                    let records = parse_invitations(chunk, source.invitation_ttl, source.zone)
-                        .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
-                    let next = next_cursor(keys, records.last().map(|r| r.updated_at));
-                    let apply = apply_options(options, run, &next);
-                    let outcome = store
-                        .apply_invitations_with(kind, &records, &apply, Utc::now())
-                        .await;
-                    settle(&mut report, query.name, offset, keys, outcome, options)?;
-                    report.watermark = Some(next.at.to_rfc3339());
-                    cursor = next;
-                    progress(&report_progress(query.name, &report, total, started));
+                QueryName::InvitationsQuery => {
+                    let (page, errors) = source
+                        .read_page(query, &query.page, &cursor, raw_invitation)
+                        .await?;
+                    let len = page.rows.len();
+                    let mut rows = page.rows.into_iter();
+                    for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
+                        let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
+                        let offset = page_offset + start as u64;
+                        check_converted(query.name, offset, start, keys, &errors)?;
+                        let records = parse_invitations(chunk, source.invitation_ttl, source.zone)
+                            .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                        let next = next_cursor(keys, records.last().map(|r| r.updated_at));
+                        let apply = apply_options(options, run, &next);
+                        let outcome = store
+                            .apply_invitations_with(kind, &records, &apply, Utc::now())
+                            .await;
+                        settle(&mut report, query.name, offset, keys, outcome, options)?;
+                        report.watermark = Some(next.at.to_rfc3339());
+                        cursor = next;
+                        progress(&report_progress(query.name, &report, total, started));
+                    }
+                    len
                 }
-                len
-            }
-        };
+            };
         if page_len < page_rows {
             break;
         }

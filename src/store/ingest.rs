@@ -377,6 +377,22 @@ impl Store {
         Ok(())
     }
 
+    /// The members `source` wrote that are in the bot's view, as (workspace slug, address key):
+    /// what a dry run of a full sync compares with the rows it read, since its batches were
+    /// rolled back and never marked.
+    pub async fn live_member_keys(&self, source: SourceKind) -> StoreResult<Vec<(String, String)>> {
+        let keys = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT w.slug, m.email_key FROM members m JOIN workspaces w ON w.id = m.workspace_id \
+                 WHERE m.source = $1 AND m.removed_at IS NULL",
+            )
+            .bind(source.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(keys)
+    }
+
     /// After a full run: members written by `source` that the run did not return leave the bot's
     /// view (kept for the audit log). Returns how many left (or would, on a dry run).
     pub async fn reconcile_removed(

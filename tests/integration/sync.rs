@@ -371,7 +371,7 @@ both_backends! {
 
         // ...a dry run of the full sync says so and changes nothing...
         let dry = sync(&app, &config, SyncOptions { full: true, dry_run: true, count_total: true }).await.unwrap();
-        assert_eq!(dry.members.read, 2);
+        assert_eq!((dry.members.read, dry.removed), (2, Some(1)));
         assert_eq!(app.verdict("bo@corp.example", "prod-ws").await, Verdict::InviteNeverSent);
 
         // ...and a full sync removes it from the bot's view (the row stays for the audit log).
