@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::ingest_bulk::WriteMembers;
 use super::webhook_events::ATTACH_EARLY_EVENTS;
 use super::{on_backend, Store, StoreResult};
 use crate::ingest::{
@@ -67,7 +68,8 @@ const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, 
 
 /// Writes a member unless the bot's copy is as new or newer (`source_updated_at`); fixtures
 /// (no `source_updated_at`) always give way to the product.
-const UPSERT_MEMBER: &str = "INSERT INTO members (workspace_id, email, email_key, local_key, \
+pub(super) const UPSERT_MEMBER: &str =
+    "INSERT INTO members (workspace_id, email, email_key, local_key, \
          domain_key, local_rev, role, status, invited_at, activated_at, source, source_updated_at, \
          refreshed_at, removed_at, seen_run) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
@@ -80,7 +82,7 @@ const UPSERT_MEMBER: &str = "INSERT INTO members (workspace_id, email, email_key
          OR members.source_updated_at < excluded.source_updated_at";
 
 /// A row a sync returned unchanged is still in the product: it is confirmed, not rewritten.
-const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
+pub(super) const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
      WHERE workspace_id = $3 AND email_key = $4";
 
 const UPSERT_INVITATION: &str = "INSERT INTO invitations (member_id, sent_at, expires_at, \
@@ -144,44 +146,15 @@ impl Store {
                     .await?;
                 workspace_ids.insert(slug, id);
             }
-            for row in &rows.kept {
-                let workspace_id = workspace_ids[row.workspace.as_str()];
-                let email = &row.email;
-                let local_rev: String = email.local_part().chars().rev().collect();
-                let written = sqlx::query(UPSERT_MEMBER)
-                    .bind(workspace_id)
-                    .bind(email.as_entered())
-                    .bind(email.key())
-                    .bind(email.local_part())
-                    .bind(email.domain())
-                    .bind(&local_rev)
-                    .bind(row.role.as_str())
-                    .bind(row.status.as_str())
-                    .bind(row.invited_at)
-                    .bind(row.activated_at)
-                    .bind(source.as_str())
-                    .bind(row.updated_at)
-                    .bind(now)
-                    .bind(row.deleted.then_some(now))
-                    .bind(run)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                if written > 0 {
-                    report.applied += 1;
-                } else {
-                    report.unchanged += 1;
-                    if let Some(run) = run {
-                        sqlx::query(CONFIRM_MEMBER)
-                            .bind(run)
-                            .bind(now)
-                            .bind(workspace_id)
-                            .bind(email.key())
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-            }
+            let batch: Vec<(&MemberRecord, i64)> = rows
+                .kept
+                .iter()
+                .map(|row| (*row, workspace_ids[row.workspace.as_str()]))
+                .collect();
+            // Row by row on SQLite (in process, no round trips), in one statement on PostgreSQL.
+            let written = WriteMembers::write_members(&mut *tx, source, &batch, run, now).await?;
+            report.applied += written;
+            report.unchanged += batch.len() as u64 - written;
             report.unchanged += rows.repeats;
             let watermark = options.run.as_ref().and_then(|(_, mark)| mark.as_ref());
             sqlx::query(RECORD_SOURCE)

@@ -12,6 +12,7 @@ mod deliveries;
 mod escalations;
 mod fixture_load;
 mod ingest;
+mod ingest_bulk;
 mod locking;
 mod members;
 mod outbox;
