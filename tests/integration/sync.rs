@@ -705,3 +705,71 @@ async fn the_sync_command_reports_in_json_and_refuses_a_bad_query_by_name() {
         "{message}"
     );
 }
+
+/// A SQLite file as the product, for demos: text timestamps, integer flags.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_product_works_for_demos() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |_| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("product.db").display());
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("product.db"))
+        .create_if_missing(true);
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    conn.execute(
+        "CREATE TABLE people (team TEXT, mail TEXT, kind INTEGER, state INTEGER, changed TEXT, gone INTEGER);
+         INSERT INTO people VALUES ('demo', 'ann@corp.example', 1, 0, '2026-11-02 10:00:00', 0),
+             ('demo', 'bo@corp.example', 1, 1, '2026-11-02 10:00:00', 0),
+             ('demo', 'cy@corp.example', 2, 0, '2026-11-02 10:00:00', 0);",
+    )
+    .await
+    .unwrap();
+    let mut config = app.config.clone();
+    config.source = SourceConfig {
+        url: Some(url.into()),
+        members_query: Some(
+            "SELECT team AS workspace, NULL AS workspace_name, mail AS email, kind AS role,
+                    state AS status, NULL AS invited_at, NULL AS activated_at,
+                    changed AS updated_at, gone AS deleted
+             FROM people WHERE changed >= ?"
+                .into(),
+        ),
+        role_map: BTreeMap::from([
+            ("1".into(), "learner".into()),
+            ("2".into(), "trainer".into()),
+        ]),
+        status_map: BTreeMap::from([
+            ("0".into(), "invited".into()),
+            ("1".into(), "active".into()),
+        ]),
+        batch_size: 2,
+        ..SourceConfig::default()
+    };
+    config.validate().unwrap();
+
+    let first = sync_ok(&app, &config).await;
+    assert_eq!(
+        (
+            first.members.read,
+            first.members.applied,
+            first.members.batches
+        ),
+        (3, 3, 2)
+    );
+    assert_eq!(
+        app.verdict("bo@corp.example", "demo").await,
+        Verdict::AlreadyActive
+    );
+
+    conn.execute("UPDATE people SET gone = 1, changed = '2026-11-03 10:00:00' WHERE mail = 'ann@corp.example'")
+        .await
+        .unwrap();
+    let update = sync_ok(&app, &config).await;
+    assert_eq!((update.members.read, update.members.applied), (1, 1));
+    assert_eq!(
+        app.verdict("ann@corp.example", "demo").await,
+        Verdict::NotRegistered
+    );
+}
