@@ -126,15 +126,18 @@ impl SourceError {
     }
 }
 
-/// SQLSTATEs (PostgreSQL) and error numbers (MySQL/MariaDB) of a server that is going away or ran
-/// out of time, rather than refusing the query.
+/// A server going away or out of time, rather than refusing the query: PostgreSQL's SQLSTATE
+/// classes 08 (connection), 53 (resources), 57 (operator intervention, statement timeout), 58
+/// (system); MySQL/MariaDB's shutdown, killed connection, lock wait timeout, interrupted query and
+/// statement deadlines.
 fn is_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
+    if let Some(mysql) = error.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
+        return matches!(mysql.number(), 1053 | 1205 | 1317 | 1927 | 1969 | 3024);
+    }
     let code = error.code().unwrap_or_default();
     ["08", "53", "57", "58"]
         .iter()
         .any(|class| code.starts_with(class))
-        || ["1053", "1927", "1969", "2006", "2013", "3024", "HY000"].contains(&code.as_ref())
-            && !error.message().contains("syntax")
 }
 
 /// Batches read per query of the product. Each page costs the product a run of the operator's

@@ -773,3 +773,44 @@ async fn a_sqlite_product_works_for_demos() {
         Verdict::NotRegistered
     );
 }
+
+/// A source slower than its statement timeout is "not answering" (exit 1, checks go on from the
+/// last sync), never taken for a bad query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_source_is_not_answering_rather_than_refusing() {
+    let Some(product) = Product::postgres().await else {
+        return;
+    };
+    product
+        .add_member(1, "ann@corp.example", 0, "2026-11-02 10:00:00+00")
+        .await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |_| {}).await.unwrap();
+    let mut config = product.source(&app, 100);
+    config.source.statement_timeout_ms = 200;
+    config.source.members_query = Some(PG_MEMBERS.replace(
+        "WHERE tu.updated_at",
+        "WHERE (SELECT true FROM pg_sleep(1)) AND tu.updated_at",
+    ));
+    let error = sync(&app, &config, SyncOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            SourceError::Unavailable {
+                query: QueryName::MembersQuery,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(!error.is_config());
+    let state = app
+        .engine
+        .store()
+        .source_state(SourceKind::ProductDb)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(state.last_error.unwrap().contains("not answering"));
+}
