@@ -50,10 +50,218 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long rows anyone can make the bot write are kept.
     pub retention: RetentionConfig,
+<<<<<<< HEAD:src/config.rs
     /// The push API (`POST /api/v1/members`, `/api/v1/invitations`) on the HTTP listener.
     pub api: ApiConfig,
     /// How `invite-bot import` reads a product's export (flags override it).
     pub import: ImportConfig,
+=======
+    /// The product's own database, read by `invite-bot sync` (off unless `url` is set).
+    pub source: SourceConfig,
+}
+
+/// `[source]`: where the product keeps its members, and the SQL that reads them in the bot's terms.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourceConfig {
+    /// `postgres://`, `mysql://` / `mariadb://`, or `sqlite://` (demos). It carries credentials:
+    /// prefer the environment. Env: `INVITE_BOT_SOURCE_URL`.
+    pub url: Option<secrecy::SecretString>,
+    /// Returns the members changed since the watermark (`$1` on PostgreSQL, `?` elsewhere).
+    pub members_query: Option<String>,
+    /// Returns the invitation emails the product sent itself, changed since the watermark.
+    pub invitations_query: Option<String>,
+    /// The product's role values -> `learner` / `trainer`.
+    pub role_map: std::collections::BTreeMap<String, String>,
+    /// The product's status values -> `invited` / `active` / `deactivated`.
+    pub status_map: std::collections::BTreeMap<String, String>,
+    /// The offset of timestamps written without one (MySQL `DATETIME`): `UTC` or `+02:00`.
+    pub timezone: String,
+    /// How often `serve` syncs.
+    pub interval_seconds: u64,
+    /// A check re-reads its one address from the source first.
+    pub live_refresh: bool,
+    /// How long that re-read may take before the check goes on with the synced data.
+    pub live_refresh_timeout_ms: u64,
+    /// Data older than this is called stale in checks.
+    pub stale_after_seconds: u64,
+    /// Rows per page read from the source and per transaction applied to the bot's store.
+    pub batch_size: u32,
+    /// How long opening a connection to the source may take.
+    pub connect_timeout_ms: u64,
+    /// The longest one query against the source may run.
+    pub statement_timeout_ms: u64,
+}
+
+impl Default for SourceConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            members_query: None,
+            invitations_query: None,
+            role_map: Default::default(),
+            status_map: Default::default(),
+            timezone: "UTC".into(),
+            interval_seconds: 60,
+            live_refresh: false,
+            live_refresh_timeout_ms: 300,
+            stale_after_seconds: 3600,
+            batch_size: 5000,
+            connect_timeout_ms: 5000,
+            statement_timeout_ms: 60_000,
+        }
+    }
+}
+
+// By hand: the URL holds the product database's password.
+impl std::fmt::Debug for SourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use secrecy::ExposeSecret;
+        f.debug_struct("SourceConfig")
+            .field(
+                "url",
+                &self
+                    .url
+                    .as_ref()
+                    .map(|url| crate::urls::redact_url(url.expose_secret())),
+            )
+            .field("members_query", &self.members_query)
+            .field("invitations_query", &self.invitations_query)
+            .field("role_map", &self.role_map)
+            .field("status_map", &self.status_map)
+            .field("timezone", &self.timezone)
+            .field("interval_seconds", &self.interval_seconds)
+            .field("batch_size", &self.batch_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The kind of database a source URL names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceDialect {
+    Postgres,
+    MySql,
+    Sqlite,
+}
+
+impl SourceDialect {
+    pub fn of_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Some(SourceDialect::Postgres),
+            "mysql" | "mariadb" => Some(SourceDialect::MySql),
+            "sqlite" => Some(SourceDialect::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+impl SourceConfig {
+    /// The source is used at all.
+    pub fn is_configured(&self) -> bool {
+        self.url.is_some()
+    }
+
+    /// The role and status maps, in the bot's terms.
+    pub fn value_maps(&self) -> crate::ingest::ValueMaps {
+        crate::ingest::ValueMaps {
+            role: crate::ingest::ValueMap::new(self.role_map.clone()),
+            status: crate::ingest::ValueMap::new(self.status_map.clone()),
+        }
+    }
+
+    /// The offset of `timezone` (checked by `validate`).
+    pub fn zone(&self) -> chrono::FixedOffset {
+        parse_offset(&self.timezone).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).unwrap())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        use secrecy::ExposeSecret;
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if parse_offset(&self.timezone).is_none() {
+            return invalid(
+                "source.timezone",
+                format!(
+                    "{:?} is not an offset: use UTC or one like +02:00 (a fixed offset, not a region)",
+                    self.timezone
+                ),
+            );
+        }
+        if let Err(message) = self.value_maps().check() {
+            return invalid("source", message);
+        }
+        for (key, value) in [
+            ("source.interval_seconds", self.interval_seconds),
+            (
+                "source.live_refresh_timeout_ms",
+                self.live_refresh_timeout_ms,
+            ),
+            ("source.stale_after_seconds", self.stale_after_seconds),
+            ("source.batch_size", u64::from(self.batch_size)),
+            ("source.connect_timeout_ms", self.connect_timeout_ms),
+            ("source.statement_timeout_ms", self.statement_timeout_ms),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1".into());
+            }
+        }
+        let Some(url) = &self.url else {
+            return Ok(());
+        };
+        // The message names the rule, never the URL: it holds the password.
+        if SourceDialect::of_url(url.expose_secret()).is_none() {
+            return invalid(
+                "source.url",
+                "must start with postgres://, mysql://, mariadb:// or sqlite://".into(),
+            );
+        }
+        match self.members_query.as_deref().map(str::trim) {
+            None | Some("") => {
+                return invalid(
+                    "source.members_query",
+                    "is required when source.url is set (see README, \"Connect the product's database\")"
+                        .into(),
+                )
+            }
+            Some(_) => {}
+        }
+        if self.invitations_query.as_deref().map(str::trim) == Some("") {
+            return invalid(
+                "source.invitations_query",
+                "is empty: leave it out, or give the SQL".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `UTC`, `Z`, `+02:00`, `-0530`, `+2`: a fixed offset.
+pub fn parse_offset(text: &str) -> Option<chrono::FixedOffset> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") || text == "+00:00" {
+        return chrono::FixedOffset::east_opt(0);
+    }
+    let sign = match text.chars().next()? {
+        '+' => 1,
+        '-' => -1,
+        _ => return None,
+    };
+    let rest = &text[1..];
+    let (hours, minutes) = match rest.split_once(':') {
+        Some((h, m)) => (h, m),
+        None if rest.len() == 4 => rest.split_at(2),
+        None => (rest, "0"),
+    };
+    if hours.is_empty() || hours.len() > 2 || minutes.len() > 2 {
+        return None;
+    }
+    let hours: i32 = hours.parse().ok()?;
+    let minutes: i32 = minutes.parse().ok()?;
+    if hours > 14 || minutes > 59 {
+        return None;
+    }
+    chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+>>>>>>> wip-sync:src/app/config.rs
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,7 +557,11 @@ impl Default for Config {
             import: ImportConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
+<<<<<<< HEAD:src/config.rs
             api: ApiConfig::default(),
+=======
+            source: SourceConfig::default(),
+>>>>>>> wip-sync:src/app/config.rs
         }
     }
 }
@@ -483,8 +695,13 @@ impl Config {
         if let Some(key) = secret("ESCALATION_WEBHOOK_SECRET") {
             self.escalation.webhook_secret = Some(key);
         }
+<<<<<<< HEAD:src/config.rs
         if let Some(key) = secret("INVITE_BOT_PUSH_SECRET") {
             self.api.push_secret = Some(key);
+=======
+        if let Some(url) = secret("INVITE_BOT_SOURCE_URL") {
+            self.source.url = Some(url);
+>>>>>>> wip-sync:src/app/config.rs
         }
     }
 
@@ -605,6 +822,7 @@ impl Config {
             }
         }
         self.validate_http()?;
+        self.source.validate()?;
         Ok(())
     }
 }
@@ -920,6 +1138,66 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("database_url:"));
+    }
+
+    #[test]
+    fn a_source_is_checked_at_start_up() {
+        let load = |text: &str| {
+            Config::from_toml(text, Path::new("c.toml"))
+                .and_then(|config| config.validate().map(|()| config))
+                .map_err(|e| e.to_string())
+        };
+        let good =
+            "[source]\nurl = \"mysql://bot:s3cret@db/product\"\nmembers_query = \"SELECT 1\"\n\
+                    timezone = \"+02:00\"\n[source.status_map]\n\"0\" = \"invited\"\n";
+        let config = load(good).unwrap();
+        assert_eq!(config.source.zone().local_minus_utc(), 7200);
+        assert_eq!(config.source.batch_size, 5000);
+        assert!(!format!("{config:?}").contains("s3cret"));
+
+        let bad_scheme =
+            load("[source]\nurl = \"oracle://bot:s3cret@db\"\nmembers_query = \"x\"\n")
+                .unwrap_err();
+        assert!(
+            bad_scheme.starts_with("source.url:") && !bad_scheme.contains("s3cret"),
+            "{bad_scheme}"
+        );
+        let no_query = load("[source]\nurl = \"postgres://db/p\"\n").unwrap_err();
+        assert!(no_query.starts_with("source.members_query:"), "{no_query}");
+        let unknown_word = load("[source.status_map]\n\"9\" = \"banned\"\n").unwrap_err();
+        assert!(unknown_word.contains("banned"), "{unknown_word}");
+        let region = load("[source]\ntimezone = \"Europe/Paris\"\n").unwrap_err();
+        assert!(region.starts_with("source.timezone:"), "{region}");
+
+        let env =
+            |key: &str| (key == "INVITE_BOT_SOURCE_URL").then(|| "postgres://x@y/z".to_owned());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[source]\nmembers_query = \"SELECT 1\"\n").unwrap();
+        assert!(Config::load(Some(&path), &env)
+            .unwrap()
+            .source
+            .is_configured());
+    }
+
+    #[test]
+    fn offsets_parse() {
+        for (text, seconds) in [
+            ("UTC", 0),
+            ("+02:00", 7200),
+            ("-0530", -19800),
+            ("+2", 7200),
+            ("Z", 0),
+        ] {
+            assert_eq!(
+                parse_offset(text).map(|o| o.local_minus_utc()),
+                Some(seconds),
+                "{text}"
+            );
+        }
+        for bad in ["", "CET", "+25:00", "2:00", "+02:60"] {
+            assert!(parse_offset(bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

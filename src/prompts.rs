@@ -145,6 +145,8 @@ const CLI_MACROS: &[&str] = &[
     "redeem_rejected",
     "redeem_throttled",
     "audit_entry",
+    "synced",
+    "sync_progress",
 ];
 
 /// The macros `errors.j2` must define.

@@ -24,6 +24,7 @@ mod resend;
 mod retry_pending;
 mod seed;
 mod serve;
+mod sync;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -136,6 +137,17 @@ pub enum Command {
     },
     /// Send invitation emails left waiting (after a mail outage or a crash) and retry escalation webhooks.
     RetryPending,
+    /// Read the product's database ([source] in the config) once: the members and invitations
+    /// changed since the last sync, in batches.
+    Sync {
+        /// Read everything from the start, then remove from the bot's view the members the product
+        /// no longer returns (kept for the audit log).
+        #[arg(long)]
+        full: bool,
+        /// Print what would change and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -244,5 +256,6 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
             .await
         }
         Command::RetryPending => retry_pending::retry_pending(&config, format).await,
+        Command::Sync { full, dry_run } => sync::sync(&config, full, dry_run, format).await,
     }
 }

@@ -6,6 +6,7 @@ use crate::app::serve::{self, ServeError, ServeOptions};
 use crate::app::startup;
 use crate::config::Config;
 use crate::error::error_chain;
+use crate::source::Source;
 
 use super::output::words;
 use super::Failure;
@@ -13,6 +14,7 @@ use super::Failure;
 /// Takes no format: `serve` has no result to print, only logs (the dispatcher refuses `--format
 /// json`). The one line it prints, where it listens, goes to stderr beside the logs.
 pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failure> {
+    check_source(config).await?;
     let actions = startup::build_with(config, true).await?;
     // `run` takes the actions; the line it announces is worded with the same templates.
     let engine = actions.engine().clone();
@@ -36,4 +38,23 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
         ServeError::Config(_) => Failure::bad_input(e.to_string()),
         other => Failure::operational(error_chain(&other)),
     })
+}
+
+/// A bad `[source]` query stops start-up, naming the query; a product database that is down does
+/// not: checks answer from the last sync meanwhile.
+async fn check_source(config: &Config) -> Result<(), Failure> {
+    if !config.source.is_configured() {
+        return Ok(());
+    }
+    let source = Source::open(config).map_err(|e| Failure::bad_input(format!("[source] {e}")))?;
+    let checked = source.validate().await;
+    source.close().await;
+    match checked {
+        Ok(()) => Ok(()),
+        Err(error) if error.is_config() => Err(Failure::bad_input(format!("[source] {error}"))),
+        Err(error) => {
+            tracing::warn!(%error, "the product's database is not answering; checks answer from the last sync");
+            Ok(())
+        }
+    }
 }

@@ -323,6 +323,7 @@ mod tests {
         for kind in [
             SourceKind::Fixtures,
             SourceKind::ProductDb,
+            SourceKind::ProductDbInvitations,
             SourceKind::Import,
             SourceKind::Push,
         ] {

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
+use super::ingest_bulk::WriteMembers;
 use super::webhook_events::ATTACH_EARLY_EVENTS;
 use super::StoreError;
 use super::{on_backend, Store, StoreResult, WriteTurn};
@@ -85,7 +86,8 @@ const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, 
 
 /// Writes a member unless the bot's copy is as new or newer (`source_updated_at`); fixtures
 /// (no `source_updated_at`) always give way to the product.
-const UPSERT_MEMBER: &str = "INSERT INTO members (workspace_id, email, email_key, local_key, \
+pub(super) const UPSERT_MEMBER: &str =
+    "INSERT INTO members (workspace_id, email, email_key, local_key, \
          domain_key, local_rev, role, status, invited_at, activated_at, source, source_updated_at, \
          refreshed_at, removed_at, seen_run) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
@@ -98,7 +100,7 @@ const UPSERT_MEMBER: &str = "INSERT INTO members (workspace_id, email, email_key
          OR members.source_updated_at < excluded.source_updated_at";
 
 /// A row a sync returned unchanged is still in the product: it is confirmed, not rewritten.
-const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
+pub(super) const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
      WHERE workspace_id = $3 AND email_key = $4";
 
 const UPSERT_INVITATION: &str = "INSERT INTO invitations (member_id, sent_at, expires_at, \
@@ -278,6 +280,22 @@ impl Store {
             };
         });
         Ok(())
+    }
+
+    /// The members `source` wrote that are in the bot's view, as (workspace slug, address key):
+    /// what a dry run of a full sync compares with the rows it read, since its batches were
+    /// rolled back and never marked.
+    pub async fn live_member_keys(&self, source: SourceKind) -> StoreResult<Vec<(String, String)>> {
+        let keys = on_backend!(self, pool => {
+            sqlx::query_as(
+                "SELECT w.slug, m.email_key FROM members m JOIN workspaces w ON w.id = m.workspace_id \
+                 WHERE m.source = $1 AND m.removed_at IS NULL",
+            )
+            .bind(source.as_str())
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(keys)
     }
 
     /// After a full run: members written by `source` that the run did not return leave the bot's

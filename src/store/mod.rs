@@ -13,6 +13,7 @@ mod escalations;
 mod fixture_load;
 mod ingest;
 mod leadership;
+mod ingest_bulk;
 mod locking;
 mod members;
 mod outbox;

@@ -39,6 +39,7 @@ mod sends;
 mod serve;
 mod stored_enums;
 mod suggestions;
+mod sync;
 mod verdicts;
 mod webhooks_mailgun;
 mod webhooks_postmark;
