@@ -50,12 +50,10 @@ pub struct Config {
     pub providers: ProvidersConfig,
     /// How long rows anyone can make the bot write are kept.
     pub retention: RetentionConfig,
-<<<<<<< HEAD:src/config.rs
     /// The push API (`POST /api/v1/members`, `/api/v1/invitations`) on the HTTP listener.
     pub api: ApiConfig,
     /// How `invite-bot import` reads a product's export (flags override it).
     pub import: ImportConfig,
-=======
     /// The product's own database, read by `invite-bot sync` (off unless `url` is set).
     pub source: SourceConfig,
 }
@@ -261,7 +259,6 @@ pub fn parse_offset(text: &str) -> Option<chrono::FixedOffset> {
         return None;
     }
     chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
->>>>>>> wip-sync:src/app/config.rs
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -557,11 +554,8 @@ impl Default for Config {
             import: ImportConfig::default(),
             http: HttpConfig::default(),
             providers: ProvidersConfig::default(),
-<<<<<<< HEAD:src/config.rs
             api: ApiConfig::default(),
-=======
             source: SourceConfig::default(),
->>>>>>> wip-sync:src/app/config.rs
         }
     }
 }
@@ -695,13 +689,11 @@ impl Config {
         if let Some(key) = secret("ESCALATION_WEBHOOK_SECRET") {
             self.escalation.webhook_secret = Some(key);
         }
-<<<<<<< HEAD:src/config.rs
         if let Some(key) = secret("INVITE_BOT_PUSH_SECRET") {
             self.api.push_secret = Some(key);
-=======
+        }
         if let Some(url) = secret("INVITE_BOT_SOURCE_URL") {
             self.source.url = Some(url);
->>>>>>> wip-sync:src/app/config.rs
         }
     }
 

@@ -4,8 +4,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::app::config::Config;
 use crate::app::startup;
+use crate::config::Config;
 use crate::source::{sync_once, Source, SourceError, SyncOptions, SyncProgress};
 
 use super::output::{print_facts, words};

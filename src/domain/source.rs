@@ -11,6 +11,9 @@ pub enum SourceKind {
     Fixtures,
     /// `invite-bot sync` and the background sync of `serve`.
     ProductDb,
+    /// The invitations of the same sync: their own watermark, since they change apart from the
+    /// members.
+    ProductDbInvitations,
     /// `invite-bot import FILE`.
     Import,
     /// `POST /api/v1/members` and `/api/v1/invitations`.
@@ -22,6 +25,7 @@ impl SourceKind {
         match self {
             SourceKind::Fixtures => "fixtures",
             SourceKind::ProductDb => "product-db",
+            SourceKind::ProductDbInvitations => "product-db-invitations",
             SourceKind::Import => "import",
             SourceKind::Push => "push",
         }
@@ -31,6 +35,7 @@ impl SourceKind {
         match s {
             "fixtures" => Some(SourceKind::Fixtures),
             "product-db" => Some(SourceKind::ProductDb),
+            "product-db-invitations" => Some(SourceKind::ProductDbInvitations),
             "import" => Some(SourceKind::Import),
             "push" => Some(SourceKind::Push),
             _ => None,

@@ -9,7 +9,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{Column, Row, TypeInfo, ValueRef};
 
-use crate::app::config::SourceDialect;
+use crate::config::SourceDialect;
 use crate::ingest::{RawInvitation, RawMember, RowError};
 
 /// The columns `members_query` returns (`deleted` is optional).

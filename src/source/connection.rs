@@ -11,7 +11,7 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::Executor;
 
-use crate::app::config::{SourceConfig, SourceDialect};
+use crate::config::{SourceConfig, SourceDialect};
 use crate::urls::redact_url;
 
 use super::SourceError;

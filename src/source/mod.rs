@@ -17,7 +17,7 @@ use chrono::FixedOffset;
 use serde::Serialize;
 use sqlx::{Column, Executor, Statement, TypeInfo};
 
-use crate::app::config::{Config, SourceDialect};
+use crate::config::{Config, SourceDialect};
 use crate::ingest::{parse_members, IngestError, MemberRecord, RawMember, RowError, ValueMaps};
 
 use columns::{ProductRow, RowKey};

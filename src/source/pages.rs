@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Duration, FixedOffset, NaiveDateTime, Utc};
 
-use crate::app::config::SourceDialect;
+use crate::config::SourceDialect;
 use crate::store::Watermark;
 
 /// Where the next page starts: after this row.

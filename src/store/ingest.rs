@@ -395,44 +395,15 @@ impl IngestTx {
                     .await?;
                 workspace_ids.insert(slug, id);
             }
-            for row in &rows.kept {
-                let workspace_id = workspace_ids[row.workspace.as_str()];
-                let email = &row.email;
-                let local_rev: String = email.local_part().chars().rev().collect();
-                let written = sqlx::query(UPSERT_MEMBER)
-                    .bind(workspace_id)
-                    .bind(email.as_entered())
-                    .bind(email.key())
-                    .bind(email.local_part())
-                    .bind(email.domain())
-                    .bind(&local_rev)
-                    .bind(row.role.as_str())
-                    .bind(row.status.as_str())
-                    .bind(row.invited_at)
-                    .bind(row.activated_at)
-                    .bind(source.as_str())
-                    .bind(row.updated_at)
-                    .bind(now)
-                    .bind(row.deleted.then_some(now))
-                    .bind(run)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected();
-                if written > 0 {
-                    report.applied += 1;
-                    continue;
-                }
-                report.unchanged += 1;
-                if let Some(run) = run {
-                    sqlx::query(CONFIRM_MEMBER)
-                        .bind(run)
-                        .bind(now)
-                        .bind(workspace_id)
-                        .bind(email.key())
-                        .execute(&mut **tx)
-                        .await?;
-                }
-            }
+            let batch: Vec<(&MemberRecord, i64)> = rows
+                .kept
+                .iter()
+                .map(|row| (*row, workspace_ids[row.workspace.as_str()]))
+                .collect();
+            // Row by row on SQLite (in process, no round trips), in one statement on PostgreSQL.
+            let written = WriteMembers::write_members(&mut **tx, source, &batch, run, now).await?;
+            report.applied += written;
+            report.unchanged += batch.len() as u64 - written;
         });
         Ok(report)
     }

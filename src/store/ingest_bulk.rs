@@ -10,7 +10,8 @@ use sqlx::postgres::PgConnection;
 use sqlx::sqlite::SqliteConnection;
 
 use super::ingest::{CONFIRM_MEMBER, UPSERT_MEMBER};
-use crate::ingest::{MemberRecord, SourceKind};
+use crate::domain::product_data::MemberRecord;
+use crate::domain::source::SourceKind;
 
 /// Writes a batch of members (one per member, with its workspace id) in the caller's transaction;
 /// returns how many were written (the rest were no newer than the bot's copy).

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use invite_bot::app::config::{Config, SourceConfig};
+use invite_bot::config::{Config, SourceConfig};
 use invite_bot::diagnosis::Verdict;
 use invite_bot::domain::member::MemberStatus;
 use invite_bot::ingest::SourceKind;
