@@ -46,7 +46,9 @@ impl From<&Config> for CheckSettings {
             domain_alert_threshold: config.checks.domain_alert_threshold,
             domain_window_days: config.checks.domain_window_days,
             max_suggestions: config.checks.max_suggestions,
-            data_stale_after: Duration::hours(1),
+            data_stale_after: Duration::seconds(
+                i64::try_from(config.source.stale_after_seconds).unwrap_or(i64::MAX),
+            ),
         }
     }
 }
@@ -59,6 +61,9 @@ pub struct Engine {
     settings: Arc<CheckSettings>,
     /// Providers asked at check time whether the address is suppressed (optional).
     lookups: Option<crate::providers::LiveLookups>,
+    /// `[source] live_refresh`: the product's database, re-read for the one address before a
+    /// check, within the deadline.
+    live_source: Option<(Arc<crate::source::Source>, std::time::Duration)>,
 }
 
 impl Engine {
@@ -68,7 +73,19 @@ impl Engine {
             prompts,
             settings: Arc::new(settings),
             lookups: None,
+            live_source: None,
         }
+    }
+
+    /// Re-reads each checked address from the product's database first (bounded by `deadline`;
+    /// a slow or absent source leaves the synced data as it is).
+    pub fn with_live_source(
+        mut self,
+        source: Arc<crate::source::Source>,
+        deadline: std::time::Duration,
+    ) -> Self {
+        self.live_source = Some((source, deadline));
+        self
     }
 
     /// Also asks these providers, at every check, whether the address is suppressed right now.
@@ -132,6 +149,7 @@ impl Engine {
         let sources = &sources[..];
         let diagnoses = match workspace {
             Some(slug) => {
+                self.refresh_from_product(slug, email).await;
                 // The common case, a member, costs one query; only a miss looks the workspace up.
                 let found = self
                     .store
@@ -335,6 +353,41 @@ impl Engine {
             diagnosis.actions.retain(|a| *a != Action::ResendInvite);
         }
         Ok(diagnosis)
+    }
+
+    /// The live refresh: the product's current row for this address replaces the synced one when
+    /// it is newer. Never an error for the check: a source that is slow, down or refusing is logged
+    /// and the check answers from what the last sync brought.
+    async fn refresh_from_product(&self, slug: &WorkspaceSlug, email: &EmailAddress) {
+        let Some((source, deadline)) = &self.live_source else {
+            return;
+        };
+        let read = tokio::time::timeout(*deadline, source.read_one(slug, email, *deadline)).await;
+        let record = match read {
+            Ok(Ok(Some(record))) => record,
+            Ok(Ok(None)) => return,
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "live refresh: the product's database did not answer; using the synced data");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(
+                    "live refresh: the product's database was too slow; using the synced data"
+                );
+                return;
+            }
+        };
+        // Its own transaction, without touching the sync's watermark or its last success.
+        let applied = async {
+            let mut tx = self.store.begin_ingest().await?;
+            tx.apply_members(SourceKind::ProductDb, &[record], None, Utc::now())
+                .await?;
+            tx.commit().await?;
+            Ok::<_, crate::store::IngestError>(())
+        };
+        if let Err(error) = applied.await {
+            tracing::warn!(%error, "live refresh: the product's row could not be stored");
+        }
     }
 
     fn data_line(&self, origin: DataOrigin, now: DateTime<Utc>) -> FindingDraft {

@@ -55,6 +55,14 @@ async fn assemble(config: &Config, warm: bool, create: bool) -> Result<Actions, 
         })?;
     let mailer = Mailer::from_config(config)?;
     let mut engine = Engine::new(store, Arc::new(prompts), CheckSettings::from(config));
+    if config.source.is_configured() && config.source.live_refresh {
+        // Opening connects nothing: a product database that is down only costs each check the
+        // refresh deadline.
+        if let Ok(source) = crate::source::Source::open(config) {
+            let deadline = std::time::Duration::from_millis(config.source.live_refresh_timeout_ms);
+            engine = engine.with_live_source(Arc::new(source), deadline);
+        }
+    }
     if let Some(lookups) = crate::providers::LiveLookups::from_config(&config.providers) {
         engine = engine.with_lookups(lookups);
     }

@@ -2,11 +2,16 @@
 
 use serde_json::json;
 
-use crate::app::serve::{self, ServeError, ServeOptions};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::serve::{self, BackgroundJob, ServeError, ServeOptions};
 use crate::app::startup;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::error_chain;
 use crate::source::Source;
+use crate::source::{sync_once, SyncOptions};
 
 use super::output::words;
 use super::Failure;
@@ -18,13 +23,11 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
     let actions = startup::build_with(config, true).await?;
     // `run` takes the actions; the line it announces is worded with the same templates.
     let engine = actions.engine().clone();
+    let jobs = sync_job(config, &engine)?.into_iter().collect();
     serve::run(
         config,
         actions,
-        ServeOptions {
-            no_discord,
-            jobs: Vec::new(),
-        },
+        ServeOptions { no_discord, jobs },
         serve::shutdown_signal(),
         move |addr| match words(engine.prompts(), "listening", &json!({ "address": addr })) {
             Ok(line) => eprintln!("{line}"),
@@ -38,6 +41,36 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
         ServeError::Config(_) => Failure::bad_input(e.to_string()),
         other => Failure::operational(error_chain(&other)),
     })
+}
+
+/// The product's sync, every `[source] interval_seconds`, on the one process that leads the
+/// background work. A failed run is recorded (readiness, metrics, every card's data line) and
+/// logged; checks go on answering from the last good one.
+fn sync_job(config: &Config, engine: &Engine) -> Result<Option<BackgroundJob>, Failure> {
+    if !config.source.is_configured() {
+        return Ok(None);
+    }
+    let source = Source::open(config).map_err(|e| Failure::bad_input(format!("[source] {e}")))?;
+    let (source, store) = (Arc::new(source), engine.store().clone());
+    Ok(Some(BackgroundJob {
+        name: "product-sync",
+        every: Duration::from_secs(config.source.interval_seconds.max(1)),
+        run: Box::new(move || {
+            let (source, store) = (source.clone(), store.clone());
+            Box::pin(async move {
+                let options = SyncOptions::default();
+                match sync_once(&store, &source, options, &mut |_| {}).await {
+                    Ok(report) => tracing::info!(
+                        members_applied = report.members.applied,
+                        members_unchanged = report.members.unchanged,
+                        seconds = report.seconds,
+                        "synced the product's database"
+                    ),
+                    Err(error) => tracing::warn!(%error, "syncing the product's database failed"),
+                }
+            })
+        }),
+    }))
 }
 
 /// A bad `[source]` query stops start-up, naming the query; a product database that is down does

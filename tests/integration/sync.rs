@@ -814,3 +814,109 @@ async fn a_slow_source_is_not_answering_rather_than_refusing() {
         .unwrap();
     assert!(state.last_error.unwrap().contains("not answering"));
 }
+
+both_backends! {
+    async fn a_live_refresh_sees_the_products_change_before_any_sync_and_a_dead_source_costs_nothing(app) {
+        let Some(product) = Product::postgres().await else { return };
+        product.add_member(1, "ann@corp.example", 0, "2026-11-02 10:00:00+00").await;
+        let config = product.source(&app, 1000);
+        sync_ok(&app, &config).await;
+        assert_eq!(app.verdict("ann@corp.example", "prod-ws").await, Verdict::InviteNeverSent);
+
+        // Ann activates in the product; no sync runs. A check with live refresh sees it.
+        product.set_status(1, 1, "2026-11-03 08:00:00+00").await;
+        let source = std::sync::Arc::new(Source::open(&config).unwrap());
+        let live = app.engine.clone().with_live_source(source, std::time::Duration::from_secs(3));
+        let slug = app.slug("prod-ws");
+        let diagnosis = live.check(&app.email("ann@corp.example"), Some(&slug)).await.unwrap().remove(0);
+        assert_eq!(diagnosis.verdict, Verdict::AlreadyActive);
+        let data = diagnosis.findings.last().unwrap();
+        assert!(data.detail.contains("from product-db, synced just now"), "{}", data.detail);
+        // The refresh did not pass for a sync: the watermark is where the last sync left it.
+        assert_eq!(watermark(&app).await.unwrap().0, at("2026-11-02T10:00:00Z"));
+
+        // A product database that is not there: the check answers from the synced data.
+        let mut down = config.clone();
+        down.source.url = Some("postgres://postgres@127.0.0.1:9/nowhere".to_owned().into());
+        down.source.connect_timeout_ms = 200;
+        let dead = std::sync::Arc::new(Source::open(&down).unwrap());
+        let fallback = app.engine.clone().with_live_source(dead, std::time::Duration::from_millis(300));
+        let started = std::time::Instant::now();
+        let diagnosis = fallback.check(&app.email("ann@corp.example"), Some(&slug)).await.unwrap().remove(0);
+        assert_eq!(diagnosis.verdict, Verdict::AlreadyActive);
+        assert!(started.elapsed() < std::time::Duration::from_secs(3), "{:?}", started.elapsed());
+    }
+}
+
+/// `serve` with a `[source]` syncs on its own, every `interval_seconds`: a member added and then
+/// changed in the product shows up in checks with no `invite-bot sync` run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_syncs_the_product_in_the_background() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let Some(app) = TestApp::spawn_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let Some(product) = Product::postgres().await else {
+        return;
+    };
+    product
+        .add_member(1, "ann@corp.example", 0, "2026-11-02 10:00:00+00")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n\n[source]\nurl = \"{}\"\nmembers_query = \"\"\"{}\"\"\"\ninterval_seconds = 1\n\
+         [source.role_map]\n\"1\" = \"learner\"\n[source.status_map]\n\"0\" = \"invited\"\n\"1\" = \"active\"\n",
+        product.url, PG_MEMBERS
+    );
+    std::fs::write(dir.path().join("config.toml"), toml).unwrap();
+    let url = app.database_url().to_owned();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_invite-bot"))
+        .args(["--database-url", &url, "serve", "--no-discord"])
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("INVITE_BOT_CONFIG")
+        .env("RUST_LOG", "warn")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr_lines = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr_lines.read_line(&mut line).unwrap() > 0,
+            "serve exited before listening"
+        );
+        if line.starts_with("listening on ") {
+            break;
+        }
+    }
+    let verdict_within = |verdict: Verdict| {
+        let app = &app;
+        async move {
+            for _ in 0..100 {
+                // Before the first sync the workspace itself is unknown.
+                if let Ok(found) = app.try_check("ann@corp.example", Some("prod-ws")).await {
+                    if found[0].verdict == verdict {
+                        return true;
+                    }
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            false
+        }
+    };
+    let first = verdict_within(Verdict::InviteNeverSent).await;
+    product.set_status(1, 1, "2026-11-03 08:00:00+00").await;
+    let second = verdict_within(Verdict::AlreadyActive).await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(first, "the first background sync brought the member");
+    assert!(second, "a later background sync brought the change");
+    assert!(status.success(), "{status:?}");
+}
