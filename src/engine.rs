@@ -18,9 +18,9 @@ use crate::domain::member::{Member, MemberMatch};
 use crate::domain::source::SourceKind;
 use crate::domain::workspace::{Workspace, WorkspaceScope, WorkspaceSlug};
 use crate::error::{EngineError, UserError};
-use crate::fixture::{Fixture, FixtureError, SeedReport};
+use crate::fixture::{Fixture, SeedReport};
 use crate::prompts::Prompts;
-use crate::store::{DeliveryRecord, DomainWindow, SourceState, Store};
+use crate::store::{DeliveryRecord, DomainWindow, SeedError, SourceState, Store};
 
 /// The knobs the checks read, taken from [`Config`].
 #[derive(Debug, Clone)]
@@ -464,7 +464,7 @@ impl Engine {
     }
 
     /// Loads a checked fixture into the store, in one transaction.
-    pub async fn seed(&self, fixture: &Fixture) -> Result<SeedReport, FixtureError> {
+    pub async fn seed(&self, fixture: &Fixture) -> Result<SeedReport, SeedError> {
         self.store
             .load_fixture(fixture, self.settings.invitation_ttl)
             .await

@@ -33,14 +33,6 @@ pub enum FixtureError {
         second: String,
         reason: String,
     },
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-impl From<sqlx::Error> for FixtureError {
-    fn from(error: sqlx::Error) -> Self {
-        FixtureError::Store(error.into())
-    }
 }
 
 impl FixtureError {

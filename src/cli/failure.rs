@@ -4,7 +4,7 @@ use crate::app::startup::StartupError;
 use crate::error::{error_chain, EngineError, UserError};
 use crate::fixture::FixtureError;
 use crate::prompts::PromptError;
-use crate::store::StoreError;
+use crate::store::{SeedError, StoreError};
 
 /// Exit code 2: bad input (address, workspace, fixture, config, a flag the command cannot honour).
 const BAD_INPUT: u8 = 2;
@@ -103,12 +103,18 @@ fn store_failure(source: &StoreError, text: String) -> Failure {
 
 impl From<FixtureError> for Failure {
     fn from(error: FixtureError) -> Self {
+        Failure::bad_input(format!("the fixture was not loaded: {error}"))
+    }
+}
+
+impl From<SeedError> for Failure {
+    fn from(error: SeedError) -> Self {
         match error {
-            FixtureError::Store(ref store) if store.is_unavailable() => {
+            SeedError::Fixture(fixture) => fixture.into(),
+            SeedError::Store(ref store) if store.is_unavailable() => {
                 store_failure(store, error_chain(&error))
             }
-            FixtureError::Store(_) => Failure::operational(error_chain(&error)),
-            other => Failure::bad_input(format!("the fixture was not loaded: {other}")),
+            SeedError::Store(_) => Failure::operational(error_chain(&error)),
         }
     }
 }

@@ -5,8 +5,23 @@ use std::collections::{HashMap, HashSet};
 use chrono::Duration;
 
 use super::webhook_events::ATTACH_EARLY_EVENTS;
-use super::{on_backend, Store};
+use super::{on_backend, Store, StoreError};
 use crate::fixture::{Fixture, FixtureError, SeedReport};
+
+/// Why a fixture did not land: the file's fault, or the database's.
+#[derive(Debug, thiserror::Error)]
+pub enum SeedError {
+    #[error(transparent)]
+    Fixture(#[from] FixtureError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for SeedError {
+    fn from(error: sqlx::Error) -> Self {
+        SeedError::Store(error.into())
+    }
+}
 
 impl Store {
     /// Upserts the fixture. Loading the same fixture twice changes nothing but relative times.
@@ -16,7 +31,7 @@ impl Store {
         &self,
         fixture: &Fixture,
         invitation_ttl: Duration,
-    ) -> Result<SeedReport, FixtureError> {
+    ) -> Result<SeedReport, SeedError> {
         fixture.check_repeats()?;
         let _turn = self.write_turn().await;
         let mut report = SeedReport::default();
@@ -142,7 +157,7 @@ impl Store {
                 .await?;
                 let Some(invitation_id) = written else {
                     return Err(FixtureError::entry("invitation", i, "message_id",
-                        format!("message id {message_id:?} belongs to another member's invitation in the database")));
+                        format!("message id {message_id:?} belongs to another member's invitation in the database")).into());
                 };
                 // Provider events that arrived before the invitation was known are its history.
                 sqlx::query(ATTACH_EARLY_EVENTS)
@@ -177,11 +192,11 @@ impl Store {
                     (Some(found), _) => found,
                     (None, Some(message_id)) => {
                         return Err(FixtureError::entry("delivery_event", i, "message_id",
-                            format!("no invitation has message id {message_id:?}")))
+                            format!("no invitation has message id {message_id:?}")).into())
                     }
                     (None, None) => {
                         return Err(FixtureError::entry("delivery_event", i, "email",
-                            format!("no invitation was sent to {key}; add an [[invitation]] first")))
+                            format!("no invitation was sent to {key}; add an [[invitation]] first")).into())
                     }
                 };
                 let message = message_id.unwrap_or_else(|| invitation_id.to_string());

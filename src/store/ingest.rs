@@ -84,25 +84,6 @@ const SELECT_SOURCE_NAMED: &str = "SELECT name, watermark_at, watermark_key, run
 const UPSERT_WORKSPACE: &str = "INSERT INTO workspaces (slug, name) VALUES ($1, $2) \
      ON CONFLICT (slug) DO UPDATE SET name = COALESCE($3, workspaces.name) RETURNING id";
 
-/// Writes a member unless the bot's copy is as new or newer (`source_updated_at`); fixtures
-/// (no `source_updated_at`) always give way to the product.
-pub(super) const UPSERT_MEMBER: &str =
-    "INSERT INTO members (workspace_id, email, email_key, local_key, \
-         domain_key, local_rev, role, status, invited_at, activated_at, source, source_updated_at, \
-         refreshed_at, removed_at, seen_run) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
-     ON CONFLICT (email_key, workspace_id) DO UPDATE SET email = excluded.email, \
-         role = excluded.role, status = excluded.status, invited_at = excluded.invited_at, \
-         activated_at = excluded.activated_at, source = excluded.source, \
-         source_updated_at = excluded.source_updated_at, refreshed_at = excluded.refreshed_at, \
-         removed_at = excluded.removed_at, seen_run = excluded.seen_run \
-     WHERE members.source_updated_at IS NULL \
-         OR members.source_updated_at < excluded.source_updated_at";
-
-/// A row a sync returned unchanged is still in the product: it is confirmed, not rewritten.
-pub(super) const CONFIRM_MEMBER: &str = "UPDATE members SET seen_run = $1, refreshed_at = $2 \
-     WHERE workspace_id = $3 AND email_key = $4";
-
 const UPSERT_INVITATION: &str = "INSERT INTO invitations (member_id, sent_at, expires_at, \
          message_id, source, source_key, source_updated_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7) \

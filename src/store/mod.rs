@@ -33,6 +33,7 @@ pub use activation::{ActivationStart, LiveCode, NewActivationCode};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
+pub use fixture_load::SeedError;
 pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
 pub use leadership::Lead;
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};

@@ -125,7 +125,15 @@ impl TestApp {
 
     pub async fn try_seed(&self, toml: &str) -> Result<SeedReport, FixtureError> {
         let fixture = Fixture::parse(toml, "test fixture", Utc::now())?;
-        self.engine.seed(&fixture).await
+        self.engine
+            .seed(&fixture)
+            .await
+            .map_err(|error| match error {
+                invite_bot::store::SeedError::Fixture(fixture) => fixture,
+                invite_bot::store::SeedError::Store(store) => {
+                    panic!("the database failed: {store}")
+                }
+            })
     }
 
     pub async fn seed(&self, toml: &str) -> SeedReport {
