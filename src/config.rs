@@ -358,6 +358,9 @@ pub struct ActionsConfig {
     pub redeem_attempts_per_hour: u32,
     /// An escalation of the same member within this many minutes links to the open one.
     pub escalation_dedupe_minutes: u32,
+    /// A live activation code younger than this many seconds is not replaced: a second request
+    /// (two admins pressing at once) is told who issued it and when.
+    pub activation_code_reissue_seconds: u32,
 }
 
 impl Default for ActionsConfig {
@@ -372,6 +375,7 @@ impl Default for ActionsConfig {
             activation_code_max_attempts: 5,
             redeem_attempts_per_hour: 4,
             escalation_dedupe_minutes: 60,
+            activation_code_reissue_seconds: 60,
         }
     }
 }
@@ -396,6 +400,12 @@ pub struct SmtpConfig {
     pub max_attempts: u32,
     /// First wait between those attempts, in milliseconds; it doubles each time.
     pub retry_base_ms: u64,
+    /// How long a sender's claim on a queued email holds unless renewed (milliseconds). A row
+    /// whose lease lapsed was left by a process that is gone and is taken over by the next retry.
+    pub send_lease_ms: u64,
+    /// How often a sender renews that lease while its SMTP conversation lasts (milliseconds);
+    /// the lease must be at least three times as long, so one late renewal never loses it.
+    pub send_lease_renew_ms: u64,
     /// Where emails go when no SMTP server is configured (lettre's file transport).
     pub outbox_dir: PathBuf,
     /// lettre's URL form, e.g. `smtp://127.0.0.1:2525`; overrides host/port/security. Env: `SMTP_URL`.
@@ -423,6 +433,8 @@ impl Default for SmtpConfig {
             send_timeout_seconds: 30,
             max_attempts: 3,
             retry_base_ms: 500,
+            send_lease_ms: 20_000,
+            send_lease_renew_ms: 5_000,
             outbox_dir: PathBuf::from("outbox"),
             url: None,
         }
@@ -775,6 +787,21 @@ impl Config {
         {
             return invalid("actions", "attempt limits must be at least 1");
         }
+        if self.smtp.send_lease_renew_ms == 0 {
+            return invalid("smtp.send_lease_renew_ms", "must be at least 1");
+        }
+        if self.smtp.send_lease_ms < self.smtp.send_lease_renew_ms.saturating_mul(3) {
+            return invalid(
+                "smtp.send_lease_ms",
+                "must be at least three times smtp.send_lease_renew_ms, or a late renewal lets another process send the same email",
+            );
+        }
+        if self.actions.activation_code_reissue_seconds == 0 {
+            return invalid(
+                "actions.activation_code_reissue_seconds",
+                "must be at least 1",
+            );
+        }
         // A zero deadline would fail every send, connection or request at once.
         for (key, value) in [
             ("smtp.timeout_seconds", self.smtp.timeout_seconds),
@@ -1043,6 +1070,51 @@ mod tests {
         assert_eq!(config.database_url, "sqlite://invite-bot.db");
         assert_eq!(config.checks.resend_wait_minutes, 15);
         assert_eq!(config.checks.domain_alert_threshold, 3);
+    }
+
+    #[test]
+    fn the_send_lease_and_the_reissue_window_default_to_their_old_constants() {
+        let config = Config::load(None, &no_env).unwrap();
+        assert_eq!(config.smtp.send_lease_ms, 20_000);
+        assert_eq!(config.smtp.send_lease_renew_ms, 5_000);
+        assert_eq!(config.actions.activation_code_reissue_seconds, 60);
+        let settings = crate::actions::ActionSettings::from(&config);
+        assert_eq!(settings.outbox_lease, chrono::Duration::seconds(20));
+        assert_eq!(
+            settings.outbox_lease_renewal,
+            std::time::Duration::from_secs(5)
+        );
+        assert_eq!(
+            settings.activation_code_reissue_after,
+            chrono::Duration::seconds(60)
+        );
+    }
+
+    #[test]
+    fn a_send_lease_not_well_above_its_renewal_is_refused() {
+        let short = "[smtp]\nsend_lease_ms = 1000\nsend_lease_renew_ms = 500\n";
+        let err = Config::from_toml(short, Path::new("c.toml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("smtp.send_lease_ms"), "{err}");
+        let fine = "[smtp]\nsend_lease_ms = 1500\nsend_lease_renew_ms = 500\n\n[actions]\nactivation_code_reissue_seconds = 5\n";
+        let config = Config::from_toml(fine, Path::new("c.toml")).unwrap();
+        config.validate().unwrap();
+        let settings = crate::actions::ActionSettings::from(&config);
+        assert_eq!(settings.outbox_lease, chrono::Duration::milliseconds(1500));
+        assert_eq!(
+            settings.activation_code_reissue_after,
+            chrono::Duration::seconds(5)
+        );
+        let zero = "[actions]\nactivation_code_reissue_seconds = 0\n";
+        let err = Config::from_toml(zero, Path::new("c.toml"))
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("activation_code_reissue_seconds"), "{err}");
     }
 
     #[test]

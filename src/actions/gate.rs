@@ -23,8 +23,8 @@ pub(crate) enum Held {
         last: PriorAction,
         next_allowed: DateTime<Utc>,
     },
-    /// The last resend of this member is too recent and its email has not gone out yet (queued
-    /// after a refusal, or its sender stopped): see `Held::after_last`.
+    /// The last resend of this member has not gone out yet (queued after a refusal, or its sender
+    /// stopped): no new one joins it, however old its request (see `Held::after_last`).
     Unsent {
         last: PriorAction,
         next_allowed: DateTime<Utc>,
@@ -124,7 +124,7 @@ impl Actions {
         };
         if let Some(last) = self.store().last_action(member.id, action).await? {
             let next_allowed = last.created_at + min_interval;
-            if next_allowed > Utc::now() {
+            if next_allowed > Utc::now() || last.unsent() {
                 return Ok(Held::after_last(last, next_allowed));
             }
         }
@@ -181,7 +181,8 @@ impl Actions {
                     "attempts": last.attempts,
                     "last_error": last.last_error,
                     "next_try_at": next_try.map(time),
-                    "next_at": time(next_allowed),
+                    // Past when only the queued email holds a new one back.
+                    "next_at": Some(next_allowed).filter(|at| *at > Utc::now()).map(time),
                 });
                 (
                     RefusalReason::RateLimited,

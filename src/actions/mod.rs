@@ -231,6 +231,8 @@ pub struct ActionSettings {
     /// while it sends; a row whose lease lapsed was left by a process that is gone and is taken
     /// over by the next retry round.
     pub outbox_lease: chrono::Duration,
+    /// How often a sender renews its lease while it sends (well under `outbox_lease`).
+    pub outbox_lease_renewal: std::time::Duration,
     /// A live activation code younger than this is not replaced: a second request is told who
     /// issued it and when (two admins pressing at once would otherwise void each other's code).
     pub activation_code_reissue_after: chrono::Duration,
@@ -262,8 +264,13 @@ impl From<&Config> for ActionSettings {
             )),
             smtp_max_attempts: config.smtp.max_attempts,
             smtp_retry_base: std::time::Duration::from_millis(config.smtp.retry_base_ms),
-            outbox_lease: chrono::Duration::seconds(20),
-            activation_code_reissue_after: chrono::Duration::seconds(60),
+            outbox_lease: chrono::Duration::milliseconds(
+                i64::try_from(config.smtp.send_lease_ms).unwrap_or(i64::MAX),
+            ),
+            outbox_lease_renewal: std::time::Duration::from_millis(config.smtp.send_lease_renew_ms),
+            activation_code_reissue_after: chrono::Duration::seconds(i64::from(
+                actions.activation_code_reissue_seconds,
+            )),
             webhook: WebhookSettings::from_config(&config.escalation),
         }
     }

@@ -368,9 +368,7 @@ impl Actions {
         send: impl std::future::Future<Output = T>,
     ) -> T {
         let lease = self.action_settings().outbox_lease;
-        let every = (lease / 4)
-            .to_std()
-            .unwrap_or(std::time::Duration::from_secs(5));
+        let every = self.action_settings().outbox_lease_renewal;
         let renew = async {
             let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {

@@ -124,7 +124,8 @@ pub enum ResendStart {
     Started { outbox_id: i64 },
     /// The same press (idempotency key) was already handled.
     Duplicate(PriorAction),
-    /// Another resend of this member is too recent.
+    /// Another resend of this member is too recent, or its email has not gone out yet (then
+    /// `next_allowed` may have passed: a new one waits for that one to be sent or given up).
     TooSoon {
         last: PriorAction,
         next_allowed: DateTime<Utc>,
@@ -208,7 +209,10 @@ impl Store {
                 .await?;
             if let Some(last) = last {
                 let next_allowed = last.created_at + new.limits.min_interval;
-                if next_allowed > new.now {
+                // An email still queued (or being handed over) is never joined by a second one,
+                // however old its request: both would go out, and the later of the two to be
+                // accepted would void the other's link.
+                if next_allowed > new.now || last.unsent() {
                     return Ok(ResendStart::TooSoon { last, next_allowed });
                 }
             }

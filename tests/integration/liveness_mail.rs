@@ -49,6 +49,15 @@ pub struct SilentSmtp {
 
 impl SilentSmtp {
     pub async fn start() -> SilentSmtp {
+        Self::answering_after(None).await
+    }
+
+    /// Takes the message, waits `delay`, then accepts it with a 250: a slow server, not a dead one.
+    pub async fn slow(delay: Duration) -> SilentSmtp {
+        Self::answering_after(Some(delay)).await
+    }
+
+    async fn answering_after(delay: Option<Duration>) -> SilentSmtp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://{}", listener.local_addr().unwrap());
         let connections = Arc::new(AtomicUsize::new(0));
@@ -57,7 +66,7 @@ impl SilentSmtp {
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
                 seen.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(converse(stream, taken.clone()));
+                tokio::spawn(converse(stream, taken.clone(), delay));
             }
         });
         SilentSmtp {
@@ -85,7 +94,11 @@ impl Drop for SilentSmtp {
     }
 }
 
-async fn converse(stream: tokio::net::TcpStream, messages: Arc<AtomicUsize>) {
+async fn converse(
+    stream: tokio::net::TcpStream,
+    messages: Arc<AtomicUsize>,
+    answer_after: Option<Duration>,
+) {
     let (read, mut write) = stream.into_split();
     let mut lines = tokio::io::BufReader::new(read).lines();
     if write.write_all(b"220 silent.test ESMTP\r\n").await.is_err() {
@@ -96,6 +109,14 @@ async fn converse(stream: tokio::net::TcpStream, messages: Arc<AtomicUsize>) {
         if in_data {
             if line == "." {
                 messages.fetch_add(1, Ordering::SeqCst);
+                if let Some(delay) = answer_after {
+                    tokio::time::sleep(delay).await;
+                    in_data = false;
+                    if write.write_all(b"250 2.0.0 queued\r\n").await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
                 // Silence from here on: read whatever comes, answer nothing, keep the line open.
                 while let Ok(Some(_)) = lines.next_line().await {}
                 return;
@@ -174,7 +195,46 @@ async fn make_queue_due(app: &TestApp) {
     assert_eq!(updated, 1);
 }
 
+/// A send lease of one second, renewed every 200 ms.
+fn short_lease(config: &mut invite_bot::config::Config) {
+    config.smtp.send_lease_ms = 1_000;
+    config.smtp.send_lease_renew_ms = 200;
+}
+
 both_backends! {
+    // A send that lasts longer than its lease (the server takes three seconds to answer the
+    // message) keeps renewing it: another process's retry rounds meanwhile never take the row
+    // over, and exactly one email goes out.
+    async fn a_slow_send_keeps_its_lease_and_is_never_sent_twice(app) with short_lease; {
+        app.seed(PEOPLE).await;
+        let slow = SilentSmtp::slow(Duration::from_secs(3)).await;
+        let engine = engine_with_mail(&app, &slow.url, Duration::from_secs(20)).await;
+        // The other process's mail goes to the harness's server, which accepts at once.
+        let other = app.second_instance().await;
+        let (operator, email, acme) = (app.operator(), app.email("never@learners.example"), app.slug("acme"));
+        let resend = async {
+            tokio::time::timeout(GUARD, engine.resend_invite(&operator, &email, &acme, None))
+                .await
+                .expect("the slow send finishes")
+        };
+        let retries = async {
+            // Retry rounds every 250 ms while the send is in flight, well past the lease.
+            let mut taken = 0;
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                taken += other.send_due_invitations().await.unwrap();
+            }
+            taken
+        };
+        let (outcome, taken) = tokio::join!(resend, retries);
+        let outcome = outcome.unwrap();
+        assert!(matches!(outcome, invite_bot::actions::ActionOutcome::Done(_)), "{outcome:?}");
+        assert_eq!(taken, 0, "another process took over a send whose sender was alive");
+        assert!(app.smtp.received().is_empty());
+        assert_eq!((slow.connections(), slow.messages()), (1, 1));
+        assert_eq!(app.verdict("never@learners.example", "acme").await, Verdict::InviteSent);
+    }
+
     async fn a_server_silent_after_data_is_given_up_and_the_invitation_stays_queued(app) {
         app.seed(PEOPLE).await;
         let silent = SilentSmtp::start().await;

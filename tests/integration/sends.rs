@@ -257,6 +257,33 @@ both_backends! {
         assert!(app.smtp.received().is_empty());
     }
 
+    // Issue 11, what was left: the last resend is still queued (a 451, its retry backing off) and
+    // its minimum interval is over. A new resend must not send a second email beside it (and the
+    // queued one, once it goes out, would void the new one's link): it is told the queued one's
+    // truth, and only the queued email goes out.
+    async fn a_resend_while_the_last_one_is_queued_never_sends_two_emails(app) {
+        app.seed(PEOPLE).await;
+        app.smtp.set_mode(SmtpMode::Temporary);
+        resend(&app).await.unwrap_err();
+        // An hour on: the interval is over, and the queued email's next try is still ahead.
+        exec(&app, "UPDATE action_requests SET created_at = $1", Some(Utc::now() - Duration::hours(1))).await;
+        exec(&app, "UPDATE outbox SET next_attempt_at = $1", Some(Utc::now() + Duration::minutes(10))).await;
+        app.smtp.set_mode(SmtpMode::Accept);
+        let refused = refusal(resend(&app).await.unwrap());
+        assert_eq!(refused.reason, RefusalReason::RateLimited);
+        let message = refused.message;
+        assert!(message.contains("No invitation has gone out yet") && message.contains("queued"), "{message}");
+        assert!(message.contains("the next try is in"), "{message}");
+        assert!(message.contains("once it has gone out or been given up"), "{message}");
+        assert!(app.smtp.received().is_empty());
+
+        // The background retry sends the queued one: one email in all, and its link works.
+        assert_eq!(app.actions.send_invitations_due_at(Utc::now() + Duration::hours(2)).await.unwrap(), 1);
+        let mails = app.smtp.received();
+        assert_eq!(mails.len(), 1);
+        assert_eq!(app.redeem(NEVER, &mails[0].token()).await, RedeemOutcome::Activated);
+    }
+
     // Item 17: two admins press "Issue activation code" at once, on two instances.
     async fn two_admins_issuing_a_code_at_once_never_get_a_dead_code(app) with with_two_admins; {
         app.seed(PEOPLE).await;
