@@ -214,22 +214,50 @@ async fn sync_kind(
     };
     let batch = source.batch_size as usize;
     let page_rows = batch.saturating_mul(super::BATCHES_PER_PAGE as usize);
+    // The next page is read from the product while the last batch of this one is applied to the
+    // store: its cursor (after this page's last row) is known once the page is parsed. A read that
+    // fails is reported after that batch is applied, as it would be if it came after it.
+    let mut next_members = None;
+    let mut next_invitations = None;
     loop {
         let page_offset = report.read;
         let page_len =
             match query.name {
                 QueryName::MembersQuery => {
-                    let (page, errors) = source
-                        .read_page(query, &query.page, &cursor, raw_member)
-                        .await?;
+                    let (page, errors) = match next_members.take() {
+                        Some(read) => read?,
+                        None => {
+                            source
+                                .read_page(query, &query.page, &cursor, raw_member)
+                                .await?
+                        }
+                    };
                     let len = page.rows.len();
                     let mut rows = page.rows.into_iter();
+                    let mut batches = Vec::new();
                     for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
                         let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
                         let offset = page_offset + start as u64;
-                        check_converted(query.name, offset, start, keys, &errors)?;
-                        let records = parse_members(chunk, &source.maps, source.zone)
-                            .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                        let parsed = check_converted(query.name, offset, start, keys, &errors)
+                            .and_then(|()| {
+                                parse_members(chunk, &source.maps, source.zone)
+                                    .map_err(|errors| bad_rows(query.name, offset, keys, errors))
+                            });
+                        let failed = parsed.is_err();
+                        batches.push((offset, keys, parsed));
+                        if failed {
+                            break;
+                        }
+                    }
+                    let next_page = match batches.last() {
+                        Some((_, keys, Ok(records))) if len >= page_rows => {
+                            Some(next_cursor(keys, records.last().map(|r| r.updated_at)))
+                        }
+                        _ => None,
+                    };
+                    let count = batches.len();
+                    for (i, (offset, keys, parsed)) in batches.into_iter().enumerate() {
+                        let records = parsed?;
                         if let Some(seen) = seen.as_deref_mut() {
                             seen.extend(records.iter().map(|r| {
                                 (r.workspace.as_str().to_owned(), r.email.key().to_owned())
@@ -237,10 +265,23 @@ async fn sync_kind(
                         }
                         let next = next_cursor(keys, records.last().map(|r| r.updated_at));
                         let apply = apply_options(options, run, &next);
-                        let outcome = store
-                            .apply_members_with(kind, &records, &apply, Utc::now())
-                            .await;
+                        let prefetch_at = next_page.as_ref().filter(|_| i + 1 == count);
+                        let prefetch = async {
+                            match prefetch_at {
+                                Some(at) => {
+                                    Some(source.read_page(query, &query.page, at, raw_member).await)
+                                }
+                                None => None,
+                            }
+                        };
+                        let (outcome, prefetched) = tokio::join!(
+                            store.apply_members_with(kind, &records, &apply, Utc::now()),
+                            prefetch
+                        );
                         settle(&mut report, query.name, offset, keys, outcome, options)?;
+                        if prefetched.is_some() {
+                            next_members = prefetched;
+                        }
                         report.watermark = Some(next.at.to_rfc3339());
                         cursor = next;
                         progress(&report_progress(query.name, &report, total, started));
@@ -248,23 +289,61 @@ async fn sync_kind(
                     len
                 }
                 QueryName::InvitationsQuery => {
-                    let (page, errors) = source
-                        .read_page(query, &query.page, &cursor, raw_invitation)
-                        .await?;
+                    let (page, errors) = match next_invitations.take() {
+                        Some(read) => read?,
+                        None => {
+                            source
+                                .read_page(query, &query.page, &cursor, raw_invitation)
+                                .await?
+                        }
+                    };
                     let len = page.rows.len();
                     let mut rows = page.rows.into_iter();
+                    let mut batches = Vec::new();
                     for (start, keys) in (0..).step_by(batch).zip(page.keys.chunks(batch)) {
                         let chunk: Vec<_> = rows.by_ref().take(keys.len()).collect();
                         let offset = page_offset + start as u64;
-                        check_converted(query.name, offset, start, keys, &errors)?;
-                        let records = parse_invitations(chunk, source.invitation_ttl, source.zone)
-                            .map_err(|errors| bad_rows(query.name, offset, keys, errors))?;
+                        let parsed = check_converted(query.name, offset, start, keys, &errors)
+                            .and_then(|()| {
+                                parse_invitations(chunk, source.invitation_ttl, source.zone)
+                                    .map_err(|errors| bad_rows(query.name, offset, keys, errors))
+                            });
+                        let failed = parsed.is_err();
+                        batches.push((offset, keys, parsed));
+                        if failed {
+                            break;
+                        }
+                    }
+                    let next_page = match batches.last() {
+                        Some((_, keys, Ok(records))) if len >= page_rows => {
+                            Some(next_cursor(keys, records.last().map(|r| r.updated_at)))
+                        }
+                        _ => None,
+                    };
+                    let count = batches.len();
+                    for (i, (offset, keys, parsed)) in batches.into_iter().enumerate() {
+                        let records = parsed?;
                         let next = next_cursor(keys, records.last().map(|r| r.updated_at));
                         let apply = apply_options(options, run, &next);
-                        let outcome = store
-                            .apply_invitations_with(kind, &records, &apply, Utc::now())
-                            .await;
+                        let prefetch_at = next_page.as_ref().filter(|_| i + 1 == count);
+                        let prefetch = async {
+                            match prefetch_at {
+                                Some(at) => Some(
+                                    source
+                                        .read_page(query, &query.page, at, raw_invitation)
+                                        .await,
+                                ),
+                                None => None,
+                            }
+                        };
+                        let (outcome, prefetched) = tokio::join!(
+                            store.apply_invitations_with(kind, &records, &apply, Utc::now()),
+                            prefetch
+                        );
                         settle(&mut report, query.name, offset, keys, outcome, options)?;
+                        if prefetched.is_some() {
+                            next_invitations = prefetched;
+                        }
                         report.watermark = Some(next.at.to_rfc3339());
                         cursor = next;
                         progress(&report_progress(query.name, &report, total, started));

@@ -25,6 +25,7 @@ pub mod report;
 pub mod scenario;
 pub mod seed;
 pub mod stats;
+pub mod sync;
 pub mod system;
 
 use std::sync::Arc;

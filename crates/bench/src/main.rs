@@ -11,6 +11,7 @@ use invite_bot::config::Config;
 use invite_bot::error::error_chain;
 use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
 use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions};
+use invite_bot_bench::sync::{self, SyncBenchError, SyncBenchOptions};
 use invite_bot_bench::{BenchOptions, DEFAULT_DATABASE};
 
 /// Measure check latency on a synthetic workspace (built once, reused when already seeded).
@@ -59,6 +60,24 @@ struct Cli {
     /// With --hostile: the SMTP send timeout configured for the resend (seconds).
     #[arg(long, default_value_t = 5)]
     smtp_send_timeout: u64,
+    /// Instead: issue 12's numbers: a product database (users, teams, team_users) on PostgreSQL
+    /// and on MariaDB, `invite-bot sync` of every member into a fresh PostgreSQL store, then of
+    /// 10,000 changed rows: time and peak RSS. Every database it creates is dropped afterwards.
+    /// Exits 1 when a target is missed.
+    #[arg(long, conflicts_with_all = ["discord", "hostile"])]
+    sync: bool,
+    /// With --sync: members in the product.
+    #[arg(long, default_value_t = 1_000_000)]
+    sync_rows: u64,
+    /// With --sync: the PostgreSQL server that holds the product and the bot's store.
+    #[arg(long, default_value = invite_bot_bench::sync::DEFAULT_POSTGRES_URL)]
+    sync_postgres_url: String,
+    /// With --sync: the MariaDB server of the second product.
+    #[arg(long, default_value = invite_bot_bench::sync::DEFAULT_MARIADB_URL)]
+    sync_mariadb_url: String,
+    /// With --sync: PostgreSQL only.
+    #[arg(long)]
+    sync_no_mariadb: bool,
     #[arg(long, value_enum, default_value_t = Format::Text)]
     format: Format,
 }
@@ -138,6 +157,35 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
     // The bench must never seed the bot's configured database: it only takes a URL given to it.
     let database = cli.database.or(cli.database_url);
+    if cli.sync {
+        let report = sync::run(
+            SyncBenchOptions {
+                rows: cli.sync_rows,
+                postgres_url: cli.sync_postgres_url,
+                mariadb_url: (!cli.sync_no_mariadb).then_some(cli.sync_mariadb_url),
+                ..Default::default()
+            },
+            &|line| eprintln!("{line}"),
+        )
+        .await
+        .map_err(|e| match e {
+            SyncBenchError::NoRows => Failure::bad_input(e.to_string()),
+            other => Failure::operational(error_chain(&other)),
+        })?;
+        match cli.format {
+            Format::Text => print!("{}", report.to_text()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
+            ),
+        }
+        if !report.all_pass() {
+            return Err(Failure::operational(
+                "a target of issue 12 was missed (see the table)",
+            ));
+        }
+        return Ok(());
+    }
     if cli.hostile {
         let report = hostile::run(HostileBenchOptions {
             requests_per_kind: cli.requests_per_kind,

@@ -7,3 +7,4 @@ mod bench;
 mod discord;
 mod hostile;
 mod plans;
+mod sync;
