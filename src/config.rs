@@ -170,13 +170,14 @@ impl SourceConfig {
 
     /// The offset of `timezone` (checked by `validate`).
     pub fn zone(&self) -> chrono::FixedOffset {
-        parse_offset(&self.timezone).unwrap_or_else(|| chrono::FixedOffset::east_opt(0).unwrap())
+        crate::ingest::parse_offset(&self.timezone)
+            .unwrap_or_else(|_| chrono::FixedOffset::east_opt(0).expect("zero is in range"))
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
         use secrecy::ExposeSecret;
         let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
-        if parse_offset(&self.timezone).is_none() {
+        if crate::ingest::parse_offset(&self.timezone).is_err() {
             return invalid(
                 "source.timezone",
                 format!(
@@ -231,34 +232,6 @@ impl SourceConfig {
         }
         Ok(())
     }
-}
-
-/// `UTC`, `Z`, `+02:00`, `-0530`, `+2`: a fixed offset.
-pub fn parse_offset(text: &str) -> Option<chrono::FixedOffset> {
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") || text == "+00:00" {
-        return chrono::FixedOffset::east_opt(0);
-    }
-    let sign = match text.chars().next()? {
-        '+' => 1,
-        '-' => -1,
-        _ => return None,
-    };
-    let rest = &text[1..];
-    let (hours, minutes) = match rest.split_once(':') {
-        Some((h, m)) => (h, m),
-        None if rest.len() == 4 => rest.split_at(2),
-        None => (rest, "0"),
-    };
-    if hours.is_empty() || hours.len() > 2 || minutes.len() > 2 {
-        return None;
-    }
-    let hours: i32 = hours.parse().ok()?;
-    let minutes: i32 = minutes.parse().ok()?;
-    if hours > 14 || minutes > 59 {
-        return None;
-    }
-    chrono::FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -1242,26 +1215,6 @@ mod tests {
             .unwrap()
             .source
             .is_configured());
-    }
-
-    #[test]
-    fn offsets_parse() {
-        for (text, seconds) in [
-            ("UTC", 0),
-            ("+02:00", 7200),
-            ("-0530", -19800),
-            ("+2", 7200),
-            ("Z", 0),
-        ] {
-            assert_eq!(
-                parse_offset(text).map(|o| o.local_minus_utc()),
-                Some(seconds),
-                "{text}"
-            );
-        }
-        for bad in ["", "CET", "+25:00", "2:00", "+02:60"] {
-            assert!(parse_offset(bad).is_none(), "{bad}");
-        }
     }
 
     #[test]

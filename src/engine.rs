@@ -144,17 +144,17 @@ impl Engine {
         scope: &WorkspaceScope,
         now: DateTime<Utc>,
     ) -> Result<Vec<Diagnosis>, EngineError> {
-        // One small read per check (a row per way the data comes in) for every card's data line.
-        let sources = self.store.source_states().await?;
-        let sources = &sources[..];
+        // Every card's data line needs the sources (a row per way the data comes in): read beside
+        // the first look-up, so it adds no round trip to the answer.
         let diagnoses = match workspace {
             Some(slug) => {
                 self.refresh_from_product(slug, email).await;
                 // The common case, a member, costs one query; only a miss looks the workspace up.
-                let found = self
-                    .store
-                    .member_in_workspace_named(slug, email.key())
-                    .await?;
+                let (sources, found) = tokio::try_join!(
+                    self.store.source_states(),
+                    self.store.member_in_workspace_named(slug, email.key())
+                )?;
+                let sources = &sources[..];
                 match found {
                     Some(found) => vec![self.diagnose_member(email, found, sources, now).await?],
                     None => {
@@ -180,7 +180,11 @@ impl Engine {
                 }
             }
             None => {
-                let mut memberships = self.store.memberships(email.key()).await?;
+                let (sources, mut memberships) = tokio::try_join!(
+                    self.store.source_states(),
+                    self.store.memberships(email.key())
+                )?;
+                let sources = &sources[..];
                 memberships.retain(|m| scope.contains(&m.workspace.slug));
                 if memberships.is_empty() {
                     vec![

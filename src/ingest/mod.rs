@@ -68,19 +68,7 @@ pub fn parse_members(
     maps: &ValueMaps,
     zone: FixedOffset,
 ) -> Result<Vec<MemberRecord>, Vec<RowError>> {
-    let mut records = Vec::with_capacity(rows.len());
-    let mut errors = Vec::new();
-    for (index, row) in rows.into_iter().enumerate() {
-        match parse_member(index, row, maps, zone) {
-            Ok(record) => records.push(record),
-            Err(mut bad) => errors.append(&mut bad),
-        }
-    }
-    if errors.is_empty() {
-        Ok(records)
-    } else {
-        Err(errors)
-    }
+    parse_all(rows, |index, row| parse_member(index, row, maps, zone))
 }
 
 /// One member row, or every problem it has.
@@ -159,10 +147,18 @@ pub fn parse_invitations(
     ttl: Duration,
     zone: FixedOffset,
 ) -> Result<Vec<InvitationRecord>, Vec<RowError>> {
+    parse_all(rows, |index, row| parse_invitation(index, row, ttl, zone))
+}
+
+/// Every row parsed, or every problem of every row.
+fn parse_all<R, T>(
+    rows: Vec<R>,
+    mut parse: impl FnMut(usize, R) -> Result<T, Vec<RowError>>,
+) -> Result<Vec<T>, Vec<RowError>> {
     let mut records = Vec::with_capacity(rows.len());
     let mut errors = Vec::new();
     for (index, row) in rows.into_iter().enumerate() {
-        match parse_invitation(index, row, ttl, zone) {
+        match parse(index, row) {
             Ok(record) => records.push(record),
             Err(mut bad) => errors.append(&mut bad),
         }

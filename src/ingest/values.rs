@@ -118,27 +118,34 @@ fn echo(value: &str) -> String {
     }
 }
 
-/// A fixed offset as config and flags write it: `UTC` (or `Z`), or `+HH:MM` / `-HH:MM`.
+/// A fixed offset as config and flags write it: `UTC` (or `Z`), `+02:00`, `-0530`, `+2`.
 pub fn parse_offset(text: &str) -> Result<FixedOffset, String> {
     let text = text.trim();
-    if text.eq_ignore_ascii_case("utc") || text == "Z" {
-        return Ok(FixedOffset::east_opt(0).expect("zero is in range"));
-    }
     let bad = || {
         format!(
             "{} is not an offset: write UTC, +02:00 or -05:00",
             echo(text)
         )
     };
+    if text.eq_ignore_ascii_case("utc") || text.eq_ignore_ascii_case("z") {
+        return Ok(FixedOffset::east_opt(0).expect("zero is in range"));
+    }
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),
         _ => return Err(bad()),
     };
-    let (hours, minutes) = rest.split_once(':').unwrap_or((rest, "0"));
+    let (hours, minutes) = match rest.split_once(':') {
+        Some(parts) => parts,
+        None if rest.len() == 4 => rest.split_at(2),
+        None => (rest, "0"),
+    };
+    if hours.is_empty() || hours.len() > 2 || minutes.len() > 2 {
+        return Err(bad());
+    }
     let hours: i32 = hours.parse().map_err(|_| bad())?;
     let minutes: i32 = minutes.parse().map_err(|_| bad())?;
-    if hours > 23 || minutes > 59 {
+    if hours > 14 || minutes > 59 {
         return Err(bad());
     }
     FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60)).ok_or_else(bad)
@@ -231,9 +238,23 @@ mod tests {
 
     #[test]
     fn offsets_are_utc_or_signed_hours_and_minutes() {
-        assert_eq!(parse_offset("UTC").unwrap().local_minus_utc(), 0);
-        assert_eq!(parse_offset("+02:00").unwrap().local_minus_utc(), 7200);
-        assert_eq!(parse_offset("-05:30").unwrap().local_minus_utc(), -19800);
+        for (text, seconds) in [
+            ("UTC", 0),
+            ("Z", 0),
+            ("+02:00", 7200),
+            ("-05:30", -19800),
+            ("-0530", -19800),
+            ("+2", 7200),
+        ] {
+            assert_eq!(
+                parse_offset(text).map(|o| o.local_minus_utc()),
+                Ok(seconds),
+                "{text}"
+            );
+        }
+        for bad in ["", "CET", "2:00", "+02:60"] {
+            assert!(parse_offset(bad).is_err(), "{bad}");
+        }
         assert!(parse_offset("Europe/Paris")
             .unwrap_err()
             .contains("Europe/Paris"));
