@@ -334,6 +334,112 @@ pub struct ActionsConfig {
     /// A live activation code younger than this many seconds is not replaced: a second request
     /// (two admins pressing at once) is told who issued it and when.
     pub activation_code_reissue_seconds: u32,
+    /// Who does the resend and issues the activation code: the bot itself (`builtin`, its own
+    /// tokens, email and `/api/activate`) or the product's own API (`product`, `[actions.product]`).
+    pub backend: ActionsBackend,
+    /// The product's API, for `backend = "product"`.
+    pub product: ProductActionsConfig,
+}
+
+/// Who carries out the resend and the activation code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionsBackend {
+    /// The bot mints its own tokens and codes, sends its own email and redeems at `/api/activate`.
+    #[default]
+    Builtin,
+    /// Each action is a signed HTTP call to the product's API (`[actions.product]`).
+    Product,
+}
+
+/// `[actions.product]`: the product's API that resends invitations and issues activation codes.
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProductActionsConfig {
+    /// Where the product's routes live: `{base_url}/invitations/resend`, `{base_url}/activation-codes`.
+    /// https://, or http:// on this machine only.
+    pub base_url: Option<String>,
+    /// The Standard Webhooks secret (`whsec_` + base64) that signs every call. Env:
+    /// `INVITE_BOT_PRODUCT_SECRET`.
+    pub secret: Option<secrecy::SecretString>,
+    /// One try's whole deadline (connecting, the request, the answer), in milliseconds.
+    pub timeout_ms: u64,
+    /// Tries per action (the same idempotency key each time) before its outcome is told as unknown.
+    pub max_attempts: u32,
+    /// First wait between tries, in milliseconds; it doubles each time.
+    pub retry_base_ms: u64,
+}
+
+// By hand: the URL may hold a token, and configs get printed.
+impl std::fmt::Debug for ProductActionsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProductActionsConfig")
+            .field(
+                "base_url",
+                &self.base_url.as_deref().map(crate::urls::redacted_endpoint),
+            )
+            .field("secret", &self.secret)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_attempts", &self.max_attempts)
+            .field("retry_base_ms", &self.retry_base_ms)
+            .finish()
+    }
+}
+
+impl Default for ProductActionsConfig {
+    fn default() -> Self {
+        Self {
+            base_url: None,
+            secret: None,
+            timeout_ms: 5_000,
+            max_attempts: 3,
+            retry_base_ms: 250,
+        }
+    }
+}
+
+impl ProductActionsConfig {
+    /// Checked only when `backend = "product"`: a URL the bot may send to, a Standard Webhooks
+    /// secret, deadlines and attempts that can succeed. Messages name the rule, never the secret.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        let Some(base_url) = &self.base_url else {
+            return invalid(
+                "actions.product.base_url",
+                "is required when actions.backend = \"product\"",
+            );
+        };
+        if let Some(problem) = crate::urls::https_problem(base_url) {
+            return invalid("actions.product.base_url", &problem.to_string());
+        }
+        let Some(secret) = &self.secret else {
+            return invalid(
+                "actions.product.secret",
+                "is required when actions.backend = \"product\" (env INVITE_BOT_PRODUCT_SECRET)",
+            );
+        };
+        if let Err(problem) = signing_key(secret) {
+            return invalid("actions.product.secret", problem);
+        }
+        if self.timeout_ms == 0 {
+            return invalid("actions.product.timeout_ms", "must be at least 1");
+        }
+        if self.timeout_ms > 60_000 {
+            return invalid(
+                "actions.product.timeout_ms",
+                "must be at most 60000: the person who pressed is waiting",
+            );
+        }
+        if !(1..=10).contains(&self.max_attempts) {
+            return invalid("actions.product.max_attempts", "must be between 1 and 10");
+        }
+        Ok(())
+    }
 }
 
 impl Default for ActionsConfig {
@@ -349,6 +455,8 @@ impl Default for ActionsConfig {
             redeem_attempts_per_hour: 4,
             escalation_dedupe_minutes: 60,
             activation_code_reissue_seconds: 60,
+            backend: ActionsBackend::Builtin,
+            product: ProductActionsConfig::default(),
         }
     }
 }
@@ -680,6 +788,9 @@ impl Config {
         if let Some(url) = secret("INVITE_BOT_SOURCE_URL") {
             self.source.url = Some(url);
         }
+        if let Some(key) = secret("INVITE_BOT_PRODUCT_SECRET") {
+            self.actions.product.secret = Some(key);
+        }
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -812,6 +923,9 @@ impl Config {
             if let Err(problem) = signing_key(secret) {
                 return invalid("api.push_secret", problem);
             }
+        }
+        if self.actions.backend == ActionsBackend::Product {
+            self.actions.product.validate()?;
         }
         self.validate_http()?;
         self.source.validate()?;

@@ -42,6 +42,28 @@ pub enum ActionFailure {
     /// the words from `prompts/actions.j2` (`resend_sent_unrecorded`).
     #[error("{message}")]
     MailSentUnrecorded { reference: String, message: String },
+    /// The product gave no answer to tell by on any try (`detail` says what the last one got): it
+    /// may have been done. The same button asks again with the same key, so pressing is safe.
+    #[error("The product did not answer ({detail}), so the {action} may have been done. Pressing the button again is safe: the product does it only once (ref {reference}).")]
+    ProductUnknown {
+        reference: String,
+        action: &'static str,
+        detail: String,
+    },
+    /// The product refused (HTTP `status`), with its own words if it gave any (cleaned, short).
+    #[error("The product refused the {action} (HTTP {status}{}); nothing was done (ref {reference}).", .message.as_ref().map(|m| format!(": {m}")).unwrap_or_default())]
+    ProductRefused {
+        reference: String,
+        action: &'static str,
+        status: u16,
+        message: Option<String>,
+    },
+    /// The product answered with something that is not its contract: an operational error.
+    #[error("The product's answer to the {action} could not be read; it may have been done. The operator's log has the details (ref {reference}).")]
+    ProductGarbled {
+        reference: String,
+        action: &'static str,
+    },
 }
 
 impl UserError {
@@ -91,6 +113,27 @@ impl ActionFailure {
                 Some(("mail_not_configured", json!({ "reference": reference })))
             }
             ActionFailure::MailSentUnrecorded { .. } => None,
+            ActionFailure::ProductUnknown {
+                reference,
+                action,
+                detail,
+            } => Some((
+                "product_unknown",
+                json!({ "reference": reference, "action": action, "detail": detail }),
+            )),
+            ActionFailure::ProductRefused {
+                reference,
+                action,
+                status,
+                message,
+            } => Some((
+                "product_refused",
+                json!({ "reference": reference, "action": action, "status": status, "message": message }),
+            )),
+            ActionFailure::ProductGarbled { reference, action } => Some((
+                "product_garbled",
+                json!({ "reference": reference, "action": action }),
+            )),
         }
     }
 }

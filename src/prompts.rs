@@ -97,6 +97,8 @@ const ACTION_MACROS: &[&str] = &[
     "action_taken",
     "resend_unsent",
     "resend_sent_unrecorded",
+    "product_resend_done",
+    "product_activation_done",
 ];
 
 /// The macros `chat.j2` must define.
@@ -110,6 +112,7 @@ const CHAT_MACROS: &[&str] = &[
     "replayed",
     "finished",
     "activation_code",
+    "product_activation_code",
     "escalation_title",
     "escalation_text",
     "command_description",
@@ -141,6 +144,7 @@ const CLI_MACROS: &[&str] = &[
     "demo_banner",
     "action_refused",
     "activation_code",
+    "activation_link",
     "redeem_activated",
     "redeem_rejected",
     "redeem_throttled",
@@ -161,6 +165,9 @@ const ERROR_MACROS: &[&str] = &[
     "mail_queued",
     "mail_unanswered",
     "mail_not_configured",
+    "product_unknown",
+    "product_refused",
+    "product_garbled",
     "unavailable",
     "internal",
 ];

@@ -18,7 +18,7 @@ use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
 use super::resend::sha256_hex;
-use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode};
+use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode, IssuedForm};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
@@ -116,6 +116,11 @@ impl Actions {
         workspace: &WorkspaceSlug,
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
+        if let Some(api) = &self.action_settings().product {
+            return self
+                .activation_code_through_product(api, actor, email, workspace, idempotency_key)
+                .await;
+        }
         let action = Action::IssueActivationCode;
         let settings = self.action_settings();
         let reference = new_reference("ACT");
@@ -197,7 +202,8 @@ impl Actions {
             summary,
             activation_code: Some(IssuedCode {
                 code: SecretString::from(code.display()),
-                expires_at,
+                expires_at: Some(expires_at),
+                form: IssuedForm::Code,
             }),
             escalation: None,
         }))

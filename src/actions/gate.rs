@@ -80,6 +80,12 @@ impl Actions {
         // Before the verdict: a replayed press is told it was done, not that it is no longer offered.
         if let Some(key) = idempotency_key {
             if let Some(prior) = self.store().prior_action(key).await? {
+                // A press whose call to the product ended unknown asks again, with the same key.
+                if self.action_settings().product.is_some()
+                    && self.store().product_call_resumable(key, Utc::now()).await?
+                {
+                    return self.gate_verdict(actor, action, workspace, email, start).await;
+                }
                 let message = self.already_done_words(action, &prior)?;
                 return self
                     .refuse(
@@ -94,6 +100,19 @@ impl Actions {
                     .map(Err);
             }
         }
+        self.gate_verdict(actor, action, workspace, email, start)
+            .await
+    }
+
+    /// The rest of [`Actions::gate`]: the verdict as it stands now, then `start`.
+    async fn gate_verdict<T>(
+        &self,
+        actor: &Actor,
+        action: Action,
+        workspace: &WorkspaceSlug,
+        email: &EmailAddress,
+        start: impl AsyncFnOnce(&Diagnosis) -> Result<Result<T, Held>, EngineError>,
+    ) -> Result<Result<(Diagnosis, T), ActionOutcome>, EngineError> {
         let diagnosis = self.engine.check(email, Some(workspace)).await?.remove(0);
         let held = if diagnosis.actions.contains(&action) {
             match start(&diagnosis).await? {

@@ -8,7 +8,9 @@ mod authz;
 mod check;
 mod escalate;
 mod gate;
+mod delegated;
 mod handover;
+pub mod product_api;
 mod resend;
 mod throttle;
 
@@ -21,6 +23,7 @@ pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
 pub use handover::WebhookSettings;
 pub use throttle::Throttle;
+pub use product_api::ProductApi;
 
 use std::sync::Arc;
 
@@ -133,13 +136,27 @@ pub struct ActionDone {
 
 /// A freshly issued activation code. The plain code exists only here, never in storage or logs.
 pub struct IssuedCode {
+    /// The code, or for [`IssuedForm::ProductLink`] the link.
     pub code: SecretString,
-    pub expires_at: DateTime<Utc>,
+    /// `None` only for a product's link that does not say when it expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    pub form: IssuedForm,
+}
+
+/// Who issued the code and in what form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssuedForm {
+    /// The bot's own code, redeemed at `/api/activate`.
+    Code,
+    /// A code from the product's API.
+    ProductCode,
+    /// A one-time link from the product's API (a product that only has links).
+    ProductLink,
 }
 
 impl std::fmt::Debug for IssuedCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IssuedCode(***, expires {})", self.expires_at)
+        write!(f, "IssuedCode({:?}, ***, expires {:?})", self.form, self.expires_at)
     }
 }
 
@@ -237,6 +254,9 @@ pub struct ActionSettings {
     /// issued it and when (two admins pressing at once would otherwise void each other's code).
     pub activation_code_reissue_after: chrono::Duration,
     pub webhook: Option<WebhookSettings>,
+    /// The product's API when `[actions] backend = "product"`: resends and activation codes are
+    /// asked of it instead of done by the bot. `None` for the built-in backend.
+    pub product: Option<product_api::ProductApi>,
 }
 
 impl From<&Config> for ActionSettings {
@@ -272,6 +292,9 @@ impl From<&Config> for ActionSettings {
                 actions.activation_code_reissue_seconds,
             )),
             webhook: WebhookSettings::from_config(&config.escalation),
+            product: (config.actions.backend == crate::config::ActionsBackend::Product)
+                .then(|| product_api::ProductApi::from_config(&config.actions.product))
+                .flatten(),
         }
     }
 }

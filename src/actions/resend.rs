@@ -50,6 +50,11 @@ impl Actions {
         workspace: &WorkspaceSlug,
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
+        if let Some(api) = &self.action_settings().product {
+            return self
+                .resend_through_product(api, actor, email, workspace, idempotency_key)
+                .await;
+        }
         let action = Action::ResendInvite;
         let settings = self.action_settings();
         let reference = new_reference("RSD");
@@ -416,7 +421,7 @@ const RECORD_TRIES: u32 = 3;
 
 /// This process, as the owner of the outbox rows it sends: a fresh id each start, so a row held
 /// by a process that is gone is never mistaken for one of ours.
-fn instance_id() -> &'static str {
+pub(super) fn instance_id() -> &'static str {
     static ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     ID.get_or_init(|| format!("{}-{}", std::process::id(), crate::random::hex(6)))
 }

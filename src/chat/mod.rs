@@ -507,13 +507,19 @@ impl Chat {
             // writes it, whatever the action's own summary says.
             Some(code) => {
                 use secrecy::ExposeSecret;
+                let template = match code.form {
+                    crate::actions::IssuedForm::Code => "activation_code",
+                    _ => "product_activation_code",
+                };
+                let link = code.form == crate::actions::IssuedForm::ProductLink;
                 self.words(
-                    "activation_code",
+                    template,
                     json!({
                         "email": email.key(),
                         "reference": done.reference,
-                        "code": code.code.expose_secret(),
-                        "expires_at": rfc3339(code.expires_at),
+                        "code": (!link).then(|| code.code.expose_secret()),
+                        "link": link.then(|| code.code.expose_secret()),
+                        "expires_at": code.expires_at.map(rfc3339),
                     }),
                 )?
             }

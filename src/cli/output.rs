@@ -97,8 +97,12 @@ fn action_json(outcome: &ActionOutcome) -> serde_json::Value {
             });
             if let Some(code) = &done.activation_code {
                 // The operator asked for the code; this is one of the two places it is printed.
-                json["code"] = code.code.expose_secret().into();
-                json["expires_at"] = code.expires_at.to_rfc3339().into();
+                let field = match code.form {
+                    crate::actions::IssuedForm::ProductLink => "activation_url",
+                    _ => "code",
+                };
+                json[field] = code.code.expose_secret().into();
+                json["expires_at"] = code.expires_at.map(|at| at.to_rfc3339()).into();
             }
             json
         }
@@ -115,6 +119,11 @@ fn action_text(prompts: &Prompts, outcome: &ActionOutcome) -> Result<String, Fai
     match outcome {
         ActionOutcome::Done(done) => match &done.activation_code {
             // The operator asked for the code; this is the other place it is printed.
+            Some(code) if code.form == crate::actions::IssuedForm::ProductLink => words(
+                prompts,
+                "activation_link",
+                &json!({ "link": code.code.expose_secret(), "summary": done.summary }),
+            ),
             Some(code) => words(
                 prompts,
                 "activation_code",

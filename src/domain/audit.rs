@@ -74,18 +74,23 @@ pub enum AuditOutcome {
     Activated,
     /// A redemption did not; the reason (never shown to the person) says why.
     Rejected,
+    /// Asked of the product, which gave no answer to tell by (timeouts, connection errors, 5xx on
+    /// every try; or an answer that could not be read): it may or may not have been done. Pressing
+    /// again sends the same idempotency key, so the product does it at most once.
+    Unknown,
     /// A check, and the verdict it reached.
     Checked(Verdict),
 }
 
 impl AuditOutcome {
-    const PLAIN: [AuditOutcome; 6] = [
+    const PLAIN: [AuditOutcome; 7] = [
         AuditOutcome::Done,
         AuditOutcome::Refused,
         AuditOutcome::Deferred,
         AuditOutcome::Failed,
         AuditOutcome::Activated,
         AuditOutcome::Rejected,
+        AuditOutcome::Unknown,
     ];
 
     /// Every outcome: the plain ones, then one per verdict.
@@ -103,6 +108,7 @@ impl AuditOutcome {
             AuditOutcome::Failed => "failed",
             AuditOutcome::Activated => "activated",
             AuditOutcome::Rejected => "rejected",
+            AuditOutcome::Unknown => "unknown",
             AuditOutcome::Checked(verdict) => verdict.as_str(),
         }
     }
@@ -212,10 +218,16 @@ pub enum AuditReason {
     /// Done, but only half recorded: the mail server accepted the email and the database did not
     /// take the record of it.
     RecordingFailed,
+    /// Unknown: the product did not answer on any try (timed out, unreachable, or 5xx).
+    ProductUnanswered,
+    /// Failed: the product refused (a 4xx answer); its message is the row's detail.
+    ProductRefused,
+    /// Unknown: the product answered with something that is not its contract (garbage JSON).
+    ProductGarbled,
 }
 
 impl AuditReason {
-    pub const ALL: [AuditReason; 17] = [
+    pub const ALL: [AuditReason; 20] = [
         AuditReason::Forbidden,
         AuditReason::NotOffered,
         AuditReason::RateLimited,
@@ -233,6 +245,9 @@ impl AuditReason {
         AuditReason::BadToken,
         AuditReason::UnknownMember,
         AuditReason::RecordingFailed,
+        AuditReason::ProductUnanswered,
+        AuditReason::ProductRefused,
+        AuditReason::ProductGarbled,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -254,6 +269,9 @@ impl AuditReason {
             AuditReason::BadToken => "bad_token",
             AuditReason::UnknownMember => "unknown_member",
             AuditReason::RecordingFailed => "recording_failed",
+            AuditReason::ProductUnanswered => "product_unanswered",
+            AuditReason::ProductRefused => "product_refused",
+            AuditReason::ProductGarbled => "product_garbled",
         }
     }
 
@@ -297,7 +315,7 @@ mod tests {
     #[test]
     fn every_audit_outcome_round_trips_and_no_two_share_a_name() {
         let all: Vec<AuditOutcome> = AuditOutcome::all().collect();
-        assert_eq!(all.len(), 6 + Verdict::ALL.len());
+        assert_eq!(all.len(), 7 + Verdict::ALL.len());
         for outcome in &all {
             round_trips(*outcome, outcome.as_str(), AuditOutcome::parse);
         }

@@ -8,6 +8,7 @@
 pub mod activate;
 mod health;
 pub mod openapi;
+mod product_contract;
 pub mod push;
 pub mod webhooks;
 

@@ -7,7 +7,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use utoipa::OpenApi;
 
-use super::{activate, health, push, webhooks};
+use super::{activate, health, product_contract, push, webhooks};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,9 @@ use super::{activate, health, push, webhooks};
         (name = "providers", description = "Email providers' delivery events, each authenticated the provider's way"),
         (name = "activation", description = "Redeeming activation codes and invitation tokens"),
         (name = "push", description = "The product's members and invitations, signed with Standard Webhooks (`[api] push_secret`)"),
+        (name = "product contract", description = "Implemented by the product, called by the bot when `[actions] backend = \"product\"`: \
+            `POST {base_url}/invitations/resend` and `POST {base_url}/activation-codes` under `[actions.product] base_url`, \
+            signed with Standard Webhooks (`[actions.product] secret`). Listed under `webhooks`: this listener does not serve them."),
     )
 )]
 pub struct ApiDoc;
@@ -43,7 +46,14 @@ pub struct ApiDoc;
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        ApiDoc::openapi()
+        let mut document = ApiDoc::openapi();
+        // The product's routes are requests this bot sends, not routes it serves: `webhooks`.
+        let contract = product_contract::ProductContract::openapi();
+        if let (Some(components), Some(theirs)) = (&mut document.components, contract.components) {
+            components.schemas.extend(theirs.schemas);
+        }
+        document.webhooks = Some(contract.paths);
+        document
             .to_pretty_json()
             .expect("the OpenAPI document serializes")
     })

@@ -17,6 +17,7 @@ mod leadership;
 mod locking;
 mod members;
 mod outbox;
+mod product_calls;
 mod records;
 mod webhook_events;
 mod workspaces;
@@ -37,6 +38,10 @@ pub use fixture_load::SeedError;
 pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
 pub use leadership::Lead;
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
+pub use product_calls::{
+    NewProductCall, ProductCall, ProductCallEnd, ProductCallLimits, ProductCallStart,
+    ProductCallState,
+};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
@@ -483,6 +488,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "product data",
                 include_str!("../../migrations/sqlite/0008_product_data.sql"),
             ),
+            (
+                9,
+                "product calls",
+                include_str!("../../migrations/sqlite/0009_product_calls.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -524,6 +534,11 @@ fn migrator(backend: Backend) -> Migrator {
                 8,
                 "product data",
                 include_str!("../../migrations/postgres/0008_product_data.sql"),
+            ),
+            (
+                9,
+                "product calls",
+                include_str!("../../migrations/postgres/0009_product_calls.sql"),
             ),
         ],
     };

@@ -29,6 +29,7 @@ mod liveness_mail;
 mod lookups;
 mod openapi;
 mod pools;
+mod product_actions;
 mod properties;
 mod push_api;
 mod retention;
