@@ -53,7 +53,15 @@ impl Actions {
         let action = Action::ResendInvite;
         let limits = ProductCallLimits::Resend(self.action_settings().resend_limits);
         let held = match self
-            .start_product_call(api, action, limits, actor, email, workspace, idempotency_key)
+            .start_product_call(
+                api,
+                action,
+                limits,
+                actor,
+                email,
+                workspace,
+                idempotency_key,
+            )
             .await?
         {
             Ok(held) => held,
@@ -130,7 +138,15 @@ impl Actions {
             reissue_after: settings.activation_code_reissue_after,
         };
         let held = match self
-            .start_product_call(api, action, limits, actor, email, workspace, idempotency_key)
+            .start_product_call(
+                api,
+                action,
+                limits,
+                actor,
+                email,
+                workspace,
+                idempotency_key,
+            )
             .await?
         {
             Ok(held) => held,

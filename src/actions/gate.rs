@@ -84,7 +84,9 @@ impl Actions {
                 if self.action_settings().product.is_some()
                     && self.store().product_call_resumable(key, Utc::now()).await?
                 {
-                    return self.gate_verdict(actor, action, workspace, email, start).await;
+                    return self
+                        .gate_verdict(actor, action, workspace, email, start)
+                        .await;
                 }
                 let message = self.already_done_words(action, &prior)?;
                 return self

@@ -6,9 +6,9 @@ mod activation;
 mod audit;
 mod authz;
 mod check;
+mod delegated;
 mod escalate;
 mod gate;
-mod delegated;
 mod handover;
 pub mod product_api;
 mod resend;
@@ -22,8 +22,8 @@ pub use activation::{ActivationCode, RedeemOutcome};
 pub use audit::AuditRecord;
 pub use authz::{Actor, Authorizer, Permission};
 pub use handover::WebhookSettings;
-pub use throttle::Throttle;
 pub use product_api::ProductApi;
+pub use throttle::Throttle;
 
 use std::sync::Arc;
 
@@ -156,7 +156,11 @@ pub enum IssuedForm {
 
 impl std::fmt::Debug for IssuedCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "IssuedCode({:?}, ***, expires {:?})", self.form, self.expires_at)
+        write!(
+            f,
+            "IssuedCode({:?}, ***, expires {:?})",
+            self.form, self.expires_at
+        )
     }
 }
 

@@ -199,7 +199,12 @@ fn refusal_message(body: &[u8]) -> Option<String> {
     let text = match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(object)) => ["message", "error", "detail", "title"]
             .iter()
-            .find_map(|field| object.get(*field).and_then(|v| v.as_str()).map(str::to_owned))?,
+            .find_map(|field| {
+                object
+                    .get(*field)
+                    .and_then(|v| v.as_str())
+                    .map(str::to_owned)
+            })?,
         Ok(serde_json::Value::String(text)) => text,
         Ok(_) => return None,
         Err(_) => String::from_utf8_lossy(body).into_owned(),
@@ -374,7 +379,10 @@ mod tests {
             refusal_message(br#"{"error":"nope"}"#).as_deref(),
             Some("nope")
         );
-        assert_eq!(refusal_message(b"plain words").as_deref(), Some("plain words"));
+        assert_eq!(
+            refusal_message(b"plain words").as_deref(),
+            Some("plain words")
+        );
         assert_eq!(refusal_message(br#"{"code":42}"#), None);
         assert_eq!(refusal_message(b""), None);
         let long = "x".repeat(1000);

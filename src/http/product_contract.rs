@@ -71,6 +71,12 @@ pub fn issue_activation_code() {}
 #[derive(OpenApi)]
 #[openapi(
     paths(resend_invitation, issue_activation_code),
-    components(schemas(ProductActionRequest, RequestedBy, ResendAnswer, ActivationAnswer, ProductRefusal)),
+    components(schemas(
+        ProductActionRequest,
+        RequestedBy,
+        ResendAnswer,
+        ActivationAnswer,
+        ProductRefusal
+    ))
 )]
 pub struct ProductContract;

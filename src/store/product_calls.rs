@@ -102,7 +102,10 @@ pub struct ProductCall {
 pub enum ProductCallStart {
     /// Held by this process: a new request, or one whose outcome was unknown taken up again
     /// (`resumed`), with the key it was first asked with.
-    Started { call: ProductCall, resumed: bool },
+    Started {
+        call: ProductCall,
+        resumed: bool,
+    },
     /// The same press was already handled, or is being handled right now by another caller.
     Duplicate(PriorAction),
     /// The last resend of this member is too recent.
@@ -159,7 +162,11 @@ const JUST_DONE: &str = concat!(
 );
 
 /// A call that is not being tried right now and whose outcome is unknown may be asked again.
-fn resumable(state: ProductCallState, lease_until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+fn resumable(
+    state: ProductCallState,
+    lease_until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> bool {
     match state {
         ProductCallState::Unknown => true,
         // Its caller is gone (a crash mid-call): its lease lapsed unrenewed.
@@ -311,9 +318,11 @@ impl Store {
             ProductCallEnd::Sent { .. } | ProductCallEnd::Issued => {
                 (ProductCallState::Done, RequestState::Done, None)
             }
-            ProductCallEnd::Unknown { error } => {
-                (ProductCallState::Unknown, RequestState::Pending, Some(*error))
-            }
+            ProductCallEnd::Unknown { error } => (
+                ProductCallState::Unknown,
+                RequestState::Pending,
+                Some(*error),
+            ),
             ProductCallEnd::Refused { error } => {
                 (ProductCallState::Failed, RequestState::Failed, Some(*error))
             }

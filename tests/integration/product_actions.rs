@@ -209,7 +209,13 @@ async fn handle(
         }
         Mode::Hang => tokio::time::sleep(Duration::from_secs(5)).await,
         Mode::Garbage => {
-            let code = state.lock().unwrap().codes.last().cloned().unwrap_or_default();
+            let code = state
+                .lock()
+                .unwrap()
+                .codes
+                .last()
+                .cloned()
+                .unwrap_or_default();
             return (StatusCode::OK, format!("<html>{code}")).into_response();
         }
         _ => {}
@@ -267,7 +273,11 @@ async fn button(chat: &Chat, admin: &Actor, label: &str) -> String {
     format!("ib:{}", button.reference)
 }
 
-async fn resend(app: &TestApp, actions: &Actions, key: Option<&str>) -> Result<ActionOutcome, EngineError> {
+async fn resend(
+    app: &TestApp,
+    actions: &Actions,
+    key: Option<&str>,
+) -> Result<ActionOutcome, EngineError> {
     actions
         .resend_invite(&app.operator(), &app.email(EMAIL), &app.slug("acme"), key)
         .await
@@ -340,7 +350,9 @@ on_both!(
 
 async fn a_resend_is_done_by_the_product_and_its_events_attach(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     let ActionOutcome::Done(done) = resend(&app, &app.actions, None).await.unwrap() else {
         panic!("not done")
     };
@@ -352,19 +364,30 @@ async fn a_resend_is_done_by_the_product_and_its_events_attach(backend: Backend)
     // The product's message id is stored where provider events attach: the verdict now sees a
     // fresh invitation, as after a built-in resend.
     let invitations = app.dump("invitations").await;
-    assert!(invitations.contains("product-1@mail.product.example"), "{invitations}");
-    assert!(!invitations.contains("<product-1"), "stored without brackets: {invitations}");
+    assert!(
+        invitations.contains("product-1@mail.product.example"),
+        "{invitations}"
+    );
+    assert!(
+        !invitations.contains("<product-1"),
+        "stored without brackets: {invitations}"
+    );
     assert_eq!(
         app.verdict(EMAIL, "acme").await,
         invite_bot::diagnosis::Verdict::InviteSent
     );
     let rows = app.audit_rows(EMAIL).await;
-    assert!(rows.contains(&("resend_invite".into(), "done".into(), None)), "{rows:?}");
+    assert!(
+        rows.contains(&("resend_invite".into(), "done".into(), None)),
+        "{rows:?}"
+    );
 }
 
 async fn an_activation_code_comes_from_the_product_in_either_form(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     let chat = Chat::new(app.actions.clone(), &app.config);
     let admin = chat_admin(&chat);
     let id = button(&chat, &admin, "Issue activation code").await;
@@ -431,7 +454,9 @@ async fn code_after_reissue_window(app: &TestApp) -> ActionOutcome {
 
 async fn a_500_is_retried_with_the_same_key(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     product.set(Mode::FailOnce);
     let outcome = resend(&app, &app.actions, None).await.unwrap();
     assert!(outcome.is_done(), "{outcome:?}");
@@ -447,14 +472,19 @@ async fn a_500_is_retried_with_the_same_key(backend: Backend) {
 
 async fn no_answer_is_told_as_unknown_and_pressing_again_is_safe(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     let chat = Chat::new(app.actions.clone(), &app.config);
     let admin = chat_admin(&chat);
     let id = button(&chat, &admin, "Resend invite").await;
     product.set(Mode::Hang);
     let outcome = chat.press(&admin, &id).await;
     let text = &outcome.reply.text;
-    assert!(text.contains("may have been sent; pressing again is safe"), "{text}");
+    assert!(
+        text.contains("may have been sent; pressing again is safe"),
+        "{text}"
+    );
     assert!(outcome.finished.is_none());
     assert_eq!(product.requests(), 3, "bounded: max_attempts");
     assert_eq!(product.effects(), 1);
@@ -467,7 +497,9 @@ async fn no_answer_is_told_as_unknown_and_pressing_again_is_safe(backend: Backen
         )),
         "{rows:?}"
     );
-    assert!(!rows.iter().any(|(_, outcome, _)| outcome == "failed" || outcome == "done"));
+    assert!(!rows
+        .iter()
+        .any(|(_, outcome, _)| outcome == "failed" || outcome == "done"));
 
     // Pressed again once the product answers: the same key, so still one email, now recorded.
     product.set(Mode::Normal);
@@ -480,13 +512,19 @@ async fn no_answer_is_told_as_unknown_and_pressing_again_is_safe(backend: Backen
     // And a third press is told it was done; nothing is asked.
     let requests = product.requests();
     let third = chat.press(&admin, &id).await;
-    assert!(third.reply.text.contains("already done"), "{}", third.reply.text);
+    assert!(
+        third.reply.text.contains("already done"),
+        "{}",
+        third.reply.text
+    );
     assert_eq!(product.requests(), requests);
 }
 
 async fn a_refusal_is_not_retried_and_its_message_is_passed_on_escaped(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     for status in [409u16, 422] {
         let before = product.requests();
         product.set(Mode::Refuse(
@@ -500,11 +538,17 @@ async fn a_refusal_is_not_retried_and_its_message_is_passed_on_escaped(backend: 
         assert_eq!(product.requests(), before + 1, "a {status} is not retried");
         let text = &outcome.reply.text;
         assert!(text.contains(&format!("HTTP {status}")), "{text}");
-        assert!(text.contains("Seat **limit** reached for @everyone"), "one line: {text}");
+        assert!(
+            text.contains("Seat **limit** reached for @everyone"),
+            "one line: {text}"
+        );
         // The Discord edge escapes it like every text it shows: no markdown, no mention, no link.
         let shown = invite_bot::discord::render::content(&outcome.reply);
         assert!(shown.contains(r"Seat \*\*limit\*\* reached"), "{shown}");
-        assert!(!shown.contains("@everyone") && shown.contains("@\u{200B}everyone"), "{shown}");
+        assert!(
+            !shown.contains("@everyone") && shown.contains("@\u{200B}everyone"),
+            "{shown}"
+        );
         assert!(!shown.contains("https://evil"), "{shown}");
         assert!(outcome.finished.is_none());
     }
@@ -529,7 +573,9 @@ async fn a_refusal_is_not_retried_and_its_message_is_passed_on_escaped(backend: 
 
 async fn garbage_is_an_operational_error_with_a_reference(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     product.set(Mode::Garbage);
     let error = code(&app, None).await.unwrap_err();
     let said = message(&app, &error);
@@ -549,7 +595,9 @@ async fn garbage_is_an_operational_error_with_a_reference(backend: Backend) {
 
 async fn fifty_presses_at_once_make_one_call(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     product.set(Mode::Slow(Duration::from_millis(100)));
     // Fifty presses of one button through the chat flow.
     let chat = Chat::new(app.actions.clone(), &app.config);
@@ -590,7 +638,9 @@ async fn fifty_presses_at_once_make_one_call(backend: Backend) {
 
 async fn two_instances_send_one_resend(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     product.set(Mode::Slow(Duration::from_millis(200)));
     let second = app.second_instance().await;
     // The same press reaching both, and two different presses: one resend either way.
@@ -611,13 +661,17 @@ async fn two_instances_send_one_resend(backend: Backend) {
 
 async fn the_signature_is_the_documented_scheme(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     assert!(resend(&app, &app.actions, None).await.unwrap().is_done());
     assert_eq!(product.bad_signatures(), 0);
 
     // A bot with another secret is refused by the same check: the verification is real.
     let stranger = Product::start(SECRET).await;
-    let Some(other) = spawn(backend, &stranger, OTHER_SECRET).await else { return };
+    let Some(other) = spawn(backend, &stranger, OTHER_SECRET).await else {
+        return;
+    };
     let error = resend(&other, &other.actions, None).await.unwrap_err();
     assert!(message(&other, &error).contains("HTTP 401"));
     assert_eq!(stranger.bad_signatures(), 1);
@@ -626,7 +680,9 @@ async fn the_signature_is_the_documented_scheme(backend: Backend) {
 
 async fn everything_around_the_call_stays_the_bots(backend: Backend) {
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     // Permission at press time.
     let nobody = app.chat_user("999", &[]);
     let refused = app
@@ -634,7 +690,9 @@ async fn everything_around_the_call_stays_the_bots(backend: Backend) {
         .resend_invite(&nobody, &app.email(EMAIL), &app.slug("acme"), None)
         .await
         .unwrap();
-    let ActionOutcome::Refused(refusal) = refused else { panic!("allowed") };
+    let ActionOutcome::Refused(refusal) = refused else {
+        panic!("allowed")
+    };
     assert_eq!(refusal.reason, RefusalReason::Forbidden);
     // The verdict: an active member is offered no resend, whoever would do it.
     let refused = app
@@ -647,7 +705,9 @@ async fn everything_around_the_call_stays_the_bots(backend: Backend) {
         )
         .await
         .unwrap();
-    let ActionOutcome::Refused(refusal) = refused else { panic!("offered") };
+    let ActionOutcome::Refused(refusal) = refused else {
+        panic!("offered")
+    };
     assert_eq!(refusal.reason, RefusalReason::NotOffered);
     // The rate limit: a second resend right after the first is refused before any call.
     assert!(resend(&app, &app.actions, None).await.unwrap().is_done());
@@ -657,7 +717,10 @@ async fn everything_around_the_call_stays_the_bots(backend: Backend) {
     assert_eq!(refusal.reason, RefusalReason::RateLimited);
     assert_eq!(product.requests(), 1);
     let rows = app.audit_rows(EMAIL).await;
-    assert!(rows.iter().filter(|r| r.1 == "refused").count() >= 2, "{rows:?}");
+    assert!(
+        rows.iter().filter(|r| r.1 == "refused").count() >= 2,
+        "{rows:?}"
+    );
 }
 
 /// A tracing writer that keeps everything for inspection.
@@ -693,7 +756,9 @@ async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let product = Product::start(SECRET).await;
-    let Some(app) = spawn(backend, &product, SECRET).await else { return };
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
     let chat = Chat::new(app.actions.clone(), &app.config);
     let admin = chat_admin(&chat);
     let id = button(&chat, &admin, "Issue activation code").await;
@@ -707,7 +772,10 @@ async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
     assert!(shown.contains(&codes[0]));
 
     let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
-    assert!(logged.contains("activation code issued by the product"), "logs are captured");
+    assert!(
+        logged.contains("activation code issued by the product"),
+        "logs are captured"
+    );
     let audit = format!(
         "{:?}",
         app.actions
@@ -776,7 +844,10 @@ fn the_product_backend_is_checked_at_start_up() {
     for (toml, expected) in cases {
         let error = load(toml).unwrap_err();
         assert!(error.contains(expected), "{toml}: {error}");
-        assert!(!error.contains("C2FVsBQ") && !error.contains("hunter2"), "{error}");
+        assert!(
+            !error.contains("C2FVsBQ") && !error.contains("hunter2"),
+            "{error}"
+        );
     }
     assert!(load(
         "[actions]\nbackend = \"product\"\n[actions.product]\nbase_url = \"https://product.example/api\"\nsecret = \"whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD\"\n"
@@ -811,12 +882,18 @@ fn the_contract_is_in_the_openapi_document() {
             .iter()
             .map(|p| p["name"].as_str().unwrap())
             .collect();
-        assert_eq!(headers, ["webhook-id", "webhook-timestamp", "webhook-signature"]);
+        assert_eq!(
+            headers,
+            ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        );
         assert!(doc["paths"].get(route).is_none(), "not served by the bot");
     }
     let schemas = &doc["components"]["schemas"];
     for (schema, fields) in [
-        ("ProductActionRequest", &["workspace", "email", "idempotency_key"][..]),
+        (
+            "ProductActionRequest",
+            &["workspace", "email", "idempotency_key"][..],
+        ),
         ("ResendAnswer", &["sent_at", "expires_at", "message_id"][..]),
         ("RequestedBy", &["id", "name"][..]),
     ] {
@@ -826,5 +903,8 @@ fn the_contract_is_in_the_openapi_document() {
         }
     }
     let text = doc.to_string();
-    assert!(text.contains("activation_url"), "the link form is documented");
+    assert!(
+        text.contains("activation_url"),
+        "the link form is documented"
+    );
 }
