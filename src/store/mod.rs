@@ -35,7 +35,7 @@ pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
 pub use fixture_load::SeedError;
 pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
-pub use leadership::Lead;
+pub use leadership::{Lead, ReplicaClaim};
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
 pub use webhook_events::{
