@@ -697,6 +697,27 @@ pub struct DiscordConfig {
     /// For tests and benchmarks only: send every Discord request to this local stand-in
     /// (`http://127.0.0.1:PORT` or `http://localhost:PORT`) instead of discord.com.
     pub api_base_url: Option<String>,
+    /// How interactions reach the bot: over the gateway (a websocket, one process) or as HTTP
+    /// requests to `POST /discord/interactions` (stateless replicas behind any load balancer).
+    pub mode: DiscordMode,
+    /// The application's Ed25519 public key (64 hex digits, "Public Key" in the developer
+    /// portal): every request to the interactions endpoint must be signed with its private key.
+    /// Needed in http mode.
+    pub public_key: Option<String>,
+    /// The application id: follow-ups, edits and command registration name it. Needed in http
+    /// mode (the gateway's READY tells it otherwise).
+    pub application_id: Option<u64>,
+}
+
+/// `[discord] mode`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscordMode {
+    /// One gateway connection (a websocket) per bot: one process.
+    #[default]
+    Gateway,
+    /// Discord POSTs each interaction to the HTTP listener (the "Interactions Endpoint URL").
+    Http,
 }
 
 impl Default for DiscordConfig {
@@ -711,6 +732,9 @@ impl Default for DiscordConfig {
             ephemeral_replies: true,
             button_max_age_minutes: 60,
             api_base_url: None,
+            mode: DiscordMode::Gateway,
+            public_key: None,
+            application_id: None,
         }
     }
 }
@@ -843,6 +867,7 @@ impl Config {
         if self.discord.button_max_age_minutes == 0 {
             return invalid("discord.button_max_age_minutes", "must be at least 1");
         }
+        self.discord.validate_http_mode()?;
         for (guild, workspace) in &self.discord.default_workspaces {
             if guild.parse::<u64>().is_err() {
                 return invalid("discord.default_workspaces", "keys must be guild ids");
@@ -931,6 +956,53 @@ impl Config {
         self.source.validate()?;
         Ok(())
     }
+}
+
+impl DiscordConfig {
+    /// http mode needs the key that signs Discord's requests and the application id.
+    fn validate_http_mode(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        if let Some(key) = &self.public_key {
+            if let Err(message) = parse_public_key(key) {
+                return invalid("discord.public_key", message);
+            }
+        }
+        if self.application_id == Some(0) {
+            return invalid(
+                "discord.application_id",
+                "must be the application's id, not 0",
+            );
+        }
+        if self.mode == DiscordMode::Http {
+            if self.public_key.is_none() {
+                return invalid(
+                    "discord.public_key",
+                    "is needed with mode = \"http\": the application's public key (64 hex digits) from the Discord developer portal",
+                );
+            }
+            if self.application_id.is_none() {
+                return invalid(
+                    "discord.application_id",
+                    "is needed with mode = \"http\": the application id from the Discord developer portal",
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The application's Ed25519 public key from its 64 hex digits.
+pub fn parse_public_key(hex_key: &str) -> Result<ed25519_dalek::VerifyingKey, &'static str> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("must be 64 hex digits (a 32-byte Ed25519 public key)")?;
+    ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|_| "is not a valid Ed25519 public key")
 }
 
 /// `http://127.0.0.1[:port]` or `http://localhost[:port]`, nothing after the authority but `/`:
@@ -1271,6 +1343,49 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("discord.default_workspaces"));
+    }
+
+    #[test]
+    fn http_mode_needs_a_valid_public_key_and_the_application_id() {
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let load = |text: &str| {
+            Config::from_toml(text, Path::new("c.toml"))
+                .unwrap()
+                .validate()
+        };
+        let error = |text: &str| load(text).unwrap_err().to_string();
+        assert_eq!(Config::default().discord.mode, super::DiscordMode::Gateway);
+        load(&format!(
+            "[discord]\nmode = \"http\"\npublic_key = \"{key}\"\napplication_id = 42\n"
+        ))
+        .unwrap();
+        assert!(error("[discord]\nmode = \"http\"\napplication_id = 42\n")
+            .starts_with("discord.public_key: is needed"));
+        assert!(error(&format!(
+            "[discord]\nmode = \"http\"\npublic_key = \"{key}\"\n"
+        ))
+        .starts_with("discord.application_id: is needed"));
+        for bad in [
+            "abc",
+            &key[..62],
+            &format!("{}zz", &key[..62]),
+            &format!("{key}00"),
+        ] {
+            assert!(
+                error(&format!(
+                    "[discord]\nmode = \"http\"\npublic_key = \"{bad}\"\napplication_id = 42\n"
+                ))
+                .starts_with("discord.public_key: must be 64 hex digits"),
+                "{bad}"
+            );
+        }
+        assert!(
+            Config::from_toml("[discord]\nmode = \"websocket\"\n", Path::new("c.toml"))
+                .unwrap_err()
+                .to_string()
+                .contains("unknown variant")
+        );
+        assert!(error("[discord]\napplication_id = 0\n").starts_with("discord.application_id"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod console;
 pub mod diagnosis;
 pub mod discord;
 pub mod domain;
+pub mod drain;
 pub mod engine;
 pub mod error;
 pub mod fixture;

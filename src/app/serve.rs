@@ -19,8 +19,10 @@ use tokio::task::{JoinHandle, JoinSet};
 use tower::ServiceExt;
 
 use crate::actions::Actions;
-use crate::config::{Config, HttpConfig};
-use crate::http::{router, HttpState};
+use crate::config::{Config, DiscordMode, HttpConfig};
+use crate::discord::endpoint::InteractionsEndpoint;
+use crate::drain::Drain;
+use crate::http::{router_with, HttpState};
 use crate::providers::{WebhookConfigError, Webhooks};
 use crate::store::{Lead, Store};
 
@@ -50,6 +52,8 @@ pub struct ServeOptions {
     /// Background work besides the built-in retries (the product's sync), run by the one process
     /// that leads the background work.
     pub jobs: Vec<BackgroundJob>,
+    /// How the Discord edge answers (tests shorten `answer_within` to see deferrals).
+    pub discord: crate::discord::DiscordOptions,
 }
 
 /// A running HTTP listener.
@@ -124,6 +128,18 @@ pub async fn start_http_with(
     limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<HttpHandle, ServeError> {
+    start_http_routes(listen, state, Router::new(), limits, shutdown).await
+}
+
+/// Like [`start_http_with`], with `extra` routes beside the listener's own (the Discord
+/// interactions endpoint in http mode).
+pub async fn start_http_routes(
+    listen: &str,
+    state: HttpState,
+    extra: Router,
+    limits: HttpLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<HttpHandle, ServeError> {
     let listener = TcpListener::bind(listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -134,7 +150,7 @@ pub async fn start_http_with(
         addr: listen.to_owned(),
         source,
     })?;
-    let app = router(state);
+    let app = router_with(state, extra);
     let task = tokio::spawn(serve_http(listener, app, limits, shutdown));
     tracing::info!(%local_addr, "HTTP listener started");
     Ok(HttpHandle { local_addr, task })
@@ -284,6 +300,15 @@ pub async fn run(
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
     return_large_blocks_to_the_system();
+    // Held until `run` returns: a second `serve` on the same SQLite file sees it.
+    let replica = actions.engine().store().claim_replica();
+    if replica.shared {
+        tracing::warn!(
+            "another invite-bot serve already uses this SQLite database file: SQLite means one \
+             replica (one host, one writer, background work run by each). Stop the other process, \
+             or use PostgreSQL to run several replicas"
+        );
+    }
     let (stop, stopped) = watch::channel(false);
     let wait_for_stop = |mut stopped: watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
@@ -295,28 +320,55 @@ pub async fn run(
         wait_for_stop(stopped.clone()),
     ));
     let discord_actions = actions.clone();
-    let state = http_state(config, actions)?;
+    // Begun at the signal: readiness fails and new interactions are refused while the ones in
+    // flight finish.
+    let drain = Drain::default();
+    let state = http_state(config, actions)?.with_drain(drain.clone());
     let limits = HttpLimits::from(&config.http);
-    let http = start_http_with(
+    let discord_on = !options.no_discord && config.discord.token.is_some();
+    let http_mode = discord_on && config.discord.mode == DiscordMode::Http;
+    let endpoint = if http_mode {
+        let endpoint = InteractionsEndpoint::new(
+            discord_actions.clone(),
+            config,
+            options.discord.clone(),
+            drain.clone(),
+        )?;
+        // In the background: a slow or unreachable Discord API must not hold the listener back.
+        let registering = endpoint.clone();
+        tokio::spawn(async move { registering.register_commands().await });
+        tracing::info!(
+            path = crate::discord::endpoint::PATH,
+            "Discord interactions are answered over HTTP"
+        );
+        endpoint.router()
+    } else {
+        Router::new()
+    };
+    let http = start_http_routes(
         &config.http.listen,
         state,
+        endpoint,
         limits,
         wait_for_stop(stopped.clone()),
     )
     .await?;
     on_listening(http.local_addr);
 
-    let discord = if options.no_discord || config.discord.token.is_none() {
+    let discord = if !discord_on {
         tracing::info!("Discord is not started (no token configured, or --no-discord)");
         None
+    } else if http_mode {
+        None
     } else {
-        let (actions, config, stop) = (
+        let (actions, config, stop, discord_options) = (
             discord_actions,
             config.clone(),
             wait_for_stop(stopped.clone()),
+            options.discord,
         );
         Some(tokio::spawn(async move {
-            crate::discord::run(actions, &config, stop).await
+            crate::discord::run_with(actions, &config, discord_options, stop).await
         }))
     };
 
@@ -327,6 +379,7 @@ pub async fn run(
         Some(mut task) => {
             tokio::select! {
                 () = shutdown => {
+                    drain_in_flight(&drain, limits.drain).await;
                     let _ = stop.send(true);
                     // The gateway gets its close handshake (`discord::run` waits up to 10 s for
                     // it), but a shard that never lets go does not hold the process.
@@ -349,7 +402,10 @@ pub async fn run(
                 }
             }
         }
-        None => shutdown.await,
+        None => {
+            shutdown.await;
+            drain_in_flight(&drain, limits.drain).await;
+        }
     }
     tracing::info!("shutting down");
     let _ = stop.send(true);
@@ -369,6 +425,26 @@ pub async fn run(
     match failure {
         Some(error) => Err(error.into()),
         None => Ok(()),
+    }
+}
+
+/// Fails readiness, refuses new interactions, and waits (at most `grace`) for those in flight to
+/// finish, their follow-ups included. The listener keeps answering meanwhile, so a load balancer
+/// sees readyz 503 and Discord's requests get 503, not a closed port.
+async fn drain_in_flight(drain: &Drain, grace: Duration) {
+    drain.begin();
+    let in_flight = drain.in_flight();
+    if in_flight > 0 {
+        tracing::info!(
+            in_flight,
+            "draining: waiting for the interactions in flight"
+        );
+    }
+    if tokio::time::timeout(grace, drain.idle()).await.is_err() {
+        tracing::warn!(
+            in_flight = drain.in_flight(),
+            "interactions still in flight after the shutdown grace period; cutting them off"
+        );
     }
 }
 

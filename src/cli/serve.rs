@@ -27,7 +27,11 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
     serve::run(
         config,
         actions,
-        ServeOptions { no_discord, jobs },
+        ServeOptions {
+            no_discord,
+            jobs,
+            ..ServeOptions::default()
+        },
         serve::shutdown_signal(),
         move |addr| match words(engine.prompts(), "listening", &json!({ "address": addr })) {
             Ok(line) => eprintln!("{line}"),

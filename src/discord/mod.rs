@@ -3,8 +3,16 @@
 //!
 //! Only the gateway events used are subscribed to (guild messages, for the listener), and serenity's
 //! cache is not built in, so memory stays flat however large the guilds are.
+//!
+//! In http mode (`[discord] mode = "http"`) there is no gateway: Discord POSTs each interaction to
+//! [`endpoint`], which runs it through the same [`Handler`] methods; only the first response's road
+//! differs ([`Responder`]).
 
+pub mod endpoint;
 pub mod render;
+pub mod respond;
+
+pub use respond::Responder;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,7 +25,7 @@ use serenity::all::{
     CreateAutocompleteResponse, CreateCommand, CreateCommandOption, CreateEmbed,
     CreateInteractionResponse, CreateInteractionResponseFollowup, CreateInteractionResponseMessage,
     CreateMessage, CreateThread, EditInteractionResponse, EventHandler, GatewayIntents, GuildId,
-    HttpBuilder, Interaction, Member, Message, Ready, RoleId, User,
+    Http, HttpBuilder, Interaction, Member, Message, Ready, RoleId, User,
 };
 use serenity::all::{CommandInteraction, CommandOptionType, ResolvedValue};
 
@@ -36,6 +44,8 @@ pub enum DiscordError {
     Serenity(Box<serenity::Error>),
     #[error("the Discord connection ended unexpectedly")]
     Stopped,
+    #[error("{0} is needed (and must be valid) with [discord] mode = \"http\"")]
+    HttpModeConfig(&'static str),
 }
 
 impl From<serenity::Error> for DiscordError {
@@ -71,7 +81,17 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
-    let bot = DiscordBot::new(actions, config)?;
+    run_with(actions, config, DiscordOptions::default(), shutdown).await
+}
+
+/// [`run`] with `options`.
+pub async fn run_with(
+    actions: Actions,
+    config: &Config,
+    options: DiscordOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DiscordError> {
+    let bot = DiscordBot::new(actions, config)?.with_options(options);
     // Tests and benchmarks point serve at a local fake Discord; config validation keeps it local.
     let bot = match &config.discord.api_base_url {
         Some(base) => bot.with_api_base(base.trim_end_matches('/')),
@@ -127,35 +147,14 @@ impl DiscordBot {
     }
 
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), DiscordError> {
-        // serenity's own client has no deadlines: a Discord API call that hangs would hold the
-        // interaction (and the shutdown) with it.
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(15))
-            .build()
-            .map_err(serenity::Error::from)?;
-        let mut http = HttpBuilder::new(&self.token)
-            .client(client)
-            .default_allowed_mentions(render::no_mentions());
-        if let Some(base) = &self.api_base {
-            http = http.proxy(base.clone()).ratelimiter_disabled(true);
-        }
+        let http = rest_client(&self.token, self.api_base.as_deref(), None)?;
         let intents = if self.discord.support_channel_ids.is_empty() {
             GatewayIntents::empty()
         } else {
             GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
         };
-        let handler = Handler {
-            chat: self.chat,
-            listener: crate::actions::Throttle::new(
-                LISTENER_REPLIES_PER_MINUTE,
-                Duration::from_secs(60),
-                10_000,
-            ),
-            discord: Arc::new(self.discord),
-            options: self.options,
-        };
-        let mut client = serenity::all::ClientBuilder::new_with_http(http.build(), intents)
+        let handler = Handler::new(self.chat, self.discord, self.options);
+        let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
             .event_handler(handler)
             .await?;
         let shards = client.shard_manager.clone();
@@ -174,7 +173,35 @@ impl DiscordBot {
     }
 }
 
-struct Handler {
+/// serenity's REST client with deadlines, no mentions by default, and (tests, benchmarks) the local
+/// stand-in for discord.com. `application_id`: known up front in http mode (the gateway's READY
+/// tells it otherwise).
+fn rest_client(
+    token: &str,
+    api_base: Option<&str>,
+    application_id: Option<u64>,
+) -> Result<Http, DiscordError> {
+    // serenity's own client has no deadlines: a Discord API call that hangs would hold the
+    // interaction (and the shutdown) with it.
+    let client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .build()
+        .map_err(serenity::Error::from)?;
+    let mut http = HttpBuilder::new(token)
+        .client(client)
+        .default_allowed_mentions(render::no_mentions());
+    if let Some(base) = api_base {
+        http = http.proxy(base.to_owned()).ratelimiter_disabled(true);
+    }
+    if let Some(id) = application_id {
+        http = http.application_id(serenity::all::ApplicationId::new(id));
+    }
+    Ok(http.build())
+}
+
+/// Decides what to answer to each interaction and sends it, in both modes.
+pub(crate) struct Handler {
     chat: Chat,
     /// Replies the support-channel listener gives per person and channel: it answers messages
     /// anyone can write, so a flood of addresses must not become a flood of replies and rows.
@@ -259,8 +286,31 @@ fn log_failure(what: &str, result: serenity::Result<impl Sized>) {
 }
 
 impl Handler {
+    fn new(chat: Chat, discord: DiscordConfig, options: DiscordOptions) -> Self {
+        Handler {
+            chat,
+            listener: crate::actions::Throttle::new(
+                LISTENER_REPLIES_PER_MINUTE,
+                Duration::from_secs(60),
+                10_000,
+            ),
+            discord: Arc::new(discord),
+            options,
+        }
+    }
+
+    /// One interaction, whichever way it came: commands by name, autocomplete, button presses.
+    async fn handle(&self, ctx: &Responder, interaction: Interaction) {
+        match interaction {
+            Interaction::Command(command) => self.on_command(ctx, command).await,
+            Interaction::Autocomplete(command) => self.on_autocomplete(ctx, command).await,
+            Interaction::Component(press) => self.on_button(ctx, press).await,
+            other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
+        }
+    }
+
     /// Registers the command in each configured guild, or globally when none is configured.
-    async fn register(&self, ctx: &Context) {
+    async fn register(&self, http: &Http) {
         // Discord refuses a command whose descriptions are longer than 100 characters.
         let words = |name: &str| crate::chat::truncate(&self.chat.say(name, json!({})), 100);
         let command = CreateCommand::new(COMMAND_NAME)
@@ -281,14 +331,14 @@ impl Handler {
             );
         if self.discord.guild_ids.is_empty() {
             let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                serenity::all::Command::set_global_commands(&ctx.http, vec![command.clone()])
+                serenity::all::Command::set_global_commands(http, vec![command.clone()])
             })
             .await;
             log_failure("register global commands", result);
         } else {
             for guild in &self.discord.guild_ids {
                 let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                    GuildId::new(*guild).set_commands(&ctx.http, vec![command.clone()])
+                    GuildId::new(*guild).set_commands(http, vec![command.clone()])
                 })
                 .await;
                 match result {
@@ -299,10 +349,15 @@ impl Handler {
         }
     }
 
-    async fn on_command(&self, ctx: &Context, command: CommandInteraction) {
-        if command.data.name != COMMAND_NAME {
-            return;
+    /// Each slash command by name; both modes come through here.
+    async fn on_command(&self, ctx: &Responder, command: CommandInteraction) {
+        match command.data.name.as_str() {
+            COMMAND_NAME => self.on_invite_check(ctx, command).await,
+            other => tracing::debug!(command = other, "unknown command ignored"),
         }
+    }
+
+    async fn on_invite_check(&self, ctx: &Responder, command: CommandInteraction) {
         let mut email = String::new();
         let mut workspace = None;
         for option in command.data.options() {
@@ -333,7 +388,7 @@ impl Handler {
     /// Answers at once when `work` is quick; otherwise defers and edits the answer in.
     async fn answer(
         &self,
-        ctx: &Context,
+        ctx: &Responder,
         interaction: &CommandInteraction,
         work: impl Future<Output = ChatReply>,
     ) {
@@ -341,27 +396,31 @@ impl Handler {
         let mut work = std::pin::pin!(work);
         match tokio::time::timeout(self.options.answer_within, &mut work).await {
             Ok(reply) => {
-                let result = with_retry(wait, "answer", || {
-                    interaction.create_response(
-                        &ctx.http,
+                let result = ctx
+                    .respond(
+                        wait,
+                        "answer",
+                        interaction.id,
+                        &interaction.token,
                         CreateInteractionResponse::Message(message_builder(&reply)),
                     )
-                })
-                .await;
+                    .await;
                 log_failure("answer a command", result);
             }
             Err(_) => {
                 // The deferral decides the answer's visibility; checks are private unless configured.
-                let deferred = with_retry(wait, "defer", || {
-                    interaction.create_response(
-                        &ctx.http,
+                let deferred = ctx
+                    .respond(
+                        wait,
+                        "defer",
+                        interaction.id,
+                        &interaction.token,
                         CreateInteractionResponse::Defer(
                             CreateInteractionResponseMessage::new()
                                 .ephemeral(self.chat.settings().ephemeral_replies),
                         ),
                     )
-                })
-                .await;
+                    .await;
                 let reply = work.await;
                 if deferred.is_ok() {
                     let result = with_retry(wait, "edit answer", || {
@@ -376,7 +435,7 @@ impl Handler {
         }
     }
 
-    async fn on_autocomplete(&self, ctx: &Context, interaction: CommandInteraction) {
+    async fn on_autocomplete(&self, ctx: &Responder, interaction: CommandInteraction) {
         let prefix = interaction
             .data
             .autocomplete()
@@ -390,13 +449,19 @@ impl Handler {
         for (label, slug) in self.chat.workspace_choices(&actor, &prefix).await {
             response = response.add_string_choice(label, slug);
         }
-        let result = interaction
-            .create_response(&ctx.http, CreateInteractionResponse::Autocomplete(response))
+        let result = ctx
+            .respond(
+                self.options.rate_limit_wait,
+                "autocomplete",
+                interaction.id,
+                &interaction.token,
+                CreateInteractionResponse::Autocomplete(response),
+            )
             .await;
         log_failure("autocomplete", result);
     }
 
-    async fn on_button(&self, ctx: &Context, press: ComponentInteraction) {
+    async fn on_button(&self, ctx: &Responder, press: ComponentInteraction) {
         let wait = self.options.rate_limit_wait;
         // The presser's own permissions, looked up now: never those of whoever ran the check.
         let actor = self
@@ -404,10 +469,15 @@ impl Handler {
             .actor(&chat_user(&press.user, press.member.as_ref()));
         // Acknowledge first (type 6): an action may send mail, which can take longer than Discord's
         // three seconds. The original message is then edited, and the answer sent as a follow-up.
-        let acknowledged = with_retry(wait, "acknowledge", || {
-            press.create_response(&ctx.http, CreateInteractionResponse::Acknowledge)
-        })
-        .await;
+        let acknowledged = ctx
+            .respond(
+                wait,
+                "acknowledge",
+                press.id,
+                &press.token,
+                CreateInteractionResponse::Acknowledge,
+            )
+            .await;
         if let Err(error) = acknowledged {
             tracing::error!(%error, "cannot acknowledge a button press");
             return;
@@ -431,7 +501,7 @@ impl Handler {
         log_failure("answer a button press", result);
     }
 
-    async fn post_escalation(&self, ctx: &Context, post: &EscalationPost) {
+    async fn post_escalation(&self, ctx: &Responder, post: &EscalationPost) {
         let Some(channel) = self.discord.escalation_channel_id.map(ChannelId::new) else {
             tracing::warn!("escalation recorded, but no escalation_channel_id is configured");
             return;
@@ -575,16 +645,12 @@ fn finished_message(original: &Message, finished: &str) -> EditInteractionRespon
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
         tracing::info!(user = %ready.user.name, guilds = ready.guilds.len(), "connected to Discord");
-        self.register(&ctx).await;
+        self.register(&ctx.http).await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        match interaction {
-            Interaction::Command(command) => self.on_command(&ctx, command).await,
-            Interaction::Autocomplete(command) => self.on_autocomplete(&ctx, command).await,
-            Interaction::Component(press) => self.on_button(&ctx, press).await,
-            other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
-        }
+        self.handle(&Responder::callback(ctx.http.clone()), interaction)
+            .await;
     }
 
     async fn message(&self, ctx: Context, message: Message) {

@@ -27,8 +27,8 @@ pub async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// Readiness: the database answers within 2 s, is migrated and (SQLite) is still the file the bot
-/// opened.
+/// Readiness: not shutting down, the database answers within 2 s, is migrated and (SQLite) is still
+/// the file the bot opened.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -39,6 +39,13 @@ pub async fn healthz() -> &'static str {
     )
 )]
 pub async fn readyz(State(state): State<HttpState>) -> (StatusCode, String) {
+    // A load balancer stops sending work here while what is in flight finishes.
+    if state.drain.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: shutting down\n".into(),
+        );
+    }
     let store = state.actions.engine().store();
     let probe = async {
         store.ping().await?;

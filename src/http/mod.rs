@@ -32,6 +32,8 @@ pub struct HttpState {
     pub max_body_bytes: usize,
     /// The push API; `None` (no `[api] push_secret`) and its routes answer 404.
     pub push: Option<push::PushApi>,
+    /// Begun at shutdown: `/readyz` answers 503 from then on.
+    pub drain: crate::drain::Drain,
 }
 
 impl HttpState {
@@ -41,7 +43,14 @@ impl HttpState {
             webhooks,
             max_body_bytes,
             push: None,
+            drain: crate::drain::Drain::default(),
         }
+    }
+
+    /// Readiness follows this drain (`serve` begins it at shutdown).
+    pub fn with_drain(mut self, drain: crate::drain::Drain) -> Self {
+        self.drain = drain;
+        self
     }
 
     /// With the push API on.
@@ -58,6 +67,12 @@ impl axum::extract::FromRef<HttpState> for Actions {
 }
 
 pub fn router(state: HttpState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// The listener's routes plus `extra` (routes with their own state: the Discord interactions
+/// endpoint in http mode), all measured alike.
+pub fn router_with(state: HttpState, extra: Router) -> Router {
     // Each route reads at most its own limit (413 past it): the probes read no body at all, the
     // webhooks take the configured limit (providers batch events), `/api/activate` and the push
     // API their own.
@@ -82,8 +97,9 @@ pub fn router(state: HttpState) -> Router {
         .route("/webhooks/mailgun", post(webhooks::mailgun).layer(webhook))
         .route("/webhooks/ses", post(webhooks::ses).layer(webhook))
         .merge(crate::http::activate::router(state.clone()))
-        .layer(middleware::from_fn(observe_latency))
         .with_state(state)
+        .merge(extra)
+        .layer(middleware::from_fn(observe_latency))
 }
 
 /// Records each request's latency under its route pattern (never the raw path, which is unbounded).

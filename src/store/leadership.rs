@@ -74,3 +74,59 @@ impl Store {
         }
     }
 }
+
+/// This process's claim to serve a SQLite file, held while `serve` runs: an OS lock (`flock`) on
+/// `<file>-serve.lock` beside the database. The system releases it when the process ends however
+/// it ends (`kill -9` included), so a crashed holder never blocks a later start; nothing is
+/// written into the database.
+#[derive(Debug)]
+pub struct ReplicaClaim {
+    _lock: Option<std::fs::File>,
+    /// Another process holds the claim: two `serve`s on one SQLite file.
+    pub shared: bool,
+}
+
+impl Store {
+    /// Claims the SQLite file for this `serve`. On PostgreSQL (made for several replicas) and for
+    /// an in-memory SQLite database there is nothing to claim.
+    pub fn claim_replica(&self) -> ReplicaClaim {
+        let unclaimed = ReplicaClaim {
+            _lock: None,
+            shared: false,
+        };
+        let Store::Sqlite(_, gate) = self else {
+            return unclaimed;
+        };
+        let Some(file) = &gate.file else {
+            return unclaimed;
+        };
+        let mut path = file.path.clone().into_os_string();
+        path.push("-serve.lock");
+        let lock = match std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(lock) => lock,
+            Err(error) => {
+                tracing::warn!(%error, "cannot open the SQLite serve lock file; not checking for a second serve");
+                return unclaimed;
+            }
+        };
+        match lock.try_lock() {
+            Ok(()) => ReplicaClaim {
+                _lock: Some(lock),
+                shared: false,
+            },
+            Err(std::fs::TryLockError::WouldBlock) => ReplicaClaim {
+                _lock: None,
+                shared: true,
+            },
+            Err(std::fs::TryLockError::Error(error)) => {
+                tracing::warn!(%error, "cannot lock the SQLite serve lock file; not checking for a second serve");
+                unclaimed
+            }
+        }
+    }
+}

@@ -36,7 +36,7 @@ pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
 pub use fixture_load::SeedError;
 pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
-pub use leadership::Lead;
+pub use leadership::{Lead, ReplicaClaim};
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use product_calls::{
     NewProductCall, ProductCall, ProductCallEnd, ProductCallLimits, ProductCallStart,

@@ -20,6 +20,7 @@ mod child;
 pub mod discord;
 pub mod generate;
 pub mod hostile;
+pub mod interactions_http;
 pub mod plans;
 pub mod report;
 pub mod scenario;

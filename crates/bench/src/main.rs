@@ -11,6 +11,7 @@ use invite_bot::config::Config;
 use invite_bot::error::error_chain;
 use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
 use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions};
+use invite_bot_bench::interactions_http::{self, InteractionsHttpError, InteractionsHttpOptions};
 use invite_bot_bench::sync::{self, SyncBenchError, SyncBenchOptions};
 use invite_bot_bench::{BenchOptions, DEFAULT_DATABASE};
 
@@ -42,9 +43,19 @@ struct Cli {
     /// --interactions `/invite-check`s at once, and the time from arrival to callback.
     #[arg(long)]
     discord: bool,
-    /// With --discord: how many interactions.
+    /// With --discord and --interactions-http: how many interactions.
     #[arg(long, default_value_t = 200)]
     interactions: usize,
+    /// Instead: issue 14's numbers: `serve` in `[discord] mode = "http"` on one fresh PostgreSQL
+    /// database, sent --interactions signed `/invite-check`s at once (or --concurrency at a
+    /// time) by a load generator on 127.0.0.1: one replica, two, and two with one killed mid-run
+    /// while one Resend is pressed on both. Requests/s, p50/p95/p99, errors, each replica's RSS.
+    /// Exits 1 when a target is missed.
+    #[arg(long, conflicts_with_all = ["discord", "hostile", "sync"])]
+    interactions_http: bool,
+    /// With --interactions-http: the PostgreSQL server (a database is created and dropped).
+    #[arg(long, default_value = invite_bot_bench::sync::DEFAULT_POSTGRES_URL)]
+    interactions_http_postgres_url: String,
     /// Instead: issue 11's numbers against the real binary: the CPU each hostile request costs
     /// `serve`, its memory under --concurrent wrong guesses at /api/activate, and how long `check`
     /// and `resend` take to give up on a database and a mail server that go silent. Exits 1 when a
@@ -182,6 +193,32 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         if !report.all_pass() {
             return Err(Failure::operational(
                 "a target of issue 12 was missed (see the table)",
+            ));
+        }
+        return Ok(());
+    }
+    if cli.interactions_http {
+        let report = interactions_http::run(InteractionsHttpOptions {
+            interactions: cli.interactions,
+            concurrency: cli.concurrency.unwrap_or(0),
+            postgres_url: cli.interactions_http_postgres_url,
+            ..Default::default()
+        })
+        .await
+        .map_err(|e| match e {
+            InteractionsHttpError::NoInteractions => Failure::bad_input(e.to_string()),
+            other => Failure::operational(error_chain(&other)),
+        })?;
+        match cli.format {
+            Format::Text => print!("{}", report.to_text()),
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
+            ),
+        }
+        if !report.all_pass() {
+            return Err(Failure::operational(
+                "a target of issue 14 was missed (see the table)",
             ));
         }
         return Ok(());

@@ -192,7 +192,7 @@ FROM team_users tu JOIN users u ON u.id = tu.user_id JOIN teams t ON t.id = tu.t
 WHERE tu.updated_at >= ?";
 
 /// `server` with its path replaced by `/database` (query string kept).
-fn with_database(server: &str, database: &str) -> String {
+pub(crate) fn with_database(server: &str, database: &str) -> String {
     let (base, query) = match server.split_once('?') {
         Some((base, query)) => (base, format!("?{query}")),
         None => (server, String::new()),
@@ -205,7 +205,7 @@ fn with_database(server: &str, database: &str) -> String {
 }
 
 /// A database name of this run: `invite_bot_bench_<what>_<pid>_<nanos>`.
-fn scratch_name(what: &str) -> String {
+pub(crate) fn scratch_name(what: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos())

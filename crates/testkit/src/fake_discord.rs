@@ -54,6 +54,8 @@ struct Shared {
     ws_url: Mutex<String>,
     /// Channels refuse threads (403), like a channel where the bot may not create them.
     refuse_threads: std::sync::atomic::AtomicBool,
+    /// Path substrings whose requests are answered only after this long (a slow Discord).
+    delayed: Mutex<Vec<(String, Duration)>>,
 }
 
 /// A person in the fake guild.
@@ -225,6 +227,16 @@ impl FakeDiscord {
             .insert(fragment.to_owned(), times);
     }
 
+    /// From now on, requests whose path contains `fragment` are answered after `delay` (they are
+    /// recorded when they arrive).
+    pub fn delay(&self, fragment: &str, delay: Duration) {
+        self.shared
+            .delayed
+            .lock()
+            .unwrap()
+            .push((fragment.to_owned(), delay));
+    }
+
     /// From now on, creating a thread is refused with 403.
     pub fn refuse_threads(&self) {
         self.shared.refuse_threads.store(true, Ordering::SeqCst);
@@ -258,42 +270,55 @@ impl FakeDiscord {
     /// Types `/invite-check`; the interaction's token, or None when no client is connected. The
     /// callback arrives at `/api/v10/interactions/{id}/{token}/callback`.
     pub fn try_invite_check(&self, user: &FakeUser, options: &[(&str, &str)]) -> Option<String> {
+        let (token, interaction) = self.invite_check_json(user, options);
+        self.try_dispatch("INTERACTION_CREATE", interaction)
+            .then_some(token)
+    }
+
+    /// `/invite-check` as Discord sends it (over the gateway, or POSTed to an interactions
+    /// endpoint): its token and its JSON.
+    pub fn invite_check_json(&self, user: &FakeUser, options: &[(&str, &str)]) -> (String, Value) {
         let token = format!("token-{}", self.next_id());
         let options: Vec<Value> = options
             .iter()
             .map(|(name, value)| json!({"name": name, "type": 3, "value": value}))
             .collect();
         let data = json!({"id": "3000", "name": "invite-check", "type": 1, "options": options});
-        self.try_dispatch(
-            "INTERACTION_CREATE",
-            self.interaction(2, &token, user, data, None),
-        )
-        .then_some(token)
+        let interaction = self.interaction(2, &token, user, data, None);
+        (token, interaction)
     }
 
     /// Types into the `workspace` option of `/invite-check`; returns the interaction's token.
     pub fn autocomplete(&self, user: &FakeUser, typed: &str) -> String {
+        let (token, interaction) = self.autocomplete_json(user, typed);
+        self.dispatch("INTERACTION_CREATE", interaction);
+        token
+    }
+
+    /// The autocomplete interaction for `typed` in the `workspace` option: token and JSON.
+    pub fn autocomplete_json(&self, user: &FakeUser, typed: &str) -> (String, Value) {
         let token = format!("token-{}", self.next_id());
         let data = json!({"id": "3000", "name": "invite-check", "type": 1, "options": [
             {"name": "email", "type": 3, "value": "jane@corp.example"},
             {"name": "workspace", "type": 3, "value": typed, "focused": true},
         ]});
-        self.dispatch(
-            "INTERACTION_CREATE",
-            self.interaction(4, &token, user, data, None),
-        );
-        token
+        let interaction = self.interaction(4, &token, user, data, None);
+        (token, interaction)
     }
 
     /// Presses the button `custom_id` on `message` (a message JSON, e.g. from [`message_json`]).
     pub fn press(&self, user: &FakeUser, custom_id: &str, message: Value) -> String {
+        let (token, interaction) = self.press_json(user, custom_id, message);
+        self.dispatch("INTERACTION_CREATE", interaction);
+        token
+    }
+
+    /// A press of the button `custom_id` on `message`: token and JSON.
+    pub fn press_json(&self, user: &FakeUser, custom_id: &str, message: Value) -> (String, Value) {
         let token = format!("token-{}", self.next_id());
         let data = json!({"custom_id": custom_id, "component_type": 2});
-        self.dispatch(
-            "INTERACTION_CREATE",
-            self.interaction(3, &token, user, data, Some(message)),
-        );
-        token
+        let interaction = self.interaction(3, &token, user, data, Some(message));
+        (token, interaction)
     }
 
     /// Someone writes `content` in `channel`.
@@ -414,6 +439,16 @@ async fn rest(
         at,
     });
     shared.changed.notify_waiters();
+    let delay = shared
+        .delayed
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(fragment, _)| path.contains(fragment.as_str()))
+        .map(|(_, delay)| *delay);
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
     let id = shared.ids.fetch_add(1, Ordering::SeqCst).to_string();
     let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
     match (method.as_str(), segments.as_slice()) {

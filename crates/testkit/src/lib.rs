@@ -5,3 +5,4 @@
 pub mod database;
 pub mod fake_discord;
 pub mod process;
+pub mod signing;
