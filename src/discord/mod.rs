@@ -5,6 +5,7 @@
 //! cache is not built in, so memory stays flat however large the guilds are.
 
 pub mod render;
+pub mod report;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -279,16 +280,17 @@ impl Handler {
                 )
                 .set_autocomplete(true),
             );
+        let commands = vec![command, report::command(&self.chat)];
         if self.discord.guild_ids.is_empty() {
             let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                serenity::all::Command::set_global_commands(&ctx.http, vec![command.clone()])
+                serenity::all::Command::set_global_commands(&ctx.http, commands.clone())
             })
             .await;
             log_failure("register global commands", result);
         } else {
             for guild in &self.discord.guild_ids {
                 let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                    GuildId::new(*guild).set_commands(&ctx.http, vec![command.clone()])
+                    GuildId::new(*guild).set_commands(&ctx.http, commands.clone())
                 })
                 .await;
                 match result {
@@ -300,6 +302,9 @@ impl Handler {
     }
 
     async fn on_command(&self, ctx: &Context, command: CommandInteraction) {
+        if command.data.name == report::COMMAND_NAME {
+            return self.on_report_command(ctx, command).await;
+        }
         if command.data.name != COMMAND_NAME {
             return;
         }
@@ -397,6 +402,9 @@ impl Handler {
     }
 
     async fn on_button(&self, ctx: &Context, press: ComponentInteraction) {
+        if crate::chat::report::is_bulk_button(&press.data.custom_id) {
+            return self.on_bulk_button(ctx, press).await;
+        }
         let wait = self.options.rate_limit_wait;
         // The presser's own permissions, looked up now: never those of whoever ran the check.
         let actor = self

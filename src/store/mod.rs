@@ -18,6 +18,7 @@ mod locking;
 mod members;
 mod outbox;
 mod records;
+mod report;
 mod webhook_events;
 mod workspaces;
 
@@ -38,6 +39,9 @@ pub use ingest::{ApplyOptions, IngestError, IngestTx, SourceState, Watermark};
 pub use leadership::Lead;
 pub use outbox::{NewResend, OutboxItem, PriorAction, RequestState, ResendLimits, ResendStart};
 pub use records::{AuditEntry, ButtonRecord};
+pub use report::{
+    BulkResendRow, BulkStart, BulkTally, NeedingActionRow, NewBulkResend, ReportCountRow,
+};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
 };
@@ -45,6 +49,7 @@ pub use webhook_events::{
 /// The SQL of every query on a check's path, for `invite-bot-bench`'s query plans (`EXPLAIN`).
 pub mod check_queries {
     pub use super::deliveries::DELIVERY_FACTS;
+    pub use super::report::{REPORT_COUNTS_POSTGRES, REPORT_COUNTS_SQLITE};
     pub use super::members::{CANDIDATES_NEAR, MEMBERSHIPS, MEMBER_BY_SLUG, MEMBER_IN_WORKSPACE};
 }
 
@@ -483,6 +488,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "product data",
                 include_str!("../../migrations/sqlite/0008_product_data.sql"),
             ),
+            (
+                10,
+                "workspace report",
+                include_str!("../../migrations/sqlite/0010_workspace_report.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -524,6 +534,11 @@ fn migrator(backend: Backend) -> Migrator {
                 8,
                 "product data",
                 include_str!("../../migrations/postgres/0008_product_data.sql"),
+            ),
+            (
+                10,
+                "workspace report",
+                include_str!("../../migrations/postgres/0010_workspace_report.sql"),
             ),
         ],
     };

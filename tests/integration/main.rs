@@ -31,6 +31,7 @@ mod openapi;
 mod pools;
 mod properties;
 mod push_api;
+mod report;
 mod retention;
 mod scopes;
 mod secrets_kept;
