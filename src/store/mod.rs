@@ -49,7 +49,6 @@ pub use webhook_events::{
 /// The SQL of every query on a check's path, for `invite-bot-bench`'s query plans (`EXPLAIN`).
 pub mod check_queries {
     pub use super::deliveries::DELIVERY_FACTS;
-    pub use super::report::{REPORT_COUNTS_POSTGRES, REPORT_COUNTS_SQLITE};
     pub use super::members::{CANDIDATES_NEAR, MEMBERSHIPS, MEMBER_BY_SLUG, MEMBER_IN_WORKSPACE};
 }
 

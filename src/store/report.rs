@@ -115,8 +115,8 @@ macro_rules! needing_action {
     };
 }
 
-pub const REPORT_COUNTS_SQLITE: &str = counts!(sqlite_classified!());
-pub const REPORT_COUNTS_POSTGRES: &str = counts!(postgres_classified!());
+const REPORT_COUNTS_SQLITE: &str = counts!(sqlite_classified!());
+const REPORT_COUNTS_POSTGRES: &str = counts!(postgres_classified!());
 const NEEDING_ACTION_SQLITE: &str = needing_action!(sqlite_classified!());
 const NEEDING_ACTION_POSTGRES: &str = needing_action!(postgres_classified!());
 
@@ -205,6 +205,20 @@ async fn without_jit(
     Ok(tx)
 }
 
+/// A SQLite connection that reads the file through memory mapping: the report reads the indexes
+/// of a whole workspace, and through SQLite's small page cache each page was a system call (a
+/// million members: 5 s, half of it in the kernel; mapped: 2.4 s on the same loaded machine).
+/// The setting stays with the pooled connection, where it only makes reads cheaper.
+async fn mapped(
+    pool: &sqlx::SqlitePool,
+) -> Result<sqlx::pool::PoolConnection<sqlx::Sqlite>, sqlx::Error> {
+    let mut connection = pool.acquire().await?;
+    sqlx::query("PRAGMA mmap_size = 1073741824")
+        .execute(&mut *connection)
+        .await?;
+    Ok(connection)
+}
+
 impl Store {
     /// The report's counts for workspace `workspace_id` as of `now` (see [`ReportCountRow`]).
     pub async fn report_counts(
@@ -215,11 +229,12 @@ impl Store {
     ) -> StoreResult<Vec<ReportCountRow>> {
         Ok(match self {
             Store::Sqlite(pool, _) => {
+                let mut connection = mapped(pool).await?;
                 sqlx::query_as(REPORT_COUNTS_SQLITE)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *connection)
                     .await?
             }
             Store::Postgres(pool, _) => {
@@ -248,13 +263,14 @@ impl Store {
     ) -> StoreResult<Vec<NeedingActionRow>> {
         Ok(match self {
             Store::Sqlite(pool, _) => {
+                let mut connection = mapped(pool).await?;
                 sqlx::query_as(NEEDING_ACTION_SQLITE)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)
                     .bind(resend_only)
                     .bind(limit)
-                    .fetch_all(pool)
+                    .fetch_all(&mut *connection)
                     .await?
             }
             Store::Postgres(pool, _) => {
