@@ -403,7 +403,11 @@ impl Prompts {
 
     /// The words of the workspace report (a macro of `report.j2`), lines kept as written, each
     /// trimmed at its end.
-    pub fn report_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+    pub fn report_text(
+        &self,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
         let text = self.call_macro("report.j2", name, facts, self.now())?;
         let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
         Ok(lines.join("\n").trim_matches('\n').to_owned())

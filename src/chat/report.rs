@@ -74,7 +74,10 @@ fn bulk_button(custom_id: &str) -> Option<(BulkStage, &str)> {
     let (stage, reference) = if let Some(r) = custom_id.strip_prefix(BULK_OFFER_PREFIX) {
         (BulkStage::Offer, r)
     } else {
-        (BulkStage::Confirm, custom_id.strip_prefix(BULK_CONFIRM_PREFIX)?)
+        (
+            BulkStage::Confirm,
+            custom_id.strip_prefix(BULK_CONFIRM_PREFIX)?,
+        )
     };
     is_reference(reference).then_some((stage, reference))
 }
@@ -193,12 +196,13 @@ impl Chat {
                 eligible,
                 max_members,
             }) => {
-                let facts =
-                    json!({ "workspace": workspace, "eligible": eligible, "max_members": max_members });
-                let confirm = self.report_words("bulk_confirm", facts.clone()).and_then(|text| {
-                    let label = self.report_words("bulk_confirm_button", facts)?;
-                    Ok((text, label))
-                });
+                let facts = json!({ "workspace": workspace, "eligible": eligible, "max_members": max_members });
+                let confirm = self
+                    .report_words("bulk_confirm", facts.clone())
+                    .and_then(|text| {
+                        let label = self.report_words("bulk_confirm_button", facts)?;
+                        Ok((text, label))
+                    });
                 return match confirm {
                     Ok((text, label)) => BulkReply::Answer(ReportReply {
                         button: Some(ReportButton {

@@ -32,7 +32,9 @@ pub(super) async fn report(
         .await?;
     let limit = reports.settings().max_csv_rows;
     let members = if report.needing_action > 0 && format != OutputFormat::Text {
-        reports.members_needing_action(&report, false, limit).await?
+        reports
+            .members_needing_action(&report, false, limit)
+            .await?
     } else {
         Vec::new()
     };

@@ -29,7 +29,9 @@ pub(super) fn command(chat: &Chat) -> CreateCommand {
             .engine()
             .prompts()
             .report_text(name, &json!({}))
-            .unwrap_or_else(|error| crate::error::EngineError::from(error).public_message(chat.engine().prompts()));
+            .unwrap_or_else(|error| {
+                crate::error::EngineError::from(error).public_message(chat.engine().prompts())
+            });
         crate::chat::truncate(&text, 100)
     };
     CreateCommand::new(COMMAND_NAME)

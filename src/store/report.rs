@@ -359,9 +359,7 @@ impl Store {
                     None => Ok(BulkStart::Unknown),
                 }
             }
-            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                Ok(BulkStart::Busy)
-            }
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => Ok(BulkStart::Busy),
             Err(error) => Err(StoreError::from(error)),
         }
     }

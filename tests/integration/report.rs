@@ -229,9 +229,10 @@ fn grants(config: &mut Config) {
         GrantConfig {
             users: vec![OTHER_AGENT.into()],
             allow: vec![Permission::Check],
-            workspaces: Some(vec![
-                invite_bot::domain::workspace::WorkspaceSlug::parse("other").unwrap()
-            ]),
+            workspaces: Some(vec![invite_bot::domain::workspace::WorkspaceSlug::parse(
+                "other",
+            )
+            .unwrap()]),
             ..GrantConfig::default()
         },
     ];
@@ -266,7 +267,11 @@ fn button(reply: &ReportReply) -> (String, String) {
     (button.custom_id.clone(), button.label.clone())
 }
 
-async fn confirm_and_finish(chat: &Chat, actor: &invite_bot::actions::Actor, report: &ReportReply) -> (String, BulkProgress) {
+async fn confirm_and_finish(
+    chat: &Chat,
+    actor: &invite_bot::actions::Actor,
+    report: &ReportReply,
+) -> (String, BulkProgress) {
     let (offer, _) = button(report);
     let BulkReply::Answer(confirmation) = chat.press_bulk(actor, &offer).await else {
         panic!("the offer started a run without confirmation");
@@ -542,19 +547,34 @@ async fn discord_report(backend: Backend) {
         return;
     };
     app.app.seed(EVERY_STATE).await;
-    let put = app.fake.wait_for("registration", |r| r.method == "PUT", 1).await.remove(0);
+    let put = app
+        .fake
+        .wait_for("registration", |r| r.method == "PUT", 1)
+        .await
+        .remove(0);
     assert_eq!(put.body[1]["name"], "invite-report");
     assert_eq!(put.body[1]["options"][0]["autocomplete"], true);
 
     // Someone without the permission: refused, no file.
-    let token = app.fake.command(&outsider(), "invite-report", &[("workspace", "acme")]);
+    let token = app
+        .fake
+        .command(&outsider(), "invite-report", &[("workspace", "acme")]);
     let refused = edited_original(&app, &token).await;
     assert!(refused.files.is_empty());
     // (Escaped for Discord's markdown: \`check\`.)
-    assert!(refused.body["content"].as_str().unwrap().contains("check\\` permission"), "{:#}", refused.body);
+    assert!(
+        refused.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("check\\` permission"),
+        "{:#}",
+        refused.body
+    );
 
     // An agent: the counts and the CSV, no bulk button.
-    let token = app.fake.command(&agent(), "invite-report", &[("workspace", "acme")]);
+    let token = app
+        .fake
+        .command(&agent(), "invite-report", &[("workspace", "acme")]);
     let callback = app.callback(&token).await;
     assert_eq!(callback.body["type"], 5, "deferred first");
     let report = edited_original(&app, &token).await;
@@ -564,11 +584,16 @@ async fn discord_report(backend: Backend) {
     // The Discord fixture adds `never@` (never sent) and `jane.doe@` (bounced) to ours.
     assert_eq!(rows.len(), 1 + 8, "{rows:?}");
     let content = report.body["content"].as_str().unwrap();
-    assert!(content.contains("Invitation report for Acme Academy"), "{content}");
+    assert!(
+        content.contains("Invitation report for Acme Academy"),
+        "{content}"
+    );
     assert!(custom_ids(&report.body).is_empty());
 
     // An admin: "Resend all eligible (3)".
-    let token = app.fake.command(&admin(), "invite-report", &[("workspace", "acme")]);
+    let token = app
+        .fake
+        .command(&admin(), "invite-report", &[("workspace", "acme")]);
     let report = edited_original(&app, &token).await;
     let buttons = custom_ids(&report.body);
     assert_eq!(buttons.len(), 1);
@@ -577,16 +602,29 @@ async fn discord_report(backend: Backend) {
     let confirmation = app.followup(&press).await;
     let confirm = custom_ids(&confirmation.body);
     assert_eq!(confirm[0].0, "Yes, resend to 3");
-    assert!(app.app.smtp.received().is_empty(), "nothing before the confirmation");
+    assert!(
+        app.app.smtp.received().is_empty(),
+        "nothing before the confirmation"
+    );
 
-    let press = app.fake.press(&admin(), &confirm[0].1, as_message(&confirmation));
+    let press = app
+        .fake
+        .press(&admin(), &confirm[0].1, as_message(&confirmation));
     let progress = app.followup(&press).await;
-    assert!(progress.body["content"].as_str().unwrap().contains("Resending to 3 members"));
+    assert!(progress.body["content"]
+        .as_str()
+        .unwrap()
+        .contains("Resending to 3 members"));
     // A second press while it runs: told so, nothing new.
-    let again = app.fake.press(&admin(), &confirm[0].1, as_message(&confirmation));
+    let again = app
+        .fake
+        .press(&admin(), &confirm[0].1, as_message(&confirmation));
     let again = app.followup(&again).await;
     let said = again.body["content"].as_str().unwrap();
-    assert!(said.contains("already running") || said.contains("has finished"), "{said}");
+    assert!(
+        said.contains("already running") || said.contains("has finished"),
+        "{said}"
+    );
 
     // The progress message is edited while it works, and last with the summary.
     let edits = format!("/webhooks/{APPLICATION_ID}/{press}/messages/");
@@ -594,21 +632,38 @@ async fn discord_report(backend: Backend) {
         .fake
         .wait_for(
             "the summary",
-            |r| r.method == "PATCH" && r.path.contains(&edits) && r.body["content"].as_str().is_some_and(|c| c.contains("finished")),
+            |r| {
+                r.method == "PATCH"
+                    && r.path.contains(&edits)
+                    && r.body["content"]
+                        .as_str()
+                        .is_some_and(|c| c.contains("finished"))
+            },
             1,
         )
         .await
         .remove(0);
-    assert!(summary.body["content"].as_str().unwrap().contains("3 sent, 0 skipped, 0 failed"), "{:#}", summary.body);
+    assert!(
+        summary.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("3 sent, 0 skipped, 0 failed"),
+        "{:#}",
+        summary.body
+    );
     let progress_edits: Vec<String> = app
         .fake
         .requests()
         .into_iter()
-        .filter(|r| r.method == "PATCH" && r.path.contains(&edits) && !r.path.ends_with("@original"))
+        .filter(|r| {
+            r.method == "PATCH" && r.path.contains(&edits) && !r.path.ends_with("@original")
+        })
         .map(|r| r.body["content"].as_str().unwrap_or("").to_owned())
         .collect();
     assert!(
-        progress_edits.iter().any(|c| c.contains("1 done") || c.contains("2 done")),
+        progress_edits
+            .iter()
+            .any(|c| c.contains("1 done") || c.contains("2 done")),
         "the progress message is edited while the run works: {progress_edits:#?}"
     );
     assert_eq!(app.app.smtp.received().len(), 3);
@@ -623,7 +678,9 @@ fn as_message(request: &Recorded) -> Value {
         CHANNEL_ID,
         body["content"].as_str().unwrap_or(""),
         body.get("embeds").cloned().unwrap_or(serde_json::json!([])),
-        body.get("components").cloned().unwrap_or(serde_json::json!([])),
+        body.get("components")
+            .cloned()
+            .unwrap_or(serde_json::json!([])),
     )
 }
 
@@ -631,7 +688,11 @@ fn as_message(request: &Recorded) -> Value {
 async fn edited_original(app: &DiscordApp, token: &str) -> Recorded {
     let fragment = format!("/webhooks/{APPLICATION_ID}/{token}/messages/@original");
     app.fake
-        .wait_for("the edited answer", |r| r.method == "PATCH" && r.path.ends_with(&fragment), 1)
+        .wait_for(
+            "the edited answer",
+            |r| r.method == "PATCH" && r.path.ends_with(&fragment),
+            1,
+        )
         .await
         .remove(0)
 }

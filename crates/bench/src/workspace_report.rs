@@ -98,9 +98,10 @@ pub async fn run(
     ));
     match seed::ensure_seeded(&store, parameters, Utc::now()).await? {
         Seeding::Reused => progress("reusing the bench database"),
-        Seeding::Seeded { seconds } => {
-            progress(&format!("seeded {} members in {seconds:.1} s", options.members))
-        }
+        Seeding::Seeded { seconds } => progress(&format!(
+            "seeded {} members in {seconds:.1} s",
+            options.members
+        )),
     }
     let slug = invite_bot::domain::workspace::WorkspaceSlug::parse(&seed::workspace_slug(0))
         .map_err(|e| BenchError::Task(e.to_string()))?;
@@ -111,7 +112,9 @@ pub async fn run(
     let stale = Duration::days(i64::from(config.report.stale_invite_days));
     let limit = i64::from(config.report.max_csv_rows);
 
-    progress(&format!("timing the report, {RUNS} runs after one to warm up"));
+    progress(&format!(
+        "timing the report, {RUNS} runs after one to warm up"
+    ));
     let mut report_ms = Vec::with_capacity(RUNS);
     let mut csv_ms = Vec::with_capacity(RUNS);
     let mut counted = 0;

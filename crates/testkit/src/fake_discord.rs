@@ -76,13 +76,20 @@ fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<Strin
             let headers = String::from_utf8_lossy(&part[..split]).to_string();
             let content = part[split + 4..].to_vec();
             let attribute = |key: &str| {
-                headers.split(';').find_map(|p| {
-                    p.trim()
-                        .strip_prefix(&format!("{key}="))
-                        .map(|v| v.trim_matches('"').to_owned())
-                })
+                headers
+                    .lines()
+                    .flat_map(|line| line.split(';'))
+                    .find_map(|p| {
+                        p.trim()
+                            .strip_prefix(&format!("{key}="))
+                            .map(|v| v.trim_matches('"').to_owned())
+                    })
             };
-            parts.push((attribute("name").unwrap_or_default(), attribute("filename"), content));
+            parts.push((
+                attribute("name").unwrap_or_default(),
+                attribute("filename"),
+                content,
+            ));
         }
     }
     parts
@@ -456,22 +463,30 @@ async fn rest(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    let (body, files): (Value, Vec<RecordedFile>) = if content_type.starts_with("multipart/form-data") {
-        let mut json = Value::Null;
-        let mut files = Vec::new();
-        for (field, filename, content) in multipart_parts(content_type, &body) {
-            match filename {
-                Some(filename) => files.push(RecordedFile { field, filename, bytes: content }),
-                None if field == "payload_json" => {
-                    json = serde_json::from_slice(&content).unwrap_or(Value::Null)
+    let (body, files): (Value, Vec<RecordedFile>) =
+        if content_type.starts_with("multipart/form-data") {
+            let mut json = Value::Null;
+            let mut files = Vec::new();
+            for (field, filename, content) in multipart_parts(content_type, &body) {
+                match filename {
+                    Some(filename) => files.push(RecordedFile {
+                        field,
+                        filename,
+                        bytes: content,
+                    }),
+                    None if field == "payload_json" => {
+                        json = serde_json::from_slice(&content).unwrap_or(Value::Null)
+                    }
+                    None => {}
                 }
-                None => {}
             }
-        }
-        (json, files)
-    } else {
-        (serde_json::from_slice(&body).unwrap_or(Value::Null), Vec::new())
-    };
+            (json, files)
+        } else {
+            (
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+                Vec::new(),
+            )
+        };
     tracing::debug!(%method, %path, "fake discord request");
     {
         let mut limited = shared.rate_limited.lock().unwrap();
