@@ -8,10 +8,11 @@ CREATE INDEX IF NOT EXISTS members_workspace_status
     ON members (workspace_id, status, removed_at, domain_key, email_key);
 CREATE INDEX IF NOT EXISTS invitations_member_latest
     ON invitations (member_id, send_state, sent_at, id, expires_at);
--- Replaces (invitation_id, at): the same prefix, and the event's kind beside it.
+-- Replaces (invitation_id, at): the same prefix, then the id (the latest event is the last by
+-- (at, id)), and the event's kind beside them.
 DROP INDEX IF EXISTS delivery_events_invitation;
 CREATE INDEX IF NOT EXISTS delivery_events_invitation
-    ON delivery_events (invitation_id, at, event, bounce_kind);
+    ON delivery_events (invitation_id, at, id, event, bounce_kind);
 
 -- One row per "Resend all eligible" offer. Its reference is the opaque token in the buttons'
 -- custom ids; the press that confirms it moves it from 'offered' to 'running' once, and at most

@@ -21,20 +21,15 @@ use super::{on_backend, Store, StoreError, StoreResult};
 /// (it looks the row up by the id a scalar subquery finds), PostgreSQL would not use an index for
 /// that form (it takes the row from a LATERAL subquery instead).
 macro_rules! classified {
-    ($latest_invitation:literal) => {
+    ($latest_invitation:literal, $failure:literal) => {
         concat!(
             "SELECT m.id AS member_id, m.email_key, m.domain_key, i.sent_at, \
                CASE \
                  WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_key = m.email_key) \
                    THEN 'invite_suppressed' \
-                 WHEN i.id IS NULL THEN 'invite_never_sent' \
-                 WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
-                              AND e.event = 'bounced' AND e.bounce_kind = 'hard') \
-                   THEN 'invite_bounced' \
-                 WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
-                              AND e.event = 'spam_complaint') \
-                   THEN 'invite_marked_spam' \
-                 WHEN i.expires_at <= $2 THEN 'invite_expired' \
+                 WHEN i.id IS NULL THEN 'invite_never_sent' ",
+            $failure,
+            " WHEN i.expires_at <= $2 THEN 'invite_expired' \
                  ELSE COALESCE((SELECT CASE WHEN e.event = 'delivered' THEN 'invite_delivered' \
                                             ELSE 'invite_deferred' END \
                                 FROM delivery_events e WHERE e.invitation_id = i.id \
@@ -49,22 +44,40 @@ macro_rules! classified {
     };
 }
 
+/// SQLite: whether the invitation hard-bounced or was marked as spam, in one look-up of its events
+/// (two `EXISTS` cost a look-up more for nearly every member); which of the two, in a second one
+/// for the few where either happened.
 macro_rules! sqlite_classified {
     () => {
         classified!(
             "LEFT JOIN invitations i ON i.id = (SELECT l.id FROM invitations l \
                WHERE l.member_id = m.id AND l.send_state = 'sent' \
-               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1)"
+               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1)",
+            "WHEN (SELECT MIN(CASE WHEN e.event = 'bounced' AND e.bounce_kind = 'hard' THEN 1 \
+                                   WHEN e.event = 'spam_complaint' THEN 2 END) \
+                   FROM delivery_events e WHERE e.invitation_id = i.id) IS NOT NULL \
+               THEN (SELECT CASE MIN(CASE WHEN e.event = 'bounced' AND e.bounce_kind = 'hard' THEN 1 \
+                                          WHEN e.event = 'spam_complaint' THEN 2 END) \
+                            WHEN 1 THEN 'invite_bounced' ELSE 'invite_marked_spam' END \
+                     FROM delivery_events e WHERE e.invitation_id = i.id)"
         )
     };
 }
 
+/// PostgreSQL: the two `EXISTS` become one hashed pass over the events each, cheaper than a
+/// look-up per member.
 macro_rules! postgres_classified {
     () => {
         classified!(
             "LEFT JOIN LATERAL (SELECT l.id, l.sent_at, l.expires_at FROM invitations l \
                WHERE l.member_id = m.id AND l.send_state = 'sent' \
-               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1) i ON TRUE"
+               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1) i ON TRUE",
+            "WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
+                          AND e.event = 'bounced' AND e.bounce_kind = 'hard') \
+               THEN 'invite_bounced' \
+             WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
+                          AND e.event = 'spam_complaint') \
+               THEN 'invite_marked_spam'"
         )
     };
 }
