@@ -56,6 +56,49 @@ pub struct Config {
     pub import: ImportConfig,
     /// The product's own database, read by `invite-bot sync` (off unless `url` is set).
     pub source: SourceConfig,
+    /// The workspace report (`/invite-report`, `invite-bot report`) and its bulk resend.
+    pub report: ReportConfig,
+}
+
+/// `[report]`: what the workspace report calls stale, how much it lists, and how a bulk resend runs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ReportConfig {
+    /// A delivered invitation not accepted this many days after it was sent needs action. Keep it
+    /// under `product.invitation_ttl_hours`: an invitation past its expiry counts as expired.
+    pub stale_invite_days: u32,
+    /// The company domains with the most failures, at most this many.
+    pub top_domains: usize,
+    /// The CSV of members needing action holds at most this many rows (the reply says how many
+    /// were left out).
+    pub max_csv_rows: u32,
+    /// One "Resend all eligible" run resends to at most this many members.
+    pub bulk_max_members: u32,
+    /// A run stops after this many minutes, whatever is left (counted as skipped).
+    pub bulk_max_minutes: u32,
+    /// The pause between two resends of a run, so the mail server and the limits see one admin
+    /// resending, not a flood.
+    pub bulk_pause_ms: u64,
+    /// The progress message is edited at most this often.
+    pub bulk_progress_ms: u64,
+    /// A running run renews its claim this often; a claim three times older is taken as a run
+    /// whose process stopped.
+    pub bulk_lease_seconds: u32,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        ReportConfig {
+            stale_invite_days: 3,
+            top_domains: 5,
+            max_csv_rows: 10_000,
+            bulk_max_members: 200,
+            bulk_max_minutes: 10,
+            bulk_pause_ms: 250,
+            bulk_progress_ms: 2_000,
+            bulk_lease_seconds: 20,
+        }
+    }
 }
 
 /// `[source]`: where the product keeps its members, and the SQL that reads them in the bot's terms.
@@ -649,6 +692,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             api: ApiConfig::default(),
             source: SourceConfig::default(),
+            report: ReportConfig::default(),
         }
     }
 }
@@ -849,6 +893,16 @@ impl Config {
         }
         if self.database_statement_timeout_ms == 0 {
             return invalid("database_statement_timeout_ms", "must be at least 1");
+        }
+        if self.report.stale_invite_days == 0 {
+            return invalid("report.stale_invite_days", "must be at least 1");
+        }
+        if self.report.bulk_max_minutes == 0 || self.report.bulk_max_minutes > 14 {
+            // An interaction's token, with which the progress message is edited, lasts 15 minutes.
+            return invalid("report.bulk_max_minutes", "must be between 1 and 14");
+        }
+        if self.report.bulk_lease_seconds == 0 {
+            return invalid("report.bulk_lease_seconds", "must be at least 1");
         }
         if self.checks.domain_alert_threshold == 0 {
             return invalid("checks.domain_alert_threshold", "must be at least 1");

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod prompts;
 pub mod providers;
 pub mod random;
+pub mod report;
 pub mod source;
 pub mod urls;
 

@@ -24,6 +24,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("cli.j2", include_str!("../prompts/cli.j2")),
     ("errors.j2", include_str!("../prompts/errors.j2")),
     ("api.j2", include_str!("../prompts/api.j2")),
+    ("report.j2", include_str!("../prompts/report.j2")),
     (
         "email/invitation.j2",
         include_str!("../prompts/email/invitation.j2"),
@@ -172,6 +173,26 @@ const ERROR_MACROS: &[&str] = &[
     "internal",
 ];
 
+/// The macros `report.j2` must define.
+const REPORT_MACROS: &[&str] = &[
+    "state_name",
+    "next_step",
+    "report",
+    "csv_note",
+    "command_description",
+    "workspace_option",
+    "no_workspace",
+    "bulk_button",
+    "bulk_confirm",
+    "bulk_confirm_button",
+    "bulk_nobody",
+    "bulk_already",
+    "bulk_busy",
+    "bulk_progress",
+    "bulk_summary",
+    "list_hint",
+];
+
 /// The macros `api.j2` must define.
 const API_MACROS: &[&str] = &[
     "activated",
@@ -300,6 +321,7 @@ impl Prompts {
         self.require_macros("chat.j2", CHAT_MACROS)?;
         self.require_macros("errors.j2", ERROR_MACROS)?;
         self.require_macros("api.j2", API_MACROS)?;
+        self.require_macros("report.j2", REPORT_MACROS)?;
         let findings = self.env.get_template("findings.j2")?.render_captured(())?;
         for outcome in Outcome::ALL {
             if findings.state().lookup(outcome.as_str()).is_none() {
@@ -384,6 +406,18 @@ impl Prompts {
             .call_macro("api.j2", name, facts, self.now())?
             .trim()
             .to_owned())
+    }
+
+    /// The words of the workspace report (a macro of `report.j2`), lines kept as written, each
+    /// trimmed at its end.
+    pub fn report_text(
+        &self,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
+        let text = self.call_macro("report.j2", name, facts, self.now())?;
+        let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+        Ok(lines.join("\n").trim_matches('\n').to_owned())
     }
 
     fn macro_text(

@@ -3,6 +3,7 @@
 //! the rules (who may check, how old a button may be, a button acts once) are written once.
 
 pub mod reply;
+pub mod report;
 pub mod request;
 
 use std::sync::Arc;
@@ -64,11 +65,14 @@ pub struct Chat {
     actions: Actions,
     settings: Arc<ChatSettings>,
     authorizer: Arc<Authorizer>,
+    /// `/invite-report` and its bulk resend (chat/report.rs).
+    reports: crate::report::Reports,
 }
 
 impl Chat {
     pub fn new(actions: Actions, config: &Config) -> Self {
         Chat {
+            reports: crate::report::Reports::new(actions.clone(), config),
             actions,
             settings: Arc::new(ChatSettings::from_config(config)),
             authorizer: Arc::new(Authorizer::from_config(config)),

@@ -20,6 +20,7 @@ mod import;
 mod migrate;
 mod operator;
 mod output;
+mod report;
 mod resend;
 mod retry_pending;
 mod seed;
@@ -50,11 +51,19 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub database_url: Option<String>,
     /// Output for people (text) or for programs (json); before or after the subcommand. `serve`
-    /// has no JSON output.
-    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// has no JSON output; only `report` writes csv.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--format`: what every command writes (text, json), and csv, which only `report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +157,12 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// A workspace's members counted by invitation state, the company domains with the most
+    /// failures, and (with --format csv or json) every member needing action with the next step.
+    Report {
+        /// The workspace's slug.
+        workspace: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,7 +216,17 @@ pub async fn run(cli: Cli) -> ExitCode {
 }
 
 async fn execute(cli: Cli) -> Result<(), Failure> {
-    let format = cli.format;
+    let output = cli.format;
+    let format = match output {
+        OutputFormat::Text => Format::Text,
+        OutputFormat::Json => Format::Json,
+        OutputFormat::Csv if matches!(cli.command, Command::Report { .. }) => Format::Text,
+        OutputFormat::Csv => {
+            return Err(Failure::bad_input(
+                "only `report` writes CSV; use --format text or --format json",
+            ))
+        }
+    };
     // Refused before anything is loaded: a script asking for JSON should not get a server.
     if format == Format::Json && matches!(cli.command, Command::Serve { .. }) {
         return Err(Failure::bad_input(
@@ -257,5 +282,6 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         }
         Command::RetryPending => retry_pending::retry_pending(&config, format).await,
         Command::Sync { full, dry_run } => sync::sync(&config, full, dry_run, format).await,
+        Command::Report { workspace } => report::report(&config, &workspace, output).await,
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod endpoint;
 pub mod render;
+pub mod report;
 pub mod respond;
 
 pub use respond::Responder;
@@ -329,16 +330,17 @@ impl Handler {
                 )
                 .set_autocomplete(true),
             );
+        let commands = vec![command, report::command(&self.chat)];
         if self.discord.guild_ids.is_empty() {
             let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                serenity::all::Command::set_global_commands(http, vec![command.clone()])
+                serenity::all::Command::set_global_commands(http, commands.clone())
             })
             .await;
             log_failure("register global commands", result);
         } else {
             for guild in &self.discord.guild_ids {
                 let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                    GuildId::new(*guild).set_commands(http, vec![command.clone()])
+                    GuildId::new(*guild).set_commands(http, commands.clone())
                 })
                 .await;
                 match result {
@@ -353,6 +355,7 @@ impl Handler {
     async fn on_command(&self, ctx: &Responder, command: CommandInteraction) {
         match command.data.name.as_str() {
             COMMAND_NAME => self.on_invite_check(ctx, command).await,
+            report::COMMAND_NAME => self.on_report_command(ctx, command).await,
             other => tracing::debug!(command = other, "unknown command ignored"),
         }
     }
@@ -462,6 +465,9 @@ impl Handler {
     }
 
     async fn on_button(&self, ctx: &Responder, press: ComponentInteraction) {
+        if crate::chat::report::is_bulk_button(&press.data.custom_id) {
+            return self.on_bulk_button(ctx, press).await;
+        }
         let wait = self.options.rate_limit_wait;
         // The presser's own permissions, looked up now: never those of whoever ran the check.
         let actor = self

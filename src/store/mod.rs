@@ -19,6 +19,7 @@ mod members;
 mod outbox;
 mod product_calls;
 mod records;
+mod report;
 mod webhook_events;
 mod workspaces;
 
@@ -43,6 +44,9 @@ pub use product_calls::{
     ProductCallState,
 };
 pub use records::{AuditEntry, ButtonRecord};
+pub use report::{
+    BulkResendRow, BulkStart, BulkTally, NeedingActionRow, NewBulkResend, ReportCountRow,
+};
 pub use webhook_events::{
     BatchOutcome, NewDeliveryEvent, NewSuppression, ReplayToken, WebhookBatch, WebhookBatchReport,
 };
@@ -493,6 +497,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "product calls",
                 include_str!("../../migrations/sqlite/0009_product_calls.sql"),
             ),
+            (
+                10,
+                "workspace report",
+                include_str!("../../migrations/sqlite/0010_workspace_report.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -539,6 +548,11 @@ fn migrator(backend: Backend) -> Migrator {
                 9,
                 "product calls",
                 include_str!("../../migrations/postgres/0009_product_calls.sql"),
+            ),
+            (
+                10,
+                "workspace report",
+                include_str!("../../migrations/postgres/0010_workspace_report.sql"),
             ),
         ],
     };

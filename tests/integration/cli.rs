@@ -647,7 +647,7 @@ fn an_invalid_format_is_a_clap_error() {
         let err = stderr(&output);
         assert!(
             err.contains("invalid value 'yaml' for '--format <FORMAT>'")
-                && err.contains("[possible values: text, json]"),
+                && err.contains("[possible values: text, json, csv]"),
             "{err}"
         );
         assert!(stdout(&output).is_empty());

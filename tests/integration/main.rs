@@ -34,6 +34,7 @@ mod product_actions;
 mod properties;
 mod push_api;
 mod replicas;
+mod report;
 mod retention;
 mod scopes;
 mod secrets_kept;

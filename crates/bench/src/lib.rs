@@ -28,6 +28,7 @@ pub mod seed;
 pub mod stats;
 pub mod sync;
 pub mod system;
+pub mod workspace_report;
 
 use std::sync::Arc;
 

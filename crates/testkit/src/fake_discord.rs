@@ -38,6 +38,65 @@ pub struct Recorded {
     pub body: Value,
     /// When the request arrived at the fake (before it was answered).
     pub at: Instant,
+    /// The files of a multipart request (its `payload_json` part is `body`).
+    pub files: Vec<RecordedFile>,
+}
+
+/// One file a request carried (`files[n]` of a multipart body).
+#[derive(Debug, Clone)]
+pub struct RecordedFile {
+    /// The form field, e.g. `files[0]`.
+    pub field: String,
+    pub filename: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The parts of a `multipart/form-data` body: (field name, filename, content).
+fn multipart_parts(content_type: &str, body: &[u8]) -> Vec<(String, Option<String>, Vec<u8>)> {
+    let Some(boundary) = content_type
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("boundary="))
+        .map(|b| b.trim_matches('"'))
+    else {
+        return Vec::new();
+    };
+    let delimiter = format!("--{boundary}").into_bytes();
+    let mut parts = Vec::new();
+    let mut rest = body;
+    while let Some(start) = find(rest, &delimiter) {
+        rest = &rest[start + delimiter.len()..];
+        if rest.starts_with(b"--") {
+            break;
+        }
+        let end = find(rest, &delimiter).unwrap_or(rest.len());
+        let part = &rest[..end];
+        let part = part.strip_prefix(b"\r\n").unwrap_or(part);
+        let part = part.strip_suffix(b"\r\n").unwrap_or(part);
+        if let Some(split) = find(part, b"\r\n\r\n") {
+            let headers = String::from_utf8_lossy(&part[..split]).to_string();
+            let content = part[split + 4..].to_vec();
+            let attribute = |key: &str| {
+                headers
+                    .lines()
+                    .flat_map(|line| line.split(';'))
+                    .find_map(|p| {
+                        p.trim()
+                            .strip_prefix(&format!("{key}="))
+                            .map(|v| v.trim_matches('"').to_owned())
+                    })
+            };
+            parts.push((
+                attribute("name").unwrap_or_default(),
+                attribute("filename"),
+                content,
+            ));
+        }
+    }
+    parts
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[derive(Default)]
@@ -288,6 +347,22 @@ impl FakeDiscord {
         (token, interaction)
     }
 
+    /// Types the slash command `name` (e.g. `invite-report`) with these string options; returns
+    /// the interaction's token.
+    pub fn command(&self, user: &FakeUser, name: &str, options: &[(&str, &str)]) -> String {
+        let token = format!("token-{}", self.next_id());
+        let options: Vec<Value> = options
+            .iter()
+            .map(|(name, value)| json!({"name": name, "type": 3, "value": value}))
+            .collect();
+        let data = json!({"id": "3001", "name": name, "type": 1, "options": options});
+        self.dispatch(
+            "INTERACTION_CREATE",
+            self.interaction(2, &token, user, data, None),
+        );
+        token
+    }
+
     /// Types into the `workspace` option of `/invite-check`; returns the interaction's token.
     pub fn autocomplete(&self, user: &FakeUser, typed: &str) -> String {
         let (token, interaction) = self.autocomplete_json(user, typed);
@@ -403,11 +478,40 @@ async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
     let path = uri.path().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // Messages with files come as multipart: the JSON in `payload_json`, each file a part.
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (body, files): (Value, Vec<RecordedFile>) =
+        if content_type.starts_with("multipart/form-data") {
+            let mut json = Value::Null;
+            let mut files = Vec::new();
+            for (field, filename, content) in multipart_parts(content_type, &body) {
+                match filename {
+                    Some(filename) => files.push(RecordedFile {
+                        field,
+                        filename,
+                        bytes: content,
+                    }),
+                    None if field == "payload_json" => {
+                        json = serde_json::from_slice(&content).unwrap_or(Value::Null)
+                    }
+                    None => {}
+                }
+            }
+            (json, files)
+        } else {
+            (
+                serde_json::from_slice(&body).unwrap_or(Value::Null),
+                Vec::new(),
+            )
+        };
     tracing::debug!(%method, %path, "fake discord request");
     {
         let mut limited = shared.rate_limited.lock().unwrap();
@@ -422,6 +526,7 @@ async fn rest(
                 path: format!("429 {path}"),
                 body: body.clone(),
                 at,
+                files: files.clone(),
             });
             shared.changed.notify_waiters();
             return (
@@ -437,6 +542,7 @@ async fn rest(
         path: path.clone(),
         body: body.clone(),
         at,
+        files,
     });
     shared.changed.notify_waiters();
     let delay = shared
