@@ -56,6 +56,8 @@ pub struct Config {
     pub import: ImportConfig,
     /// The product's own database, read by `invite-bot sync` (off unless `url` is set).
     pub source: SourceConfig,
+    /// Alerts posted to a workspace's Discord channel when an invitation will not arrive.
+    pub alerts: AlertsConfig,
 }
 
 /// `[source]`: where the product keeps its members, and the SQL that reads them in the bot's terms.
@@ -541,6 +543,7 @@ impl Default for Config {
             providers: ProvidersConfig::default(),
             api: ApiConfig::default(),
             source: SourceConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -815,6 +818,7 @@ impl Config {
         }
         self.validate_http()?;
         self.source.validate()?;
+        self.alerts.validate()?;
         Ok(())
     }
 }
@@ -1025,6 +1029,106 @@ impl Config {
                 );
             }
         }
+        Ok(())
+    }
+}
+
+/// `[alerts]`: which workspace's problems go to which Discord channel, and how they are held and
+/// grouped. Off while `channels` is empty: unmapped workspaces get no alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Workspace slug -> the Discord channel id its alerts are posted to.
+    pub channels: std::collections::BTreeMap<String, u64>,
+    /// The only role an alert mentions (by id); nobody is mentioned without it.
+    pub mention_role: Option<u64>,
+    /// An invitation deferred for longer than this is alerted about.
+    pub deferred_alert_hours: u32,
+    /// `HH:MM-HH:MM` local time (`timezone`): alerts found then are held and posted as one digest
+    /// per channel when the quiet hours end.
+    pub quiet_hours: Option<String>,
+    /// The offset of `quiet_hours`: `UTC`, `+02:00`, `-05:00`.
+    pub timezone: String,
+    /// This many problems at one company domain of one workspace ...
+    pub burst_threshold: u32,
+    /// ... within this many minutes become one alert for the domain, with the count.
+    pub burst_window_minutes: u32,
+    /// How often `serve` scans for new problems and posts what is due.
+    pub scan_interval_seconds: u64,
+    /// A post Discord refused or did not answer is retried this many times in all, then given up.
+    pub max_post_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            channels: Default::default(),
+            mention_role: None,
+            deferred_alert_hours: 12,
+            quiet_hours: None,
+            timezone: "UTC".into(),
+            burst_threshold: 5,
+            burst_window_minutes: 30,
+            scan_interval_seconds: 60,
+            max_post_attempts: 5,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// True when some workspace has an alert channel.
+    pub fn is_enabled(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// The quiet hours at their offset, when configured (checked at start-up by `validate`).
+    pub fn quiet_hours(
+        &self,
+    ) -> Result<Option<crate::domain::alert::QuietHours>, ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid { key, message };
+        let offset = crate::ingest::parse_offset(&self.timezone)
+            .map_err(|message| invalid("alerts.timezone", message))?;
+        self.quiet_hours
+            .as_deref()
+            .map(|text| {
+                crate::domain::alert::QuietHours::parse(text, offset)
+                    .map_err(|e| invalid("alerts.quiet_hours", e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        for (slug, channel) in &self.channels {
+            if crate::domain::workspace::WorkspaceSlug::parse(slug).is_err() {
+                return invalid("alerts.channels", "keys must be workspace slugs");
+            }
+            if *channel == 0 {
+                return invalid("alerts.channels", "values must be channel ids (not 0)");
+            }
+        }
+        if self.mention_role == Some(0) {
+            return invalid("alerts.mention_role", "must be a role id (not 0)");
+        }
+        for (key, value) in [
+            ("alerts.deferred_alert_hours", self.deferred_alert_hours),
+            ("alerts.burst_threshold", self.burst_threshold),
+            ("alerts.burst_window_minutes", self.burst_window_minutes),
+            ("alerts.max_post_attempts", self.max_post_attempts),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.scan_interval_seconds == 0 {
+            return invalid("alerts.scan_interval_seconds", "must be at least 1");
+        }
+        self.quiet_hours()?;
         Ok(())
     }
 }

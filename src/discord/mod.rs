@@ -4,6 +4,8 @@
 //! Only the gateway events used are subscribed to (guild messages, for the listener), and serenity's
 //! cache is not built in, so memory stays flat however large the guilds are.
 
+pub mod alerts;
+pub mod list_check;
 pub mod render;
 
 use std::future::Future;
@@ -146,6 +148,7 @@ impl DiscordBot {
             GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
         };
         let handler = Handler {
+            api_base: self.api_base.clone(),
             chat: self.chat,
             listener: crate::actions::Throttle::new(
                 LISTENER_REPLIES_PER_MINUTE,
@@ -176,6 +179,8 @@ impl DiscordBot {
 
 struct Handler {
     chat: Chat,
+    /// The local stand-in of tests, whose attachment URLs a list check may fetch.
+    api_base: Option<String>,
     /// Replies the support-channel listener gives per person and channel: it answers messages
     /// anyone can write, so a flood of addresses must not become a flood of replies and rows.
     listener: crate::actions::Throttle,
@@ -279,16 +284,17 @@ impl Handler {
                 )
                 .set_autocomplete(true),
             );
+        let commands = vec![command, list_check::command(&self.chat)];
         if self.discord.guild_ids.is_empty() {
             let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                serenity::all::Command::set_global_commands(&ctx.http, vec![command.clone()])
+                serenity::all::Command::set_global_commands(&ctx.http, commands.clone())
             })
             .await;
             log_failure("register global commands", result);
         } else {
             for guild in &self.discord.guild_ids {
                 let result = with_retry(self.options.rate_limit_wait, "register commands", || {
-                    GuildId::new(*guild).set_commands(&ctx.http, vec![command.clone()])
+                    GuildId::new(*guild).set_commands(&ctx.http, commands.clone())
                 })
                 .await;
                 match result {
@@ -300,6 +306,11 @@ impl Handler {
     }
 
     async fn on_command(&self, ctx: &Context, command: CommandInteraction) {
+        if command.data.name == list_check::COMMAND_NAME {
+            let user = chat_user(&command.user, command.member.as_deref());
+            let base = self.api_base.as_deref();
+            return list_check::answer(&self.chat, &self.discord, base, ctx, &command, user).await;
+        }
         if command.data.name != COMMAND_NAME {
             return;
         }

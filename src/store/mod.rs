@@ -5,6 +5,7 @@
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
 mod activation;
+mod alerts;
 mod appends;
 mod audit;
 mod buttons;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::SqlSafeStr;
 
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
+pub use alerts::{AlertEnd, AlertScanState, FoundProblem, PendingAlert, ProblemPage, StoredProblem};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
@@ -483,6 +485,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "product data",
                 include_str!("../../migrations/sqlite/0008_product_data.sql"),
             ),
+            (
+                11,
+                "alerts",
+                include_str!("../../migrations/sqlite/0011_alerts.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -524,6 +531,11 @@ fn migrator(backend: Backend) -> Migrator {
                 8,
                 "product data",
                 include_str!("../../migrations/postgres/0008_product_data.sql"),
+            ),
+            (
+                11,
+                "alerts",
+                include_str!("../../migrations/postgres/0011_alerts.sql"),
             ),
         ],
     };

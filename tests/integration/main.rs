@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod actions;
+mod alerts;
 mod activate_throttle;
 mod activation_api;
 mod appends;
@@ -25,6 +26,7 @@ mod input;
 mod leadership;
 mod liveness_database;
 mod liveness_http;
+mod list_check;
 mod liveness_mail;
 mod lookups;
 mod openapi;

@@ -36,6 +36,8 @@ pub struct Recorded {
     pub method: Method,
     pub path: String,
     pub body: Value,
+    /// Files sent with the request (multipart `files[n]` parts), as (file name, bytes).
+    pub files: Vec<(String, Vec<u8>)>,
     /// When the request arrived at the fake (before it was answered).
     pub at: Instant,
 }
@@ -54,6 +56,8 @@ struct Shared {
     ws_url: Mutex<String>,
     /// Channels refuse threads (403), like a channel where the bot may not create them.
     refuse_threads: std::sync::atomic::AtomicBool,
+    /// Files served at `/attachments/{name}`, as users' uploads are by Discord's CDN.
+    attachments: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 /// A person in the fake guild.
@@ -271,6 +275,46 @@ impl FakeDiscord {
         .then_some(token)
     }
 
+    /// Serves `bytes` as an uploaded file; returns its URL.
+    pub fn host_attachment(&self, name: &str, bytes: Vec<u8>) -> String {
+        self.shared
+            .attachments
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), bytes);
+        format!("{}/attachments/{name}", self.base_url)
+    }
+
+    /// Types `/invite-check-list` with string options and, optionally, an attached file
+    /// (file name, URL, the size Discord reports); returns the interaction's token.
+    pub fn invite_check_list(
+        &self,
+        user: &FakeUser,
+        options: &[(&str, &str)],
+        file: Option<(&str, &str, u64)>,
+    ) -> String {
+        let token = format!("token-{}", self.next_id());
+        let mut list: Vec<Value> = options
+            .iter()
+            .map(|(name, value)| json!({"name": name, "type": 3, "value": value}))
+            .collect();
+        let mut data = json!({"id": "3001", "name": "invite-check-list", "type": 1});
+        if let Some((filename, url, size)) = file {
+            let id = self.next_id();
+            list.push(json!({"name": "file", "type": 11, "value": id}));
+            data["resolved"] = json!({"attachments": {id.clone(): {
+                "id": id, "filename": filename, "size": size, "url": url, "proxy_url": url,
+                "content_type": if filename.ends_with(".csv") { "text/csv" } else { "text/plain" },
+            }}});
+        }
+        data["options"] = json!(list);
+        self.dispatch(
+            "INTERACTION_CREATE",
+            self.interaction(2, &token, user, data, None),
+        );
+        token
+    }
+
     /// Types into the `workspace` option of `/invite-check`; returns the interaction's token.
     pub fn autocomplete(&self, user: &FakeUser, typed: &str) -> String {
         let token = format!("token-{}", self.next_id());
@@ -374,15 +418,70 @@ pub fn custom_ids(data: &Value) -> Vec<(String, String, bool)> {
     found
 }
 
+/// A multipart body's JSON (`payload_json`) and its files (`files[n]`), as serenity sends a
+/// message with attachments.
+fn multipart(content_type: &str, body: &[u8]) -> Option<(Value, Vec<(String, Vec<u8>)>)> {
+    let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
+    let delimiter = format!("--{boundary}");
+    let mut payload = Value::Null;
+    let mut files = Vec::new();
+    let text = body;
+    let positions: Vec<usize> = text
+        .windows(delimiter.len())
+        .enumerate()
+        .filter(|(_, w)| *w == delimiter.as_bytes())
+        .map(|(i, _)| i)
+        .collect();
+    for pair in positions.windows(2) {
+        let part = &text[pair[0] + delimiter.len()..pair[1]];
+        let split = part.windows(4).position(|w| w == b"\r\n\r\n")?;
+        let headers = String::from_utf8_lossy(&part[..split]);
+        let mut content = &part[split + 4..];
+        if content.ends_with(b"\r\n") {
+            content = &content[..content.len() - 2];
+        }
+        let field = |key: &str| {
+            headers
+                .split(';')
+                .find_map(|h| h.trim().strip_prefix(key))
+                .map(|v| v.trim_matches('"').to_owned())
+        };
+        match field("name=").as_deref() {
+            Some("payload_json") => payload = serde_json::from_slice(content).unwrap_or(Value::Null),
+            Some(_) => files.push((field("filename=").unwrap_or_default(), content.to_vec())),
+            None => {}
+        }
+    }
+    Some((payload, files))
+}
+
 async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
     uri: Uri,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> Response {
     let at = Instant::now();
     let path = uri.path().to_owned();
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Some(name) = path.strip_prefix("/attachments/") {
+        return match shared.attachments.lock().unwrap().get(name) {
+            Some(bytes) => bytes.clone().into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (body, files) = match content_type
+        .starts_with("multipart/")
+        .then(|| multipart(content_type, &body))
+        .flatten()
+    {
+        Some(parts) => parts,
+        None => (serde_json::from_slice(&body).unwrap_or(Value::Null), Vec::new()),
+    };
     tracing::debug!(%method, %path, "fake discord request");
     {
         let mut limited = shared.rate_limited.lock().unwrap();
@@ -396,6 +495,7 @@ async fn rest(
                 method: method.clone(),
                 path: format!("429 {path}"),
                 body: body.clone(),
+                files: files.clone(),
                 at,
             });
             shared.changed.notify_waiters();
@@ -411,6 +511,7 @@ async fn rest(
         method: method.clone(),
         path: path.clone(),
         body: body.clone(),
+        files,
         at,
     });
     shared.changed.notify_waiters();
