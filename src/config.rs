@@ -1082,9 +1082,7 @@ impl AlertsConfig {
     }
 
     /// The quiet hours at their offset, when configured (checked at start-up by `validate`).
-    pub fn quiet_hours(
-        &self,
-    ) -> Result<Option<crate::domain::alert::QuietHours>, ConfigError> {
+    pub fn quiet_hours(&self) -> Result<Option<crate::domain::alert::QuietHours>, ConfigError> {
         let invalid = |key, message: String| ConfigError::Invalid { key, message };
         let offset = crate::ingest::parse_offset(&self.timezone)
             .map_err(|message| invalid("alerts.timezone", message))?;
@@ -1342,5 +1340,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("operator"), "{message}");
+    }
+
+    #[test]
+    fn alert_settings_are_checked_at_start_up() {
+        let parse = |text: &str| {
+            Config::from_toml(text, Path::new("t.toml")).and_then(|c| c.validate().map(|_| c))
+        };
+        let good = parse(
+            "[alerts]\nquiet_hours = \"22:00-07:00\"\ntimezone = \"+02:00\"\nmention_role = 7\n[alerts.channels]\nacme = 5\n",
+        )
+        .unwrap();
+        assert!(good.alerts.is_enabled());
+        assert!(good.alerts.quiet_hours().unwrap().is_some());
+        assert!(!Config::default().alerts.is_enabled());
+        for (text, key) in [
+            ("[alerts]\nquiet_hours = \"22-07\"\n", "alerts.quiet_hours"),
+            (
+                "[alerts]\nquiet_hours = \"07:00-07:00\"\n",
+                "alerts.quiet_hours",
+            ),
+            ("[alerts]\ntimezone = \"Mars\"\n", "alerts.timezone"),
+            (
+                "[alerts]\ndeferred_alert_hours = 0\n",
+                "alerts.deferred_alert_hours",
+            ),
+            ("[alerts]\nburst_threshold = 0\n", "alerts.burst_threshold"),
+            (
+                "[alerts]\nmax_post_attempts = 0\n",
+                "alerts.max_post_attempts",
+            ),
+            ("[alerts]\nmention_role = 0\n", "alerts.mention_role"),
+            ("[alerts.channels]\nacme = 0\n", "alerts.channels"),
+            (
+                "[alerts.channels]\n\"Not A Slug!\" = 5\n",
+                "alerts.channels",
+            ),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

@@ -48,7 +48,9 @@ impl Chat {
                 action,
                 email,
                 workspace.clone(),
-                (action != ButtonAction::Check).then_some(member_id).flatten(),
+                (action != ButtonAction::Check)
+                    .then_some(member_id)
+                    .flatten(),
                 now,
             );
             buttons.push(ChatButton {

@@ -16,6 +16,7 @@ use crate::diagnosis::Verdict;
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
 use crate::error::{EngineError, UserError};
+use crate::prompts::Prompts;
 use crate::summary::Summary;
 
 /// At most this many entries in one list; a longer one is refused with the limit.
@@ -63,7 +64,7 @@ pub enum ListRefusal {
 
 impl ListRefusal {
     /// The words of `list_check.j2` for it.
-    pub fn words(&self, chat: &Chat) -> String {
+    pub fn words(&self, prompts: &Prompts) -> String {
         let (name, facts) = match self {
             ListRefusal::TooMany { found } => (
                 "too_many",
@@ -78,10 +79,9 @@ impl ListRefusal {
             ListRefusal::DownloadFailed => ("download_failed", json!({})),
             ListRefusal::Usage => ("usage", json!({})),
         };
-        chat.engine()
-            .prompts()
+        prompts
             .list_check_text(name, &facts)
-            .unwrap_or_else(|error| EngineError::from(error).public_message(chat.engine().prompts()))
+            .unwrap_or_else(|error| EngineError::from(error).public_message(prompts))
     }
 }
 
@@ -254,7 +254,9 @@ impl ListReport {
                 row.input.clone(),
                 row.email.clone().unwrap_or_default(),
                 row.workspace.clone().unwrap_or_default(),
-                row.verdict.map(|v| v.as_str().to_owned()).unwrap_or_default(),
+                row.verdict
+                    .map(|v| v.as_str().to_owned())
+                    .unwrap_or_default(),
                 row.needs_action.to_string(),
                 row.title.clone().unwrap_or_default(),
                 row.suggestions.join(" "),
@@ -340,9 +342,7 @@ impl Chat {
                 }
             }
         }
-        let results = self
-            .check_all(actor, &distinct, workspace.as_ref())
-            .await?;
+        let results = self.check_all(actor, &distinct, workspace.as_ref()).await?;
         let mut checked = Vec::new();
         for (address, result) in distinct.iter().zip(results) {
             match result {
@@ -466,7 +466,8 @@ impl Chat {
                 (index, result)
             });
         }
-        let mut rest: Vec<Option<Result<_, EngineError>>> = (0..others.len()).map(|_| None).collect();
+        let mut rest: Vec<Option<Result<_, EngineError>>> =
+            (0..others.len()).map(|_| None).collect();
         while let Some(joined) = tasks.join_next().await {
             if let Ok((index, result)) = joined {
                 rest[index] = Some(result);
@@ -529,14 +530,18 @@ mod tests {
 
     #[test]
     fn limits_are_refused_not_cut() {
-        let many: String = (0..=MAX_LIST_ENTRIES).map(|i| format!("u{i}@x.com\n")).collect();
+        let many: String = (0..=MAX_LIST_ENTRIES)
+            .map(|i| format!("u{i}@x.com\n"))
+            .collect();
         assert_eq!(
             read_list(&many, ListFormat::Text),
             Err(ListRefusal::TooMany {
                 found: MAX_LIST_ENTRIES + 1
             })
         );
-        let exactly: String = (0..MAX_LIST_ENTRIES).map(|i| format!("u{i}@x.com\n")).collect();
+        let exactly: String = (0..MAX_LIST_ENTRIES)
+            .map(|i| format!("u{i}@x.com\n"))
+            .collect();
         assert_eq!(
             read_list(&exactly, ListFormat::Text).unwrap().len(),
             MAX_LIST_ENTRIES
@@ -549,7 +554,10 @@ mod tests {
             read_list_file(&[0xff, 0xfe, 0x00], ListFormat::Text),
             Err(ListRefusal::NotText)
         );
-        assert_eq!(read_list(" ,; \n", ListFormat::Text), Err(ListRefusal::Empty));
+        assert_eq!(
+            read_list(" ,; \n", ListFormat::Text),
+            Err(ListRefusal::Empty)
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::chat::Chat;
 use crate::config::Config;
 use crate::domain::email::EmailAddress;
 use crate::error::UserError;
+use crate::prompts::Prompts;
 
 use super::operator::{operator_actions, parse_workspace};
 use super::output::{print_diagnoses, print_pretty_json};
@@ -43,10 +44,15 @@ pub(super) async fn check_file(
     let workspace = parse_workspace(workspace)?;
     let bytes = read_bounded(file)?;
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    let entries = read_list_file(&bytes, ListFormat::of_file(name, None));
+    let entries = match read_list_file(&bytes, ListFormat::of_file(name, None)) {
+        Ok(entries) => entries,
+        Err(refusal) => {
+            let prompts = Prompts::load(config.prompts_dir.as_deref())?;
+            return Err(Failure::bad_input(refusal.words(&prompts)));
+        }
+    };
     let (actions, operator) = operator_actions(config).await?;
     let chat = Chat::new(actions.clone(), config);
-    let entries = entries.map_err(|refusal| Failure::bad_input(refusal.words(&chat)))?;
     let report = chat
         .check_list(&operator, entries, workspace.as_ref().map(|w| w.as_str()))
         .await?;

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use crate::alerts::{AlertSettings, Alerts};
 use crate::app::serve::{self, BackgroundJob, ServeError, ServeOptions};
-use crate::discord::alerts::DiscordAlerts;
 use crate::app::startup;
 use crate::config::Config;
+use crate::discord::alerts::DiscordAlerts;
 use crate::engine::Engine;
 use crate::error::error_chain;
 use crate::source::Source;
@@ -86,8 +86,10 @@ fn alert_job(
     if !config.alerts.is_enabled() || no_discord || config.discord.token.is_none() {
         return Ok(None);
     }
-    let settings = AlertSettings::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
-    let poster = DiscordAlerts::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let settings =
+        AlertSettings::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let poster =
+        DiscordAlerts::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
     let alerts = Alerts::new(
         crate::chat::Chat::new(actions.clone(), config),
         settings,
@@ -101,7 +103,9 @@ fn alert_job(
             Box::pin(async move {
                 match alerts.run_once(chrono::Utc::now()).await {
                     Ok(run) => tracing::debug!(?run, "alerts run"),
-                    Err(error) => tracing::warn!(error = %error_chain(&error), "the alert run failed"),
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "the alert run failed")
+                    }
                 }
             })
         }),

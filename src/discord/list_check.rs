@@ -13,9 +13,7 @@ use serenity::all::{
 };
 
 use super::render;
-use crate::chat::list_check::{
-    read_list, read_list_file, ListFormat, ListRefusal, MAX_LIST_BYTES,
-};
+use crate::chat::list_check::{read_list, read_list_file, ListFormat, ListRefusal, MAX_LIST_BYTES};
 use crate::chat::{Chat, ChatUser};
 use crate::config::DiscordConfig;
 
@@ -107,17 +105,17 @@ pub async fn answer(
         (None, None) => Err(ListRefusal::Usage),
     };
     let edit = match entries {
-        Err(refusal) => notice(&refusal.words(chat)),
-        Ok(entries) => match chat
-            .check_list(&actor, entries, workspace.as_deref())
-            .await
-        {
+        Err(refusal) => notice(&refusal.words(chat.engine().prompts())),
+        Ok(entries) => match chat.check_list(&actor, entries, workspace.as_deref()).await {
             Err(error) => notice(&error.public_message(chat.engine().prompts())),
             Ok(report) => {
                 let reply = chat.list_reply(&report);
                 EditInteractionResponse::new()
                     .content(render::content(&reply))
-                    .new_attachment(CreateAttachment::bytes(report.csv(), "invite-check-list.csv"))
+                    .new_attachment(CreateAttachment::bytes(
+                        report.csv(),
+                        "invite-check-list.csv",
+                    ))
                     .allowed_mentions(render::no_mentions())
             }
         },
@@ -135,12 +133,16 @@ fn notice(text: &str) -> EditInteractionResponse {
 
 /// Only Discord's own file hosts, over https; or, in tests, the local stand-in the REST API goes to.
 fn allowed_url(url: &str, api_base: Option<&str>) -> bool {
-    let on_cdn = ["https://cdn.discordapp.com/", "https://media.discordapp.net/"]
-        .iter()
-        .any(|host| url.starts_with(host));
+    let on_cdn = [
+        "https://cdn.discordapp.com/",
+        "https://media.discordapp.net/",
+    ]
+    .iter()
+    .any(|host| url.starts_with(host));
     let local = api_base.is_some_and(|base| {
         let base = base.trim_end_matches('/');
-        url.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+        url.strip_prefix(base)
+            .is_some_and(|rest| rest.starts_with('/'))
     });
     on_cdn || local
 }
@@ -196,7 +198,10 @@ mod tests {
             None
         ));
         assert!(!allowed_url("http://cdn.discordapp.com/a", None));
-        assert!(!allowed_url("https://cdn.discordapp.com.evil.example/a", None));
+        assert!(!allowed_url(
+            "https://cdn.discordapp.com.evil.example/a",
+            None
+        ));
         assert!(!allowed_url("http://127.0.0.1:9/a", None));
         assert!(allowed_url(
             "http://127.0.0.1:9/attachments/a",

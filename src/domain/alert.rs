@@ -88,8 +88,8 @@ impl QuietHours {
     /// Whether `at` falls within the quiet hours.
     pub fn contains(&self, at: DateTime<Utc>) -> bool {
         let local = at.with_timezone(&self.offset).time();
-        let local = NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second())
-            .unwrap_or(local);
+        let local =
+            NaiveTime::from_hms_opt(local.hour(), local.minute(), local.second()).unwrap_or(local);
         if self.start < self.end {
             self.start <= local && local < self.end
         } else {

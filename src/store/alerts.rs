@@ -162,7 +162,7 @@ impl Store {
                      SELECT $1, e.top, e.top, s.top, s.top, $2, $3 \
                      FROM (SELECT COALESCE(MAX(id), 0) AS top FROM delivery_events) e, \
                           (SELECT COALESCE(MAX(id), 0) AS top FROM suppressions) s \
-                     ON CONFLICT (name) DO NOTHING",
+                     WHERE true ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(SCAN)
                 .bind(now)

@@ -31,7 +31,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::SqlSafeStr;
 
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
-pub use alerts::{AlertEnd, AlertScanState, FoundProblem, PendingAlert, ProblemPage, StoredProblem};
+pub use alerts::{
+    AlertEnd, AlertScanState, FoundProblem, PendingAlert, ProblemPage, StoredProblem,
+};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};

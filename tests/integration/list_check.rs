@@ -146,7 +146,11 @@ async fn answer(discord: &DiscordApp, token: &str) -> Recorded {
     );
     discord
         .fake
-        .wait_for("list answer", |r| r.method == "PATCH" && r.path.ends_with(&fragment), 1)
+        .wait_for(
+            "list answer",
+            |r| r.method == "PATCH" && r.path.ends_with(&fragment),
+            1,
+        )
         .await
         .remove(0)
 }
@@ -159,61 +163,148 @@ async fn discord_lists(backend: Backend) {
     };
     let registered = discord
         .fake
-        .wait_for("commands", |r| r.method == "PUT" && r.path.contains("/commands"), 1)
+        .wait_for(
+            "commands",
+            |r| r.method == "PUT" && r.path.contains("/commands"),
+            1,
+        )
         .await;
-    let names: Vec<String> = registered[0].body.as_array().unwrap().iter()
-        .map(|c| c["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<String> = registered[0]
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_owned())
+        .collect();
     assert!(names.contains(&"invite-check-list".to_owned()), "{names:?}");
 
     // Pasted: one line, separated by commas.
     let pasted = LIST.trim().replace('\n', ", ");
-    let token = discord.fake.invite_check_list(&agent(), &[("list", &pasted), ("workspace", "acme")], None);
+    let token =
+        discord
+            .fake
+            .invite_check_list(&agent(), &[("list", &pasted), ("workspace", "acme")], None);
     let edit = answer(&discord, &token).await;
     let content = edit.body["content"].as_str().unwrap();
-    assert!(content.contains("Checked 3 addresses in acme: 2 need action."), "{content}");
+    assert!(
+        content.contains("Checked 3 addresses in acme: 2 need action."),
+        "{content}"
+    );
     assert_eq!(edit.files.len(), 1, "{:?}", edit.files);
     assert_eq!(edit.files[0].0, "invite-check-list.csv");
     assert_eq!(csv_rows(&edit.files[0].1).len(), 5);
-    assert_eq!(edit.body["allowed_mentions"]["parse"], serde_json::json!([]));
+    assert_eq!(
+        edit.body["allowed_mentions"]["parse"],
+        serde_json::json!([])
+    );
 
     // Attached CSV.
     let body = format!("email\n{LIST}");
-    let url = discord.fake.host_attachment("people.csv", body.clone().into_bytes());
-    let token = discord.fake.invite_check_list(&agent(), &[], Some(("people.csv", &url, body.len() as u64)));
+    let url = discord
+        .fake
+        .host_attachment("people.csv", body.clone().into_bytes());
+    let token = discord.fake.invite_check_list(
+        &agent(),
+        &[],
+        Some(("people.csv", &url, body.len() as u64)),
+    );
     let edit = answer(&discord, &token).await;
     let content = edit.body["content"].as_str().unwrap();
-    assert!(content.contains("Checked 3 addresses: 2 need action."), "{content}");
+    assert!(
+        content.contains("Checked 3 addresses: 2 need action."),
+        "{content}"
+    );
     assert_eq!(csv_rows(&edit.files[0].1).len(), 5);
 
     // A file Discord says is too large is not fetched; one larger than it said is cut off.
-    let token = discord.fake.invite_check_list(&agent(), &[], Some(("big.csv", &url, MAX_LIST_BYTES as u64 + 1)));
+    let token = discord.fake.invite_check_list(
+        &agent(),
+        &[],
+        Some(("big.csv", &url, MAX_LIST_BYTES as u64 + 1)),
+    );
     let edit = answer(&discord, &token).await;
-    assert!(edit.body["content"].as_str().unwrap().contains("larger than 256 KiB"), "{}", edit.body);
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 256 KiB"),
+        "{}",
+        edit.body
+    );
     assert!(edit.files.is_empty());
-    let huge = discord.fake.host_attachment("huge.txt", vec![b'a'; MAX_LIST_BYTES + 10]);
-    let token = discord.fake.invite_check_list(&agent(), &[], Some(("huge.txt", &huge, 10)));
+    let huge = discord
+        .fake
+        .host_attachment("huge.txt", vec![b'a'; MAX_LIST_BYTES + 10]);
+    let token = discord
+        .fake
+        .invite_check_list(&agent(), &[], Some(("huge.txt", &huge, 10)));
     let edit = answer(&discord, &token).await;
-    assert!(edit.body["content"].as_str().unwrap().contains("larger than 256 KiB"), "{}", edit.body);
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("larger than 256 KiB"),
+        "{}",
+        edit.body
+    );
 
     // More rows than allowed: refused with the limit.
-    let rows: String = (0..=MAX_LIST_ENTRIES).map(|i| format!("u{i}@corp.example\n")).collect();
-    let many = discord.fake.host_attachment("many.txt", rows.clone().into_bytes());
-    let token = discord.fake.invite_check_list(&agent(), &[], Some(("many.txt", &many, rows.len() as u64)));
+    let rows: String = (0..=MAX_LIST_ENTRIES)
+        .map(|i| format!("u{i}@corp.example\n"))
+        .collect();
+    let many = discord
+        .fake
+        .host_attachment("many.txt", rows.clone().into_bytes());
+    let token =
+        discord
+            .fake
+            .invite_check_list(&agent(), &[], Some(("many.txt", &many, rows.len() as u64)));
     let edit = answer(&discord, &token).await;
     let content = edit.body["content"].as_str().unwrap();
-    assert!(content.contains(&format!("{} entries; at most {MAX_LIST_ENTRIES}", MAX_LIST_ENTRIES + 1)), "{content}");
+    assert!(
+        content.contains(&format!(
+            "{} entries; at most {MAX_LIST_ENTRIES}",
+            MAX_LIST_ENTRIES + 1
+        )),
+        "{content}"
+    );
 
     // A file from anywhere but Discord is not fetched.
-    let token = discord.fake.invite_check_list(&agent(), &[], Some(("x.csv", "http://127.0.0.2:9/x.csv", 10)));
+    let token = discord.fake.invite_check_list(
+        &agent(),
+        &[],
+        Some(("x.csv", "http://127.0.0.2:9/x.csv", 10)),
+    );
     let edit = answer(&discord, &token).await;
-    assert!(edit.body["content"].as_str().unwrap().contains("could not be read"), "{}", edit.body);
+    assert!(
+        edit.body["content"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read"),
+        "{}",
+        edit.body
+    );
 
     // Nothing given, and nobody allowed.
     let token = discord.fake.invite_check_list(&agent(), &[], None);
-    assert!(answer(&discord, &token).await.body["content"].as_str().unwrap().contains("Paste the addresses"));
-    let token = discord.fake.invite_check_list(&outsider(), &[("list", "never@corp.example")], None);
+    assert!(answer(&discord, &token).await.body["content"]
+        .as_str()
+        .unwrap()
+        .contains("Paste the addresses"));
+    let token =
+        discord
+            .fake
+            .invite_check_list(&outsider(), &[("list", "never@corp.example")], None);
     let refused = answer(&discord, &token).await;
-    assert!(refused.body["content"].as_str().unwrap().to_lowercase().contains("permission"), "{}", refused.body);
+    assert!(
+        refused.body["content"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("permission"),
+        "{}",
+        refused.body
+    );
     assert!(refused.files.is_empty());
     discord.stop().await;
 }

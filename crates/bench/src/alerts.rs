@@ -140,11 +140,12 @@ pub async fn run(
         return Err(AlertBenchError::TooFewMembers { needed });
     }
     let mut results = Vec::new();
-    let dir = tempfile_dir()?;
+    let suffix = invite_bot_testkit::database::random_suffix();
+    let dir = tempfile_dir(&suffix)?;
     let sqlite = format!("sqlite://{}", dir.join("alerts-bench.db").display());
     results.push(run_on("sqlite", &sqlite, &options, progress).await?);
     if let Some(server) = &options.postgres_url {
-        let name = format!("invite_bot_alerts_bench_{}", std::process::id());
+        let name = format!("invite_bot_alerts_bench_{suffix}");
         let url = create_postgres(server, &name).await?;
         let result = run_on("postgres", &url, &options, progress).await;
         drop_postgres(server, &name).await;
@@ -154,8 +155,8 @@ pub async fn run(
     Ok(AlertBenchReport { results })
 }
 
-fn tempfile_dir() -> Result<std::path::PathBuf, AlertBenchError> {
-    let dir = std::env::temp_dir().join(format!("invite-bot-alerts-bench-{}", std::process::id()));
+fn tempfile_dir(suffix: &str) -> Result<std::path::PathBuf, AlertBenchError> {
+    let dir = std::env::temp_dir().join(format!("invite-bot-alerts-bench-{suffix}"));
     std::fs::create_dir_all(&dir).map_err(|e| failed("create a temporary directory", e))?;
     Ok(dir)
 }
@@ -317,7 +318,8 @@ async fn run_on(
     let text = list(options.list);
     let mut list_ms = Vec::new();
     for round in 0..options.rounds {
-        let entries = read_list(&text, ListFormat::Text).map_err(|e| failed("read the list", format!("{e:?}")))?;
+        let entries = read_list(&text, ListFormat::Text)
+            .map_err(|e| failed("read the list", format!("{e:?}")))?;
         let started = Instant::now();
         let report = chat
             .check_list(&operator, entries, Some("bench"))

@@ -447,7 +447,9 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<(Value, Vec<(String, Vec
                 .map(|v| v.trim_matches('"').to_owned())
         };
         match field("name=").as_deref() {
-            Some("payload_json") => payload = serde_json::from_slice(content).unwrap_or(Value::Null),
+            Some("payload_json") => {
+                payload = serde_json::from_slice(content).unwrap_or(Value::Null)
+            }
             Some(_) => files.push((field("filename=").unwrap_or_default(), content.to_vec())),
             None => {}
         }
@@ -480,7 +482,10 @@ async fn rest(
         .flatten()
     {
         Some(parts) => parts,
-        None => (serde_json::from_slice(&body).unwrap_or(Value::Null), Vec::new()),
+        None => (
+            serde_json::from_slice(&body).unwrap_or(Value::Null),
+            Vec::new(),
+        ),
     };
     tracing::debug!(%method, %path, "fake discord request");
     {
