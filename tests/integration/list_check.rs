@@ -85,7 +85,7 @@ both_backends! {
         assert!(!rows[2][9].is_empty());
 
         // Every check was authorized and audited as one check is.
-        assert!(app.audit_rows("never@corp.example").await.iter().any(|(a, o, _)| a == "check" && o == "done"));
+        assert!(app.audit_rows("never@corp.example").await.iter().any(|(a, o, _)| a == "check" && o == "invite_never_sent"));
     }
 
     async fn a_list_without_permission_is_refused_whole(app) {

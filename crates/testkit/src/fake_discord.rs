@@ -440,8 +440,12 @@ fn multipart(content_type: &str, body: &[u8]) -> Option<(Value, Vec<(String, Vec
         if content.ends_with(b"\r\n") {
             content = &content[..content.len() - 2];
         }
+        let disposition = headers
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("content-disposition"))
+            .unwrap_or("");
         let field = |key: &str| {
-            headers
+            disposition
                 .split(';')
                 .find_map(|h| h.trim().strip_prefix(key))
                 .map(|v| v.trim_matches('"').to_owned())
