@@ -186,40 +186,22 @@ impl Alerts {
         let mut next = state.clone();
 
         // By id: hard bounces and complaints, then suppressions.
-        let mut after = (state.event_id - RESCAN_IDS).max(state.event_floor);
-        next.event_id = event_top;
-        for _ in 0..MAX_PAGES {
-            let page = store.problem_events(after, event_top, PAGE).await?;
-            found.extend(page.problems);
-            match (page.full, page.last_position) {
-                (true, Some(last)) => {
-                    after = last;
-                    next.event_id = last;
-                }
-                _ => {
-                    next.event_id = event_top;
-                    break;
-                }
-            }
-        }
-        let mut after = (state.suppression_id - RESCAN_IDS).max(state.suppression_floor);
-        next.suppression_id = suppression_top;
-        for _ in 0..MAX_PAGES {
-            let page = store
-                .problem_suppressions(after, suppression_top, PAGE)
-                .await?;
-            found.extend(page.problems);
-            match (page.full, page.last_position) {
-                (true, Some(last)) => {
-                    after = last;
-                    next.suppression_id = last;
-                }
-                _ => {
-                    next.suppression_id = suppression_top;
-                    break;
-                }
-            }
-        }
+        next.event_id = self
+            .scan_ids(
+                &mut found,
+                (state.event_id - RESCAN_IDS).max(state.event_floor),
+                event_top,
+                Kind::Events,
+            )
+            .await?;
+        next.suppression_id = self
+            .scan_ids(
+                &mut found,
+                (state.suppression_id - RESCAN_IDS).max(state.suppression_floor),
+                suppression_top,
+                Kind::Suppressions,
+            )
+            .await?;
 
         // By time: expiries up to now, deferrals up to `deferred_alert_hours` ago.
         next.expired_until = self
@@ -242,6 +224,29 @@ impl Alerts {
         Ok(recorded)
     }
 
+    /// Reads one kind by id in `(after, top]`, page by page; returns where it got to.
+    async fn scan_ids(
+        &self,
+        found: &mut Vec<FoundProblem>,
+        after: i64,
+        top: i64,
+        kind: Kind,
+    ) -> Result<i64, AlertError> {
+        let mut after = after;
+        for _ in 0..MAX_PAGES {
+            let page = match kind {
+                Kind::Suppressions => self.store().problem_suppressions(after, top, PAGE).await?,
+                _ => self.store().problem_events(after, top, PAGE).await?,
+            };
+            found.extend(page.problems);
+            match (page.full, page.last_position) {
+                (true, Some(last)) => after = last,
+                _ => return Ok(top),
+            }
+        }
+        Ok(after)
+    }
+
     /// Reads one time-based kind in `[from, to)`, page by page; returns where it got to.
     async fn scan_times(
         &self,
@@ -257,7 +262,7 @@ impl Alerts {
         for _ in 0..MAX_PAGES {
             let page = match kind {
                 Kind::Expiries => self.store().problem_expiries(from, to, PAGE).await?,
-                Kind::Deferrals => self.store().problem_deferrals(from, to, PAGE).await?,
+                _ => self.store().problem_deferrals(from, to, PAGE).await?,
             };
             found.extend(page.problems);
             match (page.full, page.last_at) {
@@ -631,8 +636,11 @@ impl Alerts {
     }
 }
 
+/// What a scan reads: by id, or by time.
 #[derive(Clone, Copy)]
 enum Kind {
+    Events,
+    Suppressions,
     Expiries,
     Deferrals,
 }

@@ -232,7 +232,7 @@ fn list(size: usize) -> String {
             0 => format!("nobody{i}@unknown.example"),
             1 => member_email(i).replacen("user", "usr", 1),
             2 => member_email(i.saturating_sub(2)).to_uppercase(),
-            3 => format!("not an address {i}"),
+            3 => format!("not-an-address-{i}"),
             _ => member_email(i),
         })
         .collect::<Vec<_>>()
