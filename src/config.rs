@@ -58,6 +58,8 @@ pub struct Config {
     pub source: SourceConfig,
     /// The workspace report (`/invite-report`, `invite-bot report`) and its bulk resend.
     pub report: ReportConfig,
+    /// Alerts posted to a workspace's Discord channel when an invitation will not arrive.
+    pub alerts: AlertsConfig,
 }
 
 /// `[report]`: what the workspace report calls stale, how much it lists, and how a bulk resend runs.
@@ -693,6 +695,7 @@ impl Default for Config {
             api: ApiConfig::default(),
             source: SourceConfig::default(),
             report: ReportConfig::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -1008,6 +1011,7 @@ impl Config {
         }
         self.validate_http()?;
         self.source.validate()?;
+        self.alerts.validate()?;
         Ok(())
     }
 }
@@ -1269,6 +1273,104 @@ impl Config {
     }
 }
 
+/// `[alerts]`: which workspace's problems go to which Discord channel, and how they are held and
+/// grouped. Off while `channels` is empty: unmapped workspaces get no alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Workspace slug -> the Discord channel id its alerts are posted to.
+    pub channels: std::collections::BTreeMap<String, u64>,
+    /// The only role an alert mentions (by id); nobody is mentioned without it.
+    pub mention_role: Option<u64>,
+    /// An invitation deferred for longer than this is alerted about.
+    pub deferred_alert_hours: u32,
+    /// `HH:MM-HH:MM` local time (`timezone`): alerts found then are held and posted as one digest
+    /// per channel when the quiet hours end.
+    pub quiet_hours: Option<String>,
+    /// The offset of `quiet_hours`: `UTC`, `+02:00`, `-05:00`.
+    pub timezone: String,
+    /// This many problems at one company domain of one workspace ...
+    pub burst_threshold: u32,
+    /// ... within this many minutes become one alert for the domain, with the count.
+    pub burst_window_minutes: u32,
+    /// How often `serve` scans for new problems and posts what is due.
+    pub scan_interval_seconds: u64,
+    /// A post Discord refused or did not answer is retried this many times in all, then given up.
+    pub max_post_attempts: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            channels: Default::default(),
+            mention_role: None,
+            deferred_alert_hours: 12,
+            quiet_hours: None,
+            timezone: "UTC".into(),
+            burst_threshold: 5,
+            burst_window_minutes: 30,
+            scan_interval_seconds: 60,
+            max_post_attempts: 5,
+        }
+    }
+}
+
+impl AlertsConfig {
+    /// True when some workspace has an alert channel.
+    pub fn is_enabled(&self) -> bool {
+        !self.channels.is_empty()
+    }
+
+    /// The quiet hours at their offset, when configured (checked at start-up by `validate`).
+    pub fn quiet_hours(&self) -> Result<Option<crate::domain::alert::QuietHours>, ConfigError> {
+        let invalid = |key, message: String| ConfigError::Invalid { key, message };
+        let offset = crate::ingest::parse_offset(&self.timezone)
+            .map_err(|message| invalid("alerts.timezone", message))?;
+        self.quiet_hours
+            .as_deref()
+            .map(|text| {
+                crate::domain::alert::QuietHours::parse(text, offset)
+                    .map_err(|e| invalid("alerts.quiet_hours", e.to_string()))
+            })
+            .transpose()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                message: message.into(),
+            })
+        };
+        for (slug, channel) in &self.channels {
+            if crate::domain::workspace::WorkspaceSlug::parse(slug).is_err() {
+                return invalid("alerts.channels", "keys must be workspace slugs");
+            }
+            if *channel == 0 {
+                return invalid("alerts.channels", "values must be channel ids (not 0)");
+            }
+        }
+        if self.mention_role == Some(0) {
+            return invalid("alerts.mention_role", "must be a role id (not 0)");
+        }
+        for (key, value) in [
+            ("alerts.deferred_alert_hours", self.deferred_alert_hours),
+            ("alerts.burst_threshold", self.burst_threshold),
+            ("alerts.burst_window_minutes", self.burst_window_minutes),
+            ("alerts.max_post_attempts", self.max_post_attempts),
+        ] {
+            if value == 0 {
+                return invalid(key, "must be at least 1");
+            }
+        }
+        if self.scan_interval_seconds == 0 {
+            return invalid("alerts.scan_interval_seconds", "must be at least 1");
+        }
+        self.quiet_hours()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1521,5 +1623,47 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(message.contains("operator"), "{message}");
+    }
+
+    #[test]
+    fn alert_settings_are_checked_at_start_up() {
+        let parse = |text: &str| {
+            Config::from_toml(text, Path::new("t.toml")).and_then(|c| c.validate().map(|_| c))
+        };
+        let good = parse(
+            "[alerts]\nquiet_hours = \"22:00-07:00\"\ntimezone = \"+02:00\"\nmention_role = 7\n[alerts.channels]\nacme = 5\n",
+        )
+        .unwrap();
+        assert!(good.alerts.is_enabled());
+        assert!(good.alerts.quiet_hours().unwrap().is_some());
+        assert!(!Config::default().alerts.is_enabled());
+        for (text, key) in [
+            ("[alerts]\nquiet_hours = \"22-07\"\n", "alerts.quiet_hours"),
+            (
+                "[alerts]\nquiet_hours = \"07:00-07:00\"\n",
+                "alerts.quiet_hours",
+            ),
+            ("[alerts]\ntimezone = \"Mars\"\n", "alerts.timezone"),
+            (
+                "[alerts]\ndeferred_alert_hours = 0\n",
+                "alerts.deferred_alert_hours",
+            ),
+            ("[alerts]\nburst_threshold = 0\n", "alerts.burst_threshold"),
+            (
+                "[alerts]\nmax_post_attempts = 0\n",
+                "alerts.max_post_attempts",
+            ),
+            ("[alerts]\nmention_role = 0\n", "alerts.mention_role"),
+            ("[alerts.channels]\nacme = 0\n", "alerts.channels"),
+            (
+                "[alerts.channels]\n\"Not A Slug!\" = 5\n",
+                "alerts.channels",
+            ),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { key: found, .. }) => assert_eq!(found, key, "{text}"),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
 pub mod actions;
+pub mod alerts;
 pub mod app;
 pub mod chat;
 pub mod cli;

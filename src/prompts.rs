@@ -25,6 +25,8 @@ const BUILTIN: &[(&str, &str)] = &[
     ("errors.j2", include_str!("../prompts/errors.j2")),
     ("api.j2", include_str!("../prompts/api.j2")),
     ("report.j2", include_str!("../prompts/report.j2")),
+    ("alerts.j2", include_str!("../prompts/alerts.j2")),
+    ("list_check.j2", include_str!("../prompts/list_check.j2")),
     (
         "email/invitation.j2",
         include_str!("../prompts/email/invitation.j2"),
@@ -100,6 +102,24 @@ const ACTION_MACROS: &[&str] = &[
     "resend_sent_unrecorded",
     "product_resend_done",
     "product_activation_done",
+];
+
+/// The macros `alerts.j2` must define.
+const ALERT_MACROS: &[&str] = &["problem", "alert", "burst", "digest"];
+
+/// The macros `list_check.j2` must define.
+const LIST_CHECK_MACROS: &[&str] = &[
+    "summary",
+    "too_many",
+    "too_large",
+    "not_text",
+    "download_failed",
+    "empty",
+    "command_description",
+    "list_option",
+    "file_option",
+    "workspace_option",
+    "usage",
 ];
 
 /// The macros `chat.j2` must define.
@@ -322,6 +342,8 @@ impl Prompts {
         self.require_macros("errors.j2", ERROR_MACROS)?;
         self.require_macros("api.j2", API_MACROS)?;
         self.require_macros("report.j2", REPORT_MACROS)?;
+        self.require_macros("alerts.j2", ALERT_MACROS)?;
+        self.require_macros("list_check.j2", LIST_CHECK_MACROS)?;
         let findings = self.env.get_template("findings.j2")?.render_captured(())?;
         for outcome in Outcome::ALL {
             if findings.state().lookup(outcome.as_str()).is_none() {
@@ -501,6 +523,32 @@ impl Prompts {
     /// whitespace collapsed, so a macro writes one line or several as it means to.
     pub fn chat_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
         let text = self.call_macro("chat.j2", name, facts, self.now())?;
+        let lines: Vec<String> = text.lines().map(collapse_whitespace).collect();
+        Ok(lines.join("\n").trim_matches('\n').to_owned())
+    }
+
+    /// Words of an alert post (a macro of `alerts.j2`), lines kept as [`Prompts::chat_text`] keeps them.
+    pub fn alert_text(&self, name: &str, facts: &serde_json::Value) -> Result<String, PromptError> {
+        self.lines_of("alerts.j2", name, facts)
+    }
+
+    /// Words of a list check (a macro of `list_check.j2`), lines kept.
+    pub fn list_check_text(
+        &self,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
+        self.lines_of("list_check.j2", name, facts)
+    }
+
+    /// Macro `name` of `file`, each line with its whitespace collapsed, blank lines kept inside.
+    fn lines_of(
+        &self,
+        file: &str,
+        name: &str,
+        facts: &serde_json::Value,
+    ) -> Result<String, PromptError> {
+        let text = self.call_macro(file, name, facts, self.now())?;
         let lines: Vec<String> = text.lines().map(collapse_whitespace).collect();
         Ok(lines.join("\n").trim_matches('\n').to_owned())
     }

@@ -2,6 +2,8 @@
 //! become a [`ChatReply`] with buttons. Discord and the local console both drive this module, so
 //! the rules (who may check, how old a button may be, a button acts once) are written once.
 
+pub mod alert_card;
+pub mod list_check;
 pub mod reply;
 pub mod report;
 pub mod request;

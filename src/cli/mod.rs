@@ -71,10 +71,18 @@ pub enum Command {
     /// Check why an invitation did not arrive.
     Check {
         /// The address, as pasted (spaces, <...> and mailto: are fine).
-        email: String,
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        email: Option<String>,
         /// Only this workspace; without it, every workspace the address belongs to.
         #[arg(long)]
         workspace: Option<String>,
+        /// Check every address of a list file instead (CSV or text, up to 500): a summary, the
+        /// addresses needing action first.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// With --file: also write the CSV with one row per address here (`-` for stdout).
+        #[arg(long, requires = "file")]
+        csv: Option<PathBuf>,
     },
     /// Load a TOML fixture into the database (idempotent; all or nothing).
     Seed { file: PathBuf },
@@ -239,9 +247,22 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         config.database_url = url;
     }
     match cli.command {
-        Command::Check { email, workspace } => {
-            check::check(&config, &email, workspace.as_deref(), format).await
-        }
+        Command::Check {
+            email,
+            workspace,
+            file,
+            csv,
+        } => match (email, file) {
+            (_, Some(file)) => {
+                check::check_file(&config, &file, workspace.as_deref(), csv.as_deref(), format)
+                    .await
+            }
+            // clap requires one of them; an empty address is refused as such.
+            (email, None) => {
+                let email = email.unwrap_or_default();
+                check::check(&config, &email, workspace.as_deref(), format).await
+            }
+        },
         Command::Seed { file } => seed::seed(&config, &file, format).await,
         Command::Import(args) => import::import(&config, &args, format).await,
         Command::Migrate => migrate::migrate(&config, format).await,

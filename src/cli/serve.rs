@@ -5,9 +5,11 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerts::{AlertSettings, Alerts};
 use crate::app::serve::{self, BackgroundJob, ServeError, ServeOptions};
 use crate::app::startup;
 use crate::config::Config;
+use crate::discord::alerts::DiscordAlerts;
 use crate::engine::Engine;
 use crate::error::error_chain;
 use crate::source::Source;
@@ -23,7 +25,8 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
     let actions = startup::build_with(config, true).await?;
     // `run` takes the actions; the line it announces is worded with the same templates.
     let engine = actions.engine().clone();
-    let jobs = sync_job(config, &engine)?.into_iter().collect();
+    let mut jobs: Vec<BackgroundJob> = sync_job(config, &engine)?.into_iter().collect();
+    jobs.extend(alert_job(config, &actions, no_discord)?);
     serve::run(
         config,
         actions,
@@ -71,6 +74,42 @@ fn sync_job(config: &Config, engine: &Engine) -> Result<Option<BackgroundJob>, F
                         "synced the product's database"
                     ),
                     Err(error) => tracing::warn!(%error, "syncing the product's database failed"),
+                }
+            })
+        }),
+    }))
+}
+
+/// Alerts, every `[alerts] scan_interval_seconds`, on the one process that leads the background
+/// work: only with alert channels, a Discord token, and Discord not switched off.
+fn alert_job(
+    config: &Config,
+    actions: &crate::actions::Actions,
+    no_discord: bool,
+) -> Result<Option<BackgroundJob>, Failure> {
+    if !config.alerts.is_enabled() || no_discord || config.discord.token.is_none() {
+        return Ok(None);
+    }
+    let settings =
+        AlertSettings::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let poster =
+        DiscordAlerts::from_config(config).map_err(|e| Failure::bad_input(e.to_string()))?;
+    let alerts = Alerts::new(
+        crate::chat::Chat::new(actions.clone(), config),
+        settings,
+        Arc::new(poster),
+    );
+    Ok(Some(BackgroundJob {
+        name: "alerts",
+        every: Duration::from_secs(config.alerts.scan_interval_seconds.max(1)),
+        run: Box::new(move || {
+            let alerts = alerts.clone();
+            Box::pin(async move {
+                match alerts.run_once(chrono::Utc::now()).await {
+                    Ok(run) => tracing::debug!(?run, "alerts run"),
+                    Err(error) => {
+                        tracing::warn!(error = %error_chain(&error), "the alert run failed")
+                    }
                 }
             })
         }),

@@ -99,7 +99,12 @@ impl InteractionsEndpoint {
             tracing::warn!("[discord] support_channel_ids is ignored in http mode: messages arrive only over the gateway");
         }
         let http = rest_client(&token, api_base, Some(application_id))?;
-        let handler = Handler::new(Chat::new(actions, config), config.discord.clone(), options);
+        let handler = Handler::new(
+            Chat::new(actions, config),
+            config.discord.clone(),
+            api_base.map(str::to_owned),
+            options,
+        );
         Ok(InteractionsEndpoint {
             inner: Arc::new(Endpoint {
                 key,

@@ -8,7 +8,9 @@
 //! [`endpoint`], which runs it through the same [`Handler`] methods; only the first response's road
 //! differs ([`Responder`]).
 
+pub mod alerts;
 pub mod endpoint;
+pub mod list_check;
 pub mod render;
 pub mod report;
 pub mod respond;
@@ -154,7 +156,7 @@ impl DiscordBot {
         } else {
             GatewayIntents::GUILD_MESSAGES | GatewayIntents::MESSAGE_CONTENT
         };
-        let handler = Handler::new(self.chat, self.discord, self.options);
+        let handler = Handler::new(self.chat, self.discord, self.api_base.clone(), self.options);
         let mut client = serenity::all::ClientBuilder::new_with_http(http, intents)
             .event_handler(handler)
             .await?;
@@ -204,6 +206,8 @@ fn rest_client(
 /// Decides what to answer to each interaction and sends it, in both modes.
 pub(crate) struct Handler {
     chat: Chat,
+    /// The local stand-in of tests, whose attachment URLs a list check may fetch.
+    api_base: Option<String>,
     /// Replies the support-channel listener gives per person and channel: it answers messages
     /// anyone can write, so a flood of addresses must not become a flood of replies and rows.
     listener: crate::actions::Throttle,
@@ -287,9 +291,15 @@ fn log_failure(what: &str, result: serenity::Result<impl Sized>) {
 }
 
 impl Handler {
-    fn new(chat: Chat, discord: DiscordConfig, options: DiscordOptions) -> Self {
+    fn new(
+        chat: Chat,
+        discord: DiscordConfig,
+        api_base: Option<String>,
+        options: DiscordOptions,
+    ) -> Self {
         Handler {
             chat,
+            api_base,
             listener: crate::actions::Throttle::new(
                 LISTENER_REPLIES_PER_MINUTE,
                 Duration::from_secs(60),
@@ -330,7 +340,11 @@ impl Handler {
                 )
                 .set_autocomplete(true),
             );
-        let commands = vec![command, report::command(&self.chat)];
+        let commands = vec![
+            command,
+            report::command(&self.chat),
+            list_check::command(&self.chat),
+        ];
         if self.discord.guild_ids.is_empty() {
             let result = with_retry(self.options.rate_limit_wait, "register commands", || {
                 serenity::all::Command::set_global_commands(http, commands.clone())
@@ -356,6 +370,13 @@ impl Handler {
         match command.data.name.as_str() {
             COMMAND_NAME => self.on_invite_check(ctx, command).await,
             report::COMMAND_NAME => self.on_report_command(ctx, command).await,
+            list_check::COMMAND_NAME => {
+                let user = chat_user(&command.user, command.member.as_deref());
+                let base = self.api_base.as_deref();
+                let wait = self.options.rate_limit_wait;
+                list_check::answer(&self.chat, &self.discord, base, ctx, wait, &command, user)
+                    .await
+            }
             other => tracing::debug!(command = other, "unknown command ignored"),
         }
     }

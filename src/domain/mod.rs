@@ -2,6 +2,7 @@
 //! Nothing here imports any other module of the bot.
 
 pub mod action;
+pub mod alert;
 pub mod audit;
 pub mod email;
 pub mod invitation;

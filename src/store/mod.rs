@@ -5,6 +5,7 @@
 //! Where a backend needs its own SQL, the method matches on [`Store`] and says why.
 
 mod activation;
+mod alerts;
 mod appends;
 mod audit;
 mod buttons;
@@ -32,6 +33,9 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePo
 use sqlx::SqlSafeStr;
 
 pub use activation::{ActivationStart, LiveCode, NewActivationCode};
+pub use alerts::{
+    AlertEnd, AlertScanState, FoundProblem, PendingAlert, ProblemPage, StoredProblem,
+};
 pub use audit::AuditFilter;
 pub use deliveries::{DeliveryRecord, DomainWindow};
 pub use escalations::{EscalationRow, EscalationStart, NewEscalation, WebhookState};
@@ -502,6 +506,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "workspace report",
                 include_str!("../../migrations/sqlite/0010_workspace_report.sql"),
             ),
+            (
+                11,
+                "alerts",
+                include_str!("../../migrations/sqlite/0011_alerts.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -553,6 +562,11 @@ fn migrator(backend: Backend) -> Migrator {
                 10,
                 "workspace report",
                 include_str!("../../migrations/postgres/0010_workspace_report.sql"),
+            ),
+            (
+                11,
+                "alerts",
+                include_str!("../../migrations/postgres/0011_alerts.sql"),
             ),
         ],
     };

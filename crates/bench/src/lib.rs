@@ -16,6 +16,7 @@ macro_rules! on_backend {
     };
 }
 
+pub mod alerts;
 mod child;
 pub mod discord;
 pub mod generate;

@@ -115,6 +115,8 @@ struct Shared {
     refuse_threads: std::sync::atomic::AtomicBool,
     /// Path substrings whose requests are answered only after this long (a slow Discord).
     delayed: Mutex<Vec<(String, Duration)>>,
+    /// Files served at `/attachments/{name}`, as users' uploads are by Discord's CDN.
+    attachments: Mutex<HashMap<String, Vec<u8>>>,
 }
 
 /// A person in the fake guild.
@@ -363,6 +365,46 @@ impl FakeDiscord {
         token
     }
 
+    /// Serves `bytes` as an uploaded file; returns its URL.
+    pub fn host_attachment(&self, name: &str, bytes: Vec<u8>) -> String {
+        self.shared
+            .attachments
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), bytes);
+        format!("{}/attachments/{name}", self.base_url)
+    }
+
+    /// Types `/invite-check-list` with string options and, optionally, an attached file
+    /// (file name, URL, the size Discord reports); returns the interaction's token.
+    pub fn invite_check_list(
+        &self,
+        user: &FakeUser,
+        options: &[(&str, &str)],
+        file: Option<(&str, &str, u64)>,
+    ) -> String {
+        let token = format!("token-{}", self.next_id());
+        let mut list: Vec<Value> = options
+            .iter()
+            .map(|(name, value)| json!({"name": name, "type": 3, "value": value}))
+            .collect();
+        let mut data = json!({"id": "3001", "name": "invite-check-list", "type": 1});
+        if let Some((filename, url, size)) = file {
+            let id = self.next_id();
+            list.push(json!({"name": "file", "type": 11, "value": id}));
+            data["resolved"] = json!({"attachments": {id.clone(): {
+                "id": id, "filename": filename, "size": size, "url": url, "proxy_url": url,
+                "content_type": if filename.ends_with(".csv") { "text/csv" } else { "text/plain" },
+            }}});
+        }
+        data["options"] = json!(list);
+        self.dispatch(
+            "INTERACTION_CREATE",
+            self.interaction(2, &token, user, data, None),
+        );
+        token
+    }
+
     /// Types into the `workspace` option of `/invite-check`; returns the interaction's token.
     pub fn autocomplete(&self, user: &FakeUser, typed: &str) -> String {
         let (token, interaction) = self.autocomplete_json(user, typed);
@@ -474,6 +516,7 @@ pub fn custom_ids(data: &Value) -> Vec<(String, String, bool)> {
     found
 }
 
+
 async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -483,6 +526,12 @@ async fn rest(
 ) -> Response {
     let at = Instant::now();
     let path = uri.path().to_owned();
+    if let Some(name) = path.strip_prefix("/attachments/") {
+        return match shared.attachments.lock().unwrap().get(name) {
+            Some(bytes) => bytes.clone().into_response(),
+            None => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
     // Messages with files come as multipart: the JSON in `payload_json`, each file a part.
     let content_type = headers
         .get(axum::http::header::CONTENT_TYPE)

@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod alerts;
 mod bench;
 mod discord;
 mod hostile;
