@@ -226,7 +226,7 @@ impl Reports {
             .await?
         {
             BulkStart::Started => {}
-            BulkStart::AlreadyStarted(row) => return Ok(BulkAnswer::Already(row)),
+            BulkStart::AlreadyStarted(row) => return Ok(BulkAnswer::Already(*row)),
             BulkStart::Busy => {
                 return Ok(BulkAnswer::Busy {
                     workspace: offer.workspace.clone(),

@@ -339,10 +339,10 @@ impl Reports {
             .write_record(["email", "state", "verdict", "sent_at", "next_step"])
             .map_err(internal)?;
         for row in rows {
-            if !steps.contains_key(&row.state) {
-                let words =
-                    prompts.report_text("next_step", &json!({ "state": row.state.as_str() }))?;
-                steps.insert(row.state, words);
+            if let std::collections::hash_map::Entry::Vacant(slot) = steps.entry(row.state) {
+                slot.insert(
+                    prompts.report_text("next_step", &json!({ "state": row.state.as_str() }))?,
+                );
             }
             let sent_at = row
                 .sent_at

@@ -160,7 +160,7 @@ pub struct NeedingActionRow {
 pub enum BulkStart {
     Started,
     /// This offer was started already (a second press, or another replica's).
-    AlreadyStarted(BulkResendRow),
+    AlreadyStarted(Box<BulkResendRow>),
     /// Another run of the same workspace is going.
     Busy,
     /// No such offer.
@@ -368,7 +368,7 @@ impl Store {
             Ok(_) => {
                 drop(_turn);
                 match self.find_bulk_resend(reference).await? {
-                    Some(row) => Ok(BulkStart::AlreadyStarted(row)),
+                    Some(row) => Ok(BulkStart::AlreadyStarted(Box::new(row))),
                     None => Ok(BulkStart::Unknown),
                 }
             }

@@ -80,8 +80,9 @@ pub async fn run(
         &options.database_url,
         &ConnectOptions {
             max_connections: config.database_max_connections,
-            // The bot's own statement deadline would cut a slow run short instead of timing it.
-            statement_timeout: std::time::Duration::from_secs(60),
+            // Seeding a million members runs statements of minutes on a busy machine, and the
+            // bot's own deadline would cut a slow report short instead of timing it.
+            statement_timeout: std::time::Duration::from_secs(1800),
             ..ConnectOptions::default()
         },
     )
