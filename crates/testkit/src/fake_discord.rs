@@ -418,9 +418,12 @@ pub fn custom_ids(data: &Value) -> Vec<(String, String, bool)> {
     found
 }
 
+/// Files sent with a request, as (file name, bytes).
+type Files = Vec<(String, Vec<u8>)>;
+
 /// A multipart body's JSON (`payload_json`) and its files (`files[n]`), as serenity sends a
 /// message with attachments.
-fn multipart(content_type: &str, body: &[u8]) -> Option<(Value, Vec<(String, Vec<u8>)>)> {
+fn multipart(content_type: &str, body: &[u8]) -> Option<(Value, Files)> {
     let boundary = content_type.split("boundary=").nth(1)?.trim_matches('"');
     let delimiter = format!("--{boundary}");
     let mut payload = Value::Null;
