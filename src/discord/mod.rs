@@ -374,8 +374,7 @@ impl Handler {
                 let user = chat_user(&command.user, command.member.as_deref());
                 let base = self.api_base.as_deref();
                 let wait = self.options.rate_limit_wait;
-                list_check::answer(&self.chat, &self.discord, base, ctx, wait, &command, user)
-                    .await
+                list_check::answer(&self.chat, &self.discord, base, ctx, wait, &command, user).await
             }
             other => tracing::debug!(command = other, "unknown command ignored"),
         }

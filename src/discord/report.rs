@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::json;
 use serenity::all::{
-    CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow,
-    CreateAttachment, CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
+    CommandInteraction, CommandOptionType, ComponentInteraction, CreateActionRow, CreateAttachment,
+    CreateButton, CreateCommand, CreateCommandOption, CreateInteractionResponse,
     CreateInteractionResponseFollowup, CreateInteractionResponseMessage, EditInteractionResponse,
     Http, ResolvedValue,
 };

@@ -516,7 +516,6 @@ pub fn custom_ids(data: &Value) -> Vec<(String, String, bool)> {
     found
 }
 
-
 async fn rest(
     State(shared): State<Arc<Shared>>,
     method: Method,
