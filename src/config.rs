@@ -754,6 +754,28 @@ pub struct DiscordConfig {
     /// The application id: follow-ups, edits and command registration name it. Needed in http
     /// mode (the gateway's READY tells it otherwise).
     pub application_id: Option<u64>,
+    /// How long a command waits for the engine before it defers (Discord shows "thinking…") and
+    /// edits the answer in. Unset: the mode's default ([`DiscordConfig::answer_within`]).
+    pub answer_within_ms: Option<u64>,
+}
+
+/// Over the gateway a deferral is one more round trip to Discord, so waiting is nearly free.
+const GATEWAY_ANSWER_WITHIN_MS: u64 = 1500;
+/// In http mode the deferral is the open request's response: deferring early keeps a burst from
+/// queueing every answer behind the slowest (the card follows through REST either way).
+const HTTP_ANSWER_WITHIN_MS: u64 = 25;
+/// Discord drops an interaction unanswered after 3 s; the first response must be out well before.
+pub const MAX_ANSWER_WITHIN_MS: u64 = 2000;
+
+impl DiscordConfig {
+    /// `answer_within_ms`, or the mode's default.
+    pub fn answer_within(&self) -> std::time::Duration {
+        let ms = self.answer_within_ms.unwrap_or(match self.mode {
+            DiscordMode::Gateway => GATEWAY_ANSWER_WITHIN_MS,
+            DiscordMode::Http => HTTP_ANSWER_WITHIN_MS,
+        });
+        std::time::Duration::from_millis(ms)
+    }
 }
 
 /// `[discord] mode`.
@@ -782,6 +804,7 @@ impl Default for DiscordConfig {
             mode: DiscordMode::Gateway,
             public_key: None,
             application_id: None,
+            answer_within_ms: None,
         }
     }
 }
@@ -923,6 +946,16 @@ impl Config {
         }
         if self.discord.button_max_age_minutes == 0 {
             return invalid("discord.button_max_age_minutes", "must be at least 1");
+        }
+        if self
+            .discord
+            .answer_within_ms
+            .is_some_and(|ms| ms == 0 || ms > MAX_ANSWER_WITHIN_MS)
+        {
+            return invalid(
+                "discord.answer_within_ms",
+                "must be between 1 and 2000: Discord drops an interaction unanswered after 3 seconds",
+            );
         }
         self.discord.validate_http_mode()?;
         for (guild, workspace) in &self.discord.default_workspaces {
@@ -1542,6 +1575,34 @@ mod tests {
                 .contains("unknown variant")
         );
         assert!(error("[discord]\napplication_id = 0\n").starts_with("discord.application_id"));
+    }
+
+    #[test]
+    fn the_answer_deadline_defaults_by_mode_and_stays_within_discords_three_seconds() {
+        use std::time::Duration;
+        let key = "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a";
+        let load = |text: &str| {
+            let config = Config::from_toml(text, Path::new("c.toml")).unwrap();
+            config.validate().map(|()| config.discord.answer_within())
+        };
+        let http =
+            format!("[discord]\nmode = \"http\"\npublic_key = \"{key}\"\napplication_id = 42\n");
+        assert_eq!(load("").unwrap(), Duration::from_millis(1500));
+        assert_eq!(load(&http).unwrap(), Duration::from_millis(25));
+        assert_eq!(
+            load(&format!("{http}answer_within_ms = 300\n")).unwrap(),
+            Duration::from_millis(300)
+        );
+        assert_eq!(
+            load("[discord]\nanswer_within_ms = 2000\n").unwrap(),
+            Duration::from_millis(2000)
+        );
+        for bad in ["0", "2001"] {
+            let error = load(&format!("[discord]\nanswer_within_ms = {bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with("discord.answer_within_ms"), "{error}");
+        }
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub(super) async fn serve(config: &Config, no_discord: bool) -> Result<(), Failu
         ServeOptions {
             no_discord,
             jobs,
-            ..ServeOptions::default()
+            discord: crate::discord::DiscordOptions::from_config(&config.discord),
         },
         serve::shutdown_signal(),
         move |addr| match words(engine.prompts(), "listening", &json!({ "address": addr })) {

@@ -35,8 +35,12 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// cannot be replayed later.
 pub const MAX_CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 /// Discord gives up on a first response after 3 s; the flow answers or defers within
-/// `answer_within` (1.5 s), and this bounds the wait for one that never comes.
+/// `[discord] answer_within_ms`, and this bounds the wait for one that never comes.
 const FIRST_RESPONSE_WITHIN: Duration = Duration::from_millis(2500);
+
+/// Interactions in flight (this one included) above which a command defers at once instead of
+/// waiting `answer_within` for the engine: a few per core keep the CPU busy without queueing.
+const BUSY_IN_FLIGHT: usize = 8;
 
 /// The endpoint: the key that signs Discord's requests, the REST client and the shared flow.
 #[derive(Clone)]
@@ -206,7 +210,10 @@ async fn interactions(
         }
     };
     crate::metrics::record_webhook("discord", true);
-    let (responder, first) = Responder::body(endpoint.http.clone());
+    // In a burst every answer waits for the CPU the others use: the first response ("thinking…")
+    // goes out at once, and the card follows through the REST API as the engine gets to it.
+    let busy = endpoint.drain.in_flight() > BUSY_IN_FLIGHT;
+    let (responder, first) = Responder::body(endpoint.http.clone(), busy);
     let flow = endpoint.clone();
     // Its own task: what follows the first response (edits, follow-ups) outlives this request,
     // and is counted in the drain until it is done.

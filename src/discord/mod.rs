@@ -69,6 +69,16 @@ pub struct DiscordOptions {
     pub rate_limit_wait: Duration,
 }
 
+impl DiscordOptions {
+    /// The options `[discord]` sets; the rest at their defaults.
+    pub fn from_config(discord: &DiscordConfig) -> Self {
+        DiscordOptions {
+            answer_within: discord.answer_within(),
+            ..DiscordOptions::default()
+        }
+    }
+}
+
 impl Default for DiscordOptions {
     fn default() -> Self {
         DiscordOptions {
@@ -84,7 +94,13 @@ pub async fn run(
     config: &Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), DiscordError> {
-    run_with(actions, config, DiscordOptions::default(), shutdown).await
+    run_with(
+        actions,
+        config,
+        DiscordOptions::from_config(&config.discord),
+        shutdown,
+    )
+    .await
 }
 
 /// [`run`] with `options`.
@@ -129,7 +145,7 @@ impl DiscordBot {
             discord: config.discord.clone(),
             token,
             api_base: None,
-            options: DiscordOptions::default(),
+            options: DiscordOptions::from_config(&config.discord),
         })
     }
 
@@ -312,10 +328,14 @@ impl Handler {
 
     /// One interaction, whichever way it came: commands by name, autocomplete, button presses.
     async fn handle(&self, ctx: &Responder, interaction: Interaction) {
+        // Each flow's future is boxed: nested in one, they are deep enough that computing the
+        // type's layout overflows rustc's query depth in release builds.
         match interaction {
-            Interaction::Command(command) => self.on_command(ctx, command).await,
-            Interaction::Autocomplete(command) => self.on_autocomplete(ctx, command).await,
-            Interaction::Component(press) => self.on_button(ctx, press).await,
+            Interaction::Command(command) => Box::pin(self.on_command(ctx, command)).await,
+            Interaction::Autocomplete(command) => {
+                Box::pin(self.on_autocomplete(ctx, command)).await
+            }
+            Interaction::Component(press) => Box::pin(self.on_button(ctx, press)).await,
             other => tracing::debug!(kind = ?other.kind(), "interaction ignored"),
         }
     }
@@ -417,7 +437,12 @@ impl Handler {
     ) {
         let wait = self.options.rate_limit_wait;
         let mut work = std::pin::pin!(work);
-        match tokio::time::timeout(self.options.answer_within, &mut work).await {
+        let within = if ctx.is_busy() {
+            Duration::ZERO
+        } else {
+            self.options.answer_within
+        };
+        match tokio::time::timeout(within, &mut work).await {
             Ok(reply) => {
                 let result = ctx
                     .respond(

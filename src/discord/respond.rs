@@ -15,6 +15,9 @@ pub struct Responder {
     /// The REST client (follow-ups, edits of the original response, channel posts).
     pub http: Arc<Http>,
     first: First,
+    /// Enough other interactions are in flight that waiting for the engine before the first
+    /// response would only queue this one behind them: answer "thinking…" at once.
+    busy: bool,
 }
 
 enum First {
@@ -35,17 +38,28 @@ impl Responder {
         Responder {
             http,
             first: First::Callback,
+            busy: false,
         }
     }
 
     /// http mode: the first response arrives on the receiver, for the request's response body.
-    pub fn body(http: Arc<Http>) -> (Self, oneshot::Receiver<CreateInteractionResponse>) {
+    /// `busy`: see [`Responder::is_busy`].
+    pub fn body(
+        http: Arc<Http>,
+        busy: bool,
+    ) -> (Self, oneshot::Receiver<CreateInteractionResponse>) {
         let (sender, receiver) = oneshot::channel();
         let responder = Responder {
             http,
             first: First::Body(Mutex::new(Some(sender))),
+            busy,
         };
         (responder, receiver)
+    }
+
+    /// Defer at once rather than wait for the engine: the replica is in a burst.
+    pub fn is_busy(&self) -> bool {
+        self.busy
     }
 
     /// Sends the interaction's first response (a message, a deferral, an acknowledgement or

@@ -404,6 +404,45 @@ http_mode_tests! {
         app.stop().await;
     }
 
+    async fn in_a_burst_a_check_defers_at_once_and_its_card_follows(app) {
+        // Nine presses of a button nobody offered, their follow-ups held up at Discord: nine
+        // interactions in flight, as in a burst. (The default `answer_within` is 1.5 s.)
+        app.fake.delay("/webhooks/2000/", Duration::from_secs(2));
+        let message = invite_bot_testkit::fake_discord::message_json(
+            "880001",
+            invite_bot_testkit::fake_discord::CHANNEL_ID,
+            "",
+            json!([]),
+            json!([]),
+        );
+        let mut held = Vec::new();
+        for _ in 0..9 {
+            let (token, press) = app.fake.press_json(&admin(), "ib:forged", message.clone());
+            let (status, ack) = app.interact(&press).await;
+            assert_eq!((status, ack["type"].as_u64()), (200, Some(6)), "{ack:#}");
+            held.push(token);
+        }
+        let (token, answer) = app.invite_check(&agent(), &[("email", "jane.doe@corp.example")]).await;
+        assert_eq!(answer["type"], 5, "busy: deferred at once, not after the engine: {answer:#}");
+        assert_eq!(answer["data"]["flags"], 64, "the deferral keeps the answer private");
+        let fragment = format!("/webhooks/2000/{token}/messages/@original");
+        let edit = app
+            .fake
+            .wait_for("the card edited in", |r| r.method == "PATCH" && r.path.ends_with(&fragment), 1)
+            .await
+            .remove(0);
+        assert_eq!(edit.body["embeds"][0]["color"], 0xD93F0B, "the same card: {:#}", edit.body);
+        for token in &held {
+            app.followup(token).await;
+        }
+        // Recorded on arrival, answered 2 s later: then the presses' flows are done.
+        tokio::time::sleep(Duration::from_millis(2500)).await;
+        // The burst is over: the next check waits for the engine and answers in the response.
+        let (_, answer) = app.invite_check(&agent(), &[("email", "jane.doe@corp.example")]).await;
+        assert_eq!(answer["type"], 4, "{answer:#}");
+        app.stop().await;
+    }
+
     async fn the_workspace_option_is_autocompleted(app) {
         let (_, interaction) = app.fake.autocomplete_json(&agent(), "ac");
         let (status, answer) = app.interact(&interaction).await;

@@ -4,9 +4,10 @@
 //!
 //! Three runs: one replica; two replicas (requests alternate); two replicas with one killed
 //! (SIGKILL) halfway, while one Resend button is also pressed on both: its in-flight requests may
-//! fail, nothing may be done twice. Measured from the request's send to its response (the first
-//! response is the HTTP answer in this mode), requests per second, errors, and each replica's peak
-//! VmRSS (Linux `/proc`). The fake Discord only takes the command registration and follow-ups.
+//! fail, nothing may be done twice. Measured from the request's send: to its response (the first
+//! response is the HTTP answer in this mode: the card, or a deferral when the engine takes longer
+//! than `[discord] answer_within_ms`), and to the card (for a deferral, its edit arriving at the
+//! fake Discord); requests per second, errors, and each replica's peak VmRSS (Linux `/proc`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -24,6 +25,16 @@ use invite_bot_testkit::signing::InteractionSigner;
 /// The role of the load generator's user: the generated config grants it check and resend.
 const BENCH_ROLE: &str = "7100";
 
+/// How long the deferred checks' cards are waited for after a run.
+const CARD_WAIT: Duration = Duration::from_secs(10);
+
+fn outcomes(sent: &[Sent]) -> Vec<Outcome> {
+    sent.iter().map(|one| one.outcome).collect()
+}
+
+/// Requests in flight at once in the run with the kill.
+const KILL_RUN_CONCURRENCY: usize = 25;
+
 /// Addresses from the demo fixture, as in `--discord`.
 const ADDRESSES: &[&str] = &[
     "Jane.Doe@acme-corp.com",
@@ -36,8 +47,9 @@ const ADDRESSES: &[&str] = &[
     "mia.wong@acme-corp.com",
 ];
 
-/// The member whose Resend is pressed on both replicas in the third run: invited, never activated.
-const RESENT: &str = "omar.haddad@gmail.com";
+/// The member whose Resend is pressed on both replicas in the third run: invited, and the
+/// invitation expired unaccepted (the demo fixture's `invite_expired`).
+const RESENT: &str = "kofi.mensah@hotmail.com";
 
 #[derive(Debug, Clone)]
 pub struct InteractionsHttpOptions {
@@ -75,12 +87,24 @@ pub struct HttpRun {
     pub concurrency: usize,
     /// Answered 200 with an interaction response.
     pub ok: usize,
+    /// Not answered, and not excused below.
     pub errors: usize,
+    /// In flight on the killed replica when it was killed, and so never answered (allowed).
+    pub lost_in_flight: usize,
+    /// Of `ok`: answered "thinking…" (type 5), the card edited in through the REST API.
+    pub deferred: usize,
     pub requests_per_second: f64,
     pub p50_ms: f64,
     pub p95_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// From the request's send to the check's card: the response itself, or for a deferral the
+    /// edit of the original response arriving at the (fake) Discord API.
+    pub card_p50_ms: f64,
+    pub card_p99_ms: f64,
+    /// Deferred checks whose card never came (in the kill run: a replica killed between its
+    /// deferral and its edit).
+    pub cards_missing: usize,
     /// Each replica's peak VmRSS during the run.
     pub peak_rss_mb: Vec<f64>,
     /// Invitations sent for the pressed Resend (third run): at most 1.
@@ -190,7 +214,13 @@ async fn start_replica(
             .lines()
             .find_map(|line| line.trim().strip_prefix("listening on "))
         {
-            let base = format!("http://{}", addr.trim());
+            // The line names the URL (older builds: the bare address).
+            let addr = addr.trim();
+            let base = if addr.starts_with("http://") {
+                addr.to_owned()
+            } else {
+                format!("http://{addr}")
+            };
             return Ok(Replica { bot, base });
         }
         bot.check_alive()?;
@@ -208,33 +238,82 @@ async fn start_replica(
 struct Signed {
     body: Vec<u8>,
     headers: [(&'static str, String); 2],
+    /// A check's interaction token: a deferred answer's card is the edit of `@original` under it.
+    check_token: Option<String>,
 }
 
 fn sign(signer: &InteractionSigner, interaction: &serde_json::Value) -> Signed {
     let body = serde_json::to_vec(interaction).unwrap_or_default();
     let headers = signer.headers(&body);
-    Signed { body, headers }
+    Signed {
+        body,
+        headers,
+        check_token: None,
+    }
 }
 
-/// Sends every request to its replica (at most `concurrency` in flight); per request its latency
-/// and whether it was answered 200. `kill`: (after how many sent, which pid) to SIGKILL mid-run;
-/// a request whose replica refuses the connection then goes to `fallback`, as a load balancer
-/// sends it to the next upstream (one that was in flight on the killed replica fails).
+fn sign_check(
+    signer: &InteractionSigner,
+    token: String,
+    interaction: &serde_json::Value,
+) -> Signed {
+    Signed {
+        check_token: Some(token),
+        ..sign(signer, interaction)
+    }
+}
+
+/// Interaction response type 5: "thinking…", the answer edited in later.
+const DEFERRED: u64 = 5;
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    /// Answered 200 with a body, after this many milliseconds.
+    Answered(f64),
+    /// Answered 200 with a deferral, after this many milliseconds.
+    Deferred(f64),
+    /// Sent to the replica that was killed, before the kill, and not answered: allowed to fail.
+    LostInFlight,
+    /// Anything else that was not answered: an error.
+    Failed,
+}
+
+/// A replica to SIGKILL mid-run: before the request with this index is sent.
+struct Kill<'a> {
+    at: usize,
+    pid: u32,
+    base: &'a str,
+    /// Where requests for the killed replica go once it is gone, as a load balancer sends them to
+    /// the next upstream.
+    fallback: &'a str,
+}
+
+/// Sends every request to its replica, at most `concurrency` in flight. With `kill`, a request
+/// for the killed replica sent after the kill that is not answered is sent to the fallback (it
+/// cannot have been handled: the process was gone); one sent before the kill is not retried (it
+/// may have been handled, as Discord never retries an interaction either).
+/// One request's end: how, when it was sent, and the check's token.
+struct Sent {
+    outcome: Outcome,
+    at: Instant,
+    check_token: Option<String>,
+}
+
 async fn fire(
     client: &reqwest::Client,
     requests: Vec<(Signed, String)>,
     concurrency: usize,
-    kill: Option<(usize, u32)>,
-    fallback: Option<&str>,
-) -> (Vec<(f64, bool)>, Duration) {
+    kill: Option<Kill<'_>>,
+) -> (Vec<Sent>, Duration) {
     let permits = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for (i, (signed, base)) in requests.into_iter().enumerate() {
-        if let Some((at, pid)) = kill {
-            if i == at {
+        if let Some(kill) = &kill {
+            if i == kill.at {
                 let _ = Command::new("kill")
-                    .args(["-KILL", &pid.to_string()])
+                    .args(["-KILL", &kill.pid.to_string()])
                     .status();
             }
         }
@@ -242,7 +321,10 @@ async fn fire(
             break;
         };
         let client = client.clone();
-        let fallback = fallback.map(str::to_owned);
+        let to_killed = kill.as_ref().filter(|kill| kill.base == base);
+        let after_kill = to_killed.is_some_and(|kill| i >= kill.at);
+        let in_flight_at_kill = to_killed.is_some() && !after_kill;
+        let fallback = to_killed.map(|kill| kill.fallback.to_owned());
         tasks.spawn(async move {
             let at = Instant::now();
             let send = |base: &str| {
@@ -253,18 +335,35 @@ async fn fire(
                 for (name, value) in &signed.headers {
                     request = request.header(*name, value);
                 }
-                request.send()
+                // The response's interaction type: None when there is no 200 with a JSON body.
+                async move {
+                    let response = request.send().await.ok()?;
+                    if !response.status().is_success() {
+                        return None;
+                    }
+                    let body: serde_json::Value = response.json().await.ok()?;
+                    body["type"].as_u64()
+                }
             };
-            let sent = match (send(&base).await, fallback) {
-                (Err(error), Some(next)) if error.is_connect() => send(&next).await,
-                (sent, _) => sent,
-            };
-            let ok = match sent {
-                Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
-                Err(_) => false,
-            };
+            let mut answered = send(&base).await;
+            if answered.is_none() && after_kill {
+                if let Some(next) = &fallback {
+                    answered = send(next).await;
+                }
+            }
+            let ms = at.elapsed().as_secs_f64() * 1000.0;
             drop(permit);
-            (at.elapsed().as_secs_f64() * 1000.0, ok)
+            let outcome = match (answered, in_flight_at_kill) {
+                (Some(DEFERRED), _) => Outcome::Deferred(ms),
+                (Some(_), _) => Outcome::Answered(ms),
+                (None, true) => Outcome::LostInFlight,
+                (None, false) => Outcome::Failed,
+            };
+            Sent {
+                outcome,
+                at,
+                check_token: signed.check_token.clone(),
+            }
         });
     }
     let results = tasks.join_all().await;
@@ -322,9 +421,76 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The checks' cards: in the response, or (deferred) the edit of `@original` that the fake
+/// Discord received, timed from the request's send.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Cards {
+    latencies_ms: Vec<f64>,
+    /// Deferred, and no edit arrived within the wait.
+    missing: usize,
+}
+
+async fn collect_cards(fake: &FakeDiscord, sent: &[Sent], wait: Duration) -> Cards {
+    let wanted: std::collections::HashSet<&str> = sent
+        .iter()
+        .filter(|one| matches!(one.outcome, Outcome::Deferred(_)))
+        .filter_map(|one| one.check_token.as_deref())
+        .collect();
+    let deadline = Instant::now() + wait;
+    // Each deferred check's edit, by its token (only the edits are copied, every 50 ms).
+    let edits = loop {
+        let edits: std::collections::HashMap<String, Instant> = fake
+            .requests_to("/messages/@original")
+            .into_iter()
+            .filter(|r| r.method == reqwest::Method::PATCH)
+            .filter_map(|r| {
+                let token = r
+                    .path
+                    .strip_suffix("/messages/@original")?
+                    .rsplit('/')
+                    .next()?;
+                wanted.contains(token).then(|| (token.to_owned(), r.at))
+            })
+            .collect();
+        if edits.len() >= wanted.len() || Instant::now() >= deadline {
+            break edits;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut cards = Cards::default();
+    for one in sent {
+        let Some(token) = &one.check_token else {
+            continue;
+        };
+        match one.outcome {
+            Outcome::Answered(ms) => cards.latencies_ms.push(ms),
+            Outcome::Deferred(_) => match edits.get(token) {
+                Some(at) => cards
+                    .latencies_ms
+                    .push(at.saturating_duration_since(one.at).as_secs_f64() * 1000.0),
+                None => cards.missing += 1,
+            },
+            Outcome::LostInFlight | Outcome::Failed => {}
+        }
+    }
+    cards
+}
+
+/// A warm-up run, and its cards: the measured run starts when the bot is done with it.
+async fn warm_up(
+    client: &reqwest::Client,
+    fake: &FakeDiscord,
+    requests: Vec<(Signed, String)>,
+    concurrency: usize,
+) {
+    let (sent, _) = fire(client, requests, concurrency, None).await;
+    collect_cards(fake, &sent, CARD_WAIT).await;
+}
+
 fn summarize(
     setup: &str,
-    results: &[(f64, bool)],
+    results: &[Outcome],
+    mut cards: Cards,
     wall: Duration,
     concurrency: usize,
     peak_rss_mb: Vec<f64>,
@@ -332,22 +498,30 @@ fn summarize(
 ) -> HttpRun {
     let mut latencies: Vec<f64> = results
         .iter()
-        .filter(|(_, ok)| *ok)
-        .map(|(ms, _)| *ms)
+        .filter_map(|outcome| match outcome {
+            Outcome::Answered(ms) | Outcome::Deferred(ms) => Some(*ms),
+            _ => None,
+        })
         .collect();
     latencies.sort_by(|a, b| a.total_cmp(b));
-    let ok = latencies.len();
+    cards.latencies_ms.sort_by(|a, b| a.total_cmp(b));
+    let count = |wanted: fn(&Outcome) -> bool| results.iter().filter(|o| wanted(o)).count();
     HttpRun {
         setup: setup.to_owned(),
         requests: results.len(),
         concurrency,
-        ok,
-        errors: results.len() - ok,
+        ok: latencies.len(),
+        deferred: count(|o| matches!(o, Outcome::Deferred(_))),
+        errors: count(|o| matches!(o, Outcome::Failed)),
+        lost_in_flight: count(|o| matches!(o, Outcome::LostInFlight)),
         requests_per_second: results.len() as f64 / wall.as_secs_f64().max(1e-9),
         p50_ms: percentile(&latencies, 50.0),
         p95_ms: percentile(&latencies, 95.0),
         p99_ms: percentile(&latencies, 99.0),
         max_ms: latencies.last().copied().unwrap_or(0.0),
+        card_p50_ms: percentile(&cards.latencies_ms, 50.0),
+        card_p99_ms: percentile(&cards.latencies_ms, 99.0),
+        cards_missing: cards.missing,
         peak_rss_mb,
         resend_emails,
     }
@@ -446,10 +620,10 @@ async fn run_on(
     let checks = |targets: &[String]| -> Vec<(Signed, String)> {
         (0..options.interactions)
             .map(|i| {
-                let (_, interaction) =
+                let (token, interaction) =
                     fake.invite_check_json(&user, &[("email", ADDRESSES[i % ADDRESSES.len()])]);
                 (
-                    sign(&signer, &interaction),
+                    sign_check(&signer, token, &interaction),
                     targets[i % targets.len()].clone(),
                 )
             })
@@ -464,36 +638,63 @@ async fn run_on(
     // Warm the connection pools (the bot's to PostgreSQL, the client's to the bot), as a running
     // replica would be; then one replica.
     let targets = [first.base.clone()];
-    let _ = fire(&client, checks(&targets), concurrency, None, None).await;
+    warm_up(&client, &fake, checks(&targets), concurrency).await;
     let sampler = RssSampler::start(vec![first.bot.pid()]);
-    let (results, wall) = fire(&client, checks(&targets), concurrency, None, None).await;
+    let (sent, wall) = fire(&client, checks(&targets), concurrency, None).await;
+    let rss = sampler.finish();
     runs.push(summarize(
         "1 replica",
-        &results,
+        &outcomes(&sent),
+        collect_cards(&fake, &sent, CARD_WAIT).await,
         wall,
         concurrency,
-        sampler.finish(),
+        rss,
         None,
     ));
 
     // Two replicas, requests alternating.
     let mut second = start_replica(&exe, &config, dir.path(), 2, options.timeout).await?;
     let targets = [first.base.clone(), second.base.clone()];
-    let _ = fire(&client, checks(&targets), concurrency, None, None).await;
+    warm_up(&client, &fake, checks(&targets), concurrency).await;
     let sampler = RssSampler::start(vec![first.bot.pid(), second.bot.pid()]);
-    let (results, wall) = fire(&client, checks(&targets), concurrency, None, None).await;
+    let (sent, wall) = fire(&client, checks(&targets), concurrency, None).await;
+    let rss = sampler.finish();
     runs.push(summarize(
         "2 replicas",
-        &results,
+        &outcomes(&sent),
+        collect_cards(&fake, &sent, CARD_WAIT).await,
         wall,
         concurrency,
-        sampler.finish(),
+        rss,
         None,
     ));
 
     // Two replicas, the second killed halfway, while one Resend is pressed on both.
-    let (_, check) = fake.invite_check_json(&user, &[("email", RESENT)]);
-    let answer = fire_one(&client, &sign(&signer, &check), &first.base).await;
+    let (token, check) = fake.invite_check_json(&user, &[("email", RESENT)]);
+    let answer = fire_one(&client, &sign(&signer, &check), &first.base)
+        .await
+        .map_err(|what| {
+            InteractionsHttpError::Timeout(
+                format!("the check of {RESENT} before the presses: {what}"),
+                first.bot.log(),
+            )
+        })?;
+    // Deferred: the card is the edit of the original response.
+    let answer = if answer["type"].as_u64() == Some(DEFERRED) {
+        let needle = format!("/{token}/messages/@original");
+        fake.wait_count(|r| r.path.ends_with(&needle), 1, CARD_WAIT)
+            .await;
+        let body = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.path.ends_with(&needle))
+            .last()
+            .map(|edit| edit.body)
+            .unwrap_or_default();
+        serde_json::json!({ "data": body })
+    } else {
+        answer
+    };
     let data = &answer["data"];
     let custom_id = custom_ids(data)
         .into_iter()
@@ -522,26 +723,41 @@ async fn run_on(
     }
     let total = requests.len();
     let second_pid = second.bot.pid();
+    // A steady stream rather than everything at once, so that the kill falls in the middle of it:
+    // requests before it, in flight at it, and after it.
+    let kill_concurrency = concurrency.min(KILL_RUN_CONCURRENCY);
     let sampler = RssSampler::start(vec![first.bot.pid(), second_pid]);
-    let (results, wall) = fire(
+    let (sent, wall) = fire(
         &client,
         requests,
-        concurrency,
-        Some((total / 2, second_pid)),
-        Some(&first.base),
+        kill_concurrency,
+        Some(Kill {
+            at: total / 2,
+            pid: second_pid,
+            base: &second.base,
+            fallback: &first.base,
+        }),
     )
     .await;
     let _ = second.bot.check_alive();
-    // Whatever the first replica does for the presses (a queued send included) is done within the
-    // retry interval; the presses' own sends are done when their follow-ups arrive.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let emails = emails_to(&dir.path().join("outbox"), RESENT);
+    let cards = collect_cards(&fake, &sent, CARD_WAIT).await;
+    // The surviving replica's presses are done with the checks' cards, give or take the send. (A
+    // press the killed replica had claimed but not sent is sent by the leader's retry once its
+    // lease is over, a minute or more later: then this counts 0, still not 2.)
+    let outbox = dir.path().join("outbox");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while emails_to(&outbox, RESENT) == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let emails = emails_to(&outbox, RESENT);
+    let rss = sampler.finish();
     runs.push(summarize(
         "2 replicas, one killed mid-run",
-        &results,
+        &outcomes(&sent),
+        cards,
         wall,
-        concurrency.min(total),
-        sampler.finish(),
+        kill_concurrency,
+        rss,
         Some(emails),
     ));
     drop(second);
@@ -552,7 +768,12 @@ async fn run_on(
     })
 }
 
-async fn fire_one(client: &reqwest::Client, signed: &Signed, base: &str) -> serde_json::Value {
+/// One request, its answer as JSON; what came instead, in words, when it is not one.
+async fn fire_one(
+    client: &reqwest::Client,
+    signed: &Signed,
+    base: &str,
+) -> Result<serde_json::Value, String> {
     let mut request = client
         .post(format!("{base}{}", invite_bot::discord::endpoint::PATH))
         .header("content-type", "application/json")
@@ -560,19 +781,31 @@ async fn fire_one(client: &reqwest::Client, signed: &Signed, base: &str) -> serd
     for (name, value) in &signed.headers {
         request = request.header(*name, value);
     }
-    match request.send().await {
-        Ok(response) => response.json().await.unwrap_or_default(),
-        Err(_) => serde_json::Value::Null,
-    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("no answer: {e}"))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| format!("{status}, an unreadable body: {e}"))?;
+    serde_json::from_slice(&body)
+        .map_err(|_| format!("{status}: {}", String::from_utf8_lossy(&body)))
 }
 
 impl InteractionsHttpReport {
-    /// 200 at once on one replica: p99 under 50 ms, no error; every replica under 60 MB; the
-    /// killed run did nothing twice.
+    /// 200 at once on one replica: p99 under 50 ms; no error in any run (a request in flight on
+    /// the killed replica may be lost); every replica under 60 MB; the killed run did nothing
+    /// twice.
     pub fn all_pass(&self) -> bool {
-        let one = &self.runs[0];
-        one.errors == 0
-            && one.p99_ms < 50.0
+        self.runs.first().is_some_and(|one| one.p99_ms < 50.0)
+            && self.runs.iter().all(|run| run.errors == 0)
+            // Only a killed replica may leave a deferred card unsent.
+            && self
+                .runs
+                .iter()
+                .all(|run| run.cards_missing == 0 || run.resend_emails.is_some())
             && self
                 .runs
                 .iter()
@@ -586,9 +819,23 @@ impl InteractionsHttpReport {
     pub fn to_text(&self) -> String {
         let mut text = format!(
             "HTTP interactions: signed /invite-check POSTs to invite-bot serve (mode = \"http\") on one PostgreSQL\n\
+             first response: the HTTP answer (the card, or \"thinking…\" when deferred); card: until the card is shown\n\
              idle RSS {:.1} MB\n\
-             {:<32} {:>8} {:>6} {:>6} {:>8} {:>8} {:>8} {:>8}  {}\n",
-            self.idle_rss_mb, "setup", "requests", "errors", "req/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "peak RSS (MB)"
+             {:<31} {:>5} {:>5} {:>4} {:>8} {:>5} {:>7} {:>7} {:>7} {:>7} {:>9} {:>9}  {}\n",
+            self.idle_rss_mb,
+            "setup",
+            "reqs",
+            "errs",
+            "lost",
+            "deferred",
+            "req/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "max ms",
+            "card p50",
+            "card p99",
+            "peak RSS (MB)"
         );
         for run in &self.runs {
             let rss: Vec<String> = run
@@ -596,20 +843,33 @@ impl InteractionsHttpReport {
                 .iter()
                 .map(|mb| format!("{mb:.1}"))
                 .collect();
+            let mut notes = Vec::new();
+            if run.cards_missing > 0 {
+                notes.push(format!("cards never shown: {}", run.cards_missing));
+            }
+            if let Some(n) = run.resend_emails {
+                notes.push(format!("Resend emails: {n}"));
+            }
             text.push_str(&format!(
-                "{:<32} {:>8} {:>6} {:>6.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1}  {}{}\n",
+                "{:<31} {:>5} {:>5} {:>4} {:>8} {:>5.0} {:>7.1} {:>7.1} {:>7.1} {:>7.1} {:>9.1} {:>9.1}  {}{}\n",
                 run.setup,
                 run.requests,
                 run.errors,
+                run.lost_in_flight,
+                run.deferred,
                 run.requests_per_second,
                 run.p50_ms,
                 run.p95_ms,
                 run.p99_ms,
                 run.max_ms,
+                run.card_p50_ms,
+                run.card_p99_ms,
                 rss.join(" / "),
-                run.resend_emails
-                    .map(|n| format!("  (Resend emails: {n})"))
-                    .unwrap_or_default(),
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("  ({})", notes.join("; "))
+                },
             ));
         }
         text
@@ -621,11 +881,70 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_counts_failures_as_errors_and_times_only_answers() {
-        let results = [(10.0, true), (20.0, true), (5000.0, false)];
-        let run = summarize("x", &results, Duration::from_secs(1), 3, vec![30.0], None);
-        assert_eq!((run.ok, run.errors), (2, 1));
+    fn a_run_times_only_answers_and_excuses_only_requests_lost_in_flight() {
+        let results = [
+            Outcome::Answered(10.0),
+            Outcome::Deferred(20.0),
+            Outcome::LostInFlight,
+            Outcome::Failed,
+        ];
+        let cards = Cards {
+            latencies_ms: vec![90.0, 10.0],
+            missing: 0,
+        };
+        let run = summarize(
+            "x",
+            &results,
+            cards,
+            Duration::from_secs(1),
+            4,
+            vec![30.0],
+            None,
+        );
+        assert_eq!(
+            (run.ok, run.deferred, run.errors, run.lost_in_flight),
+            (2, 1, 1, 1)
+        );
         assert_eq!(run.max_ms, 20.0);
-        assert_eq!(run.requests_per_second, 3.0);
+        assert_eq!((run.card_p50_ms, run.card_p99_ms), (10.0, 90.0));
+        assert_eq!(run.requests_per_second, 4.0);
+    }
+
+    fn report(
+        errors: usize,
+        lost: usize,
+        p99: f64,
+        emails: Option<usize>,
+    ) -> InteractionsHttpReport {
+        let mut run = summarize(
+            "x",
+            &[],
+            Cards::default(),
+            Duration::from_secs(1),
+            1,
+            vec![40.0],
+            emails,
+        );
+        run.errors = errors;
+        run.lost_in_flight = lost;
+        run.p99_ms = p99;
+        InteractionsHttpReport {
+            runs: vec![run],
+            idle_rss_mb: 20.0,
+        }
+    }
+
+    #[test]
+    fn the_targets_excuse_lost_requests_but_not_errors_slowness_or_a_second_email() {
+        assert!(report(0, 7, 40.0, Some(1)).all_pass());
+        assert!(!report(1, 0, 40.0, Some(1)).all_pass());
+        assert!(!report(0, 0, 50.0, None).all_pass());
+        assert!(!report(0, 0, 40.0, Some(2)).all_pass());
+        let mut lost_card = report(0, 0, 40.0, None);
+        lost_card.runs[0].cards_missing = 1;
+        assert!(
+            !lost_card.all_pass(),
+            "a card that never came outside the kill run"
+        );
     }
 }
