@@ -20,7 +20,7 @@ use invite_bot::domain::Permission;
 use invite_bot::error::EngineError;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, CapturedLogs, TestApp};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -723,37 +723,10 @@ async fn everything_around_the_call_stays_the_bots(backend: Backend) {
     );
 }
 
-/// A tracing writer that keeps everything for inspection.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The codes and links the product returns are shown to the admin and found nowhere else: not in
 /// the logs (everything, at TRACE), the audit rows, or any table.
 async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = CapturedLogs::start();
 
     let product = Product::start(SECRET).await;
     let Some(app) = spawn(backend, &product, SECRET).await else {
@@ -771,7 +744,7 @@ async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
     assert_eq!(codes.len(), 2);
     assert!(shown.contains(&codes[0]));
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("activation code issued by the product"),
         "logs are captured"
