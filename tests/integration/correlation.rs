@@ -91,7 +91,7 @@ where
 }
 
 /// delivery_events as (event, invitation_id, message_id).
-async fn stored_events(app: &TestApp) -> Vec<(String, Option<i64>, Option<String>)> {
+pub async fn stored_events(app: &TestApp) -> Vec<(String, Option<i64>, Option<String>)> {
     query(
         app,
         "SELECT event, invitation_id, message_id FROM delivery_events ORDER BY id",
