@@ -17,6 +17,7 @@ use std::time::Instant;
 use super::audit::minute;
 use super::audit::AuditEvent;
 use super::gate::Held;
+use super::product_api::ActivationAnswer;
 use super::resend::sha256_hex;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode, IssuedForm};
 use crate::diagnosis::{Action, Diagnosis};
@@ -118,7 +119,7 @@ impl Actions {
     ) -> Result<ActionOutcome, EngineError> {
         if let Some(api) = &self.action_settings().product {
             return self
-                .activation_code_through_product(api, actor, email, workspace, idempotency_key)
+                .through_product::<ActivationAnswer>(api, actor, email, workspace, idempotency_key)
                 .await;
         }
         let action = Action::IssueActivationCode;

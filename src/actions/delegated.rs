@@ -13,7 +13,7 @@
 //! The code or link the product returns is put in a [`secrecy::SecretString`] as it is parsed and
 //! handed to the reply: it is never stored, logged or audited.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::audit::{minute, AuditEvent};
@@ -22,7 +22,10 @@ use super::product_api::{
     ActivationAnswer, CallOutcome, ProductActionRequest, ProductApi, RequestedBy, ResendAnswer,
     ACTIVATION_CODES_PATH, RESEND_PATH,
 };
-use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor, IssuedCode, IssuedForm};
+use super::{
+    new_reference, ActionDone, ActionOutcome, ActionSettings, Actions, Actor, IssuedCode,
+    IssuedForm,
+};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
 use crate::domain::workspace::WorkspaceSlug;
@@ -40,90 +43,133 @@ struct OpenCall {
     pressed_by: (String, String),
 }
 
-impl Actions {
-    /// [`Actions::resend_invite`] through the product.
-    pub(super) async fn resend_through_product(
-        &self,
-        api: &ProductApi,
-        actor: &Actor,
-        email: &EmailAddress,
-        workspace: &WorkspaceSlug,
-        idempotency_key: Option<&str>,
-    ) -> Result<ActionOutcome, EngineError> {
-        let action = Action::ResendInvite;
-        let limits = ProductCallLimits::Resend(self.action_settings().resend_limits);
-        let held = match self
-            .start_product_call(
-                api,
-                action,
-                limits,
-                actor,
-                email,
-                workspace,
-                idempotency_key,
-            )
-            .await?
-        {
-            Ok(held) => held,
-            Err(refusal) => return Ok(refusal),
-        };
-        let body = request_body(workspace, email, &held.call);
-        let outcome = api
-            .call::<ResendAnswer>(self.http(), RESEND_PATH, &held.call.idempotency_key, &body)
-            .await;
-        let reference = held.call.reference.clone();
-        match outcome {
-            CallOutcome::Answered { answer, attempts } => {
-                self.end_call(
-                    &held,
-                    attempts,
-                    ProductCallEnd::Sent {
-                        sent_at: answer.sent_at,
-                        expires_at: answer.expires_at,
-                        message_id: &answer.message_id,
-                    },
-                )
-                .await?;
-                self.audit_call(
-                    &held,
-                    action,
-                    workspace,
-                    email,
-                    AuditOutcome::Done,
-                    None,
-                    format!(
-                        "sent by the product (message id {}), valid until {} UTC",
-                        answer.message_id,
-                        minute(answer.expires_at)
-                    ),
-                )
-                .await?;
-                tracing::info!(reference = %reference, attempts, "invitation resent by the product");
-                let summary = self.prompts().action_text(
-                    "product_resend_done",
-                    &json!({
-                        "email": email.key(),
-                        "reference": reference,
-                        "sent_at": answer.sent_at.to_rfc3339(),
-                        "expires_at": answer.expires_at.to_rfc3339(),
-                    }),
-                )?;
-                Ok(ActionOutcome::Done(ActionDone {
-                    action,
-                    reference,
-                    summary,
-                    activation_code: None,
-                    escalation: None,
-                }))
-            }
-            other => Err(self
-                .call_failed(&held, action, workspace, email, other)
-                .await?),
+/// What one kind of call makes of the product's answer; everything else about a call is shared
+/// ([`Actions::through_product`]).
+pub(super) trait ProductAnswer: serde::de::DeserializeOwned {
+    const ACTION: Action;
+    /// The route under `[actions.product] base_url`.
+    const PATH: &'static str;
+    fn limits(settings: &ActionSettings) -> ProductCallLimits;
+    /// The call's end as recorded.
+    fn end(&self) -> ProductCallEnd<'_>;
+    /// The audit row's detail (never the code or link itself).
+    fn audit_detail(&self) -> String;
+    fn log_done(&self, reference: &str, attempts: u32);
+    /// The reply's template, its words beside `email` and `reference`, and the code to show.
+    fn reply(self) -> (&'static str, serde_json::Value, Option<IssuedCode>);
+}
+
+impl ProductAnswer for ResendAnswer {
+    const ACTION: Action = Action::ResendInvite;
+    const PATH: &'static str = RESEND_PATH;
+
+    fn limits(settings: &ActionSettings) -> ProductCallLimits {
+        ProductCallLimits::Resend(settings.resend_limits)
+    }
+
+    fn end(&self) -> ProductCallEnd<'_> {
+        ProductCallEnd::Sent {
+            sent_at: self.sent_at,
+            expires_at: self.expires_at,
+            message_id: &self.message_id,
         }
     }
 
-    /// [`Actions::issue_activation_code`] through the product.
-    pub(super) async fn activation_code_through_product(
+    fn audit_detail(&self) -> String {
+        format!(
+            "sent by the product (message id {}), valid until {} UTC",
+            self.message_id,
+            minute(self.expires_at)
+        )
+    }
+
+    fn log_done(&self, reference: &str, attempts: u32) {
+        tracing::info!(reference = %reference, attempts, "invitation resent by the product");
+    }
+
+    fn reply(self) -> (&'static str, serde_json::Value, Option<IssuedCode>) {
+        let words = json!({
+            "sent_at": self.sent_at.to_rfc3339(),
+            "expires_at": self.expires_at.to_rfc3339(),
+        });
+        ("product_resend_done", words, None)
+    }
+}
+
+impl ProductAnswer for ActivationAnswer {
+    const ACTION: Action = Action::IssueActivationCode;
+    const PATH: &'static str = ACTIVATION_CODES_PATH;
+
+    fn limits(settings: &ActionSettings) -> ProductCallLimits {
+        ProductCallLimits::ActivationCode {
+            per_member_per_day: settings.activation_codes_per_member_per_day,
+            reissue_after: settings.activation_code_reissue_after,
+        }
+    }
+
+    fn end(&self) -> ProductCallEnd<'_> {
+        ProductCallEnd::Issued
+    }
+
+    fn audit_detail(&self) -> String {
+        let form = if self.is_link() { "link" } else { "code" };
+        match self.expires_at() {
+            Some(at) => format!(
+                "{form} issued by the product, valid until {} UTC",
+                minute(at)
+            ),
+            None => format!("{form} issued by the product"),
+        }
+    }
+
+    fn log_done(&self, reference: &str, attempts: u32) {
+        let link = self.is_link();
+        tracing::info!(reference = %reference, attempts, link, "activation code issued by the product");
+    }
+
+    fn reply(self) -> (&'static str, serde_json::Value, Option<IssuedCode>) {
+        let words = json!({
+            "link": self.is_link(),
+            "expires_at": self.expires_at().map(|at| at.to_rfc3339()),
+        });
+        let issued = match self {
+            ActivationAnswer::Code { code, expires_at } => IssuedCode {
+                code,
+                expires_at: Some(expires_at),
+                form: IssuedForm::ProductCode,
+            },
+            ActivationAnswer::Link {
+                activation_url,
+                expires_at,
+            } => IssuedCode {
+                code: activation_url,
+                expires_at,
+                form: IssuedForm::ProductLink,
+            },
+        };
+        ("product_activation_done", words, Some(issued))
+    }
+}
+
+impl ActivationAnswer {
+    fn is_link(&self) -> bool {
+        matches!(self, ActivationAnswer::Link { .. })
+    }
+
+    fn expires_at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            ActivationAnswer::Code { expires_at, .. } => Some(*expires_at),
+            ActivationAnswer::Link { expires_at, .. } => *expires_at,
+        }
+    }
+}
+
+impl Actions {
+    /// [`Actions::resend_invite`] (`A` = [`ResendAnswer`]) or [`Actions::issue_activation_code`]
+    /// (`A` = [`ActivationAnswer`]) through the product: the gate and the recorded request, the
+    /// tries under one key, then the answer recorded, audited and worded, or the failure recorded
+    /// and audited.
+    pub(super) async fn through_product<A: ProductAnswer>(
         &self,
         api: &ProductApi,
         actor: &Actor,
@@ -131,12 +177,8 @@ impl Actions {
         workspace: &WorkspaceSlug,
         idempotency_key: Option<&str>,
     ) -> Result<ActionOutcome, EngineError> {
-        let action = Action::IssueActivationCode;
-        let settings = self.action_settings();
-        let limits = ProductCallLimits::ActivationCode {
-            per_member_per_day: settings.activation_codes_per_member_per_day,
-            reissue_after: settings.activation_code_reissue_after,
-        };
+        let action = A::ACTION;
+        let limits = A::limits(self.action_settings());
         let held = match self
             .start_product_call(
                 api,
@@ -154,45 +196,12 @@ impl Actions {
         };
         let body = request_body(workspace, email, &held.call);
         let outcome = api
-            .call::<ActivationAnswer>(
-                self.http(),
-                ACTIVATION_CODES_PATH,
-                &held.call.idempotency_key,
-                &body,
-            )
+            .call::<A>(self.http(), A::PATH, &held.call.idempotency_key, &body)
             .await;
         let reference = held.call.reference.clone();
         match outcome {
             CallOutcome::Answered { answer, attempts } => {
-                self.end_call(&held, attempts, ProductCallEnd::Issued)
-                    .await?;
-                let issued = match answer {
-                    ActivationAnswer::Code { code, expires_at } => IssuedCode {
-                        code,
-                        expires_at: Some(expires_at),
-                        form: IssuedForm::ProductCode,
-                    },
-                    ActivationAnswer::Link {
-                        activation_url,
-                        expires_at,
-                    } => IssuedCode {
-                        code: activation_url,
-                        expires_at,
-                        form: IssuedForm::ProductLink,
-                    },
-                };
-                let link = issued.form == IssuedForm::ProductLink;
-                let detail = match issued.expires_at {
-                    Some(at) => format!(
-                        "{} issued by the product, valid until {} UTC",
-                        if link { "link" } else { "code" },
-                        minute(at)
-                    ),
-                    None => format!(
-                        "{} issued by the product",
-                        if link { "link" } else { "code" }
-                    ),
-                };
+                self.end_call(&held, attempts, answer.end()).await?;
                 self.audit_call(
                     &held,
                     action,
@@ -200,24 +209,19 @@ impl Actions {
                     email,
                     AuditOutcome::Done,
                     None,
-                    detail,
+                    answer.audit_detail(),
                 )
                 .await?;
-                tracing::info!(reference = %reference, attempts, link, "activation code issued by the product");
-                let summary = self.prompts().action_text(
-                    "product_activation_done",
-                    &json!({
-                        "email": email.key(),
-                        "reference": reference,
-                        "link": link,
-                        "expires_at": issued.expires_at.map(|at| at.to_rfc3339()),
-                    }),
-                )?;
+                answer.log_done(&reference, attempts);
+                let (template, mut words, activation_code) = answer.reply();
+                words["email"] = json!(email.key());
+                words["reference"] = json!(reference);
+                let summary = self.prompts().action_text(template, &words)?;
                 Ok(ActionOutcome::Done(ActionDone {
                     action,
                     reference,
                     summary,
-                    activation_code: Some(issued),
+                    activation_code,
                     escalation: None,
                 }))
             }

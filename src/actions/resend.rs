@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use super::audit::AuditEvent;
 use super::gate::Held;
+use super::product_api::ResendAnswer;
 use super::{new_reference, ActionDone, ActionOutcome, Actions, Actor};
 use crate::diagnosis::{Action, Diagnosis};
 use crate::domain::email::EmailAddress;
@@ -52,7 +53,7 @@ impl Actions {
     ) -> Result<ActionOutcome, EngineError> {
         if let Some(api) = &self.action_settings().product {
             return self
-                .resend_through_product(api, actor, email, workspace, idempotency_key)
+                .through_product::<ResendAnswer>(api, actor, email, workspace, idempotency_key)
                 .await;
         }
         let action = Action::ResendInvite;

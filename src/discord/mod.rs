@@ -513,16 +513,37 @@ impl Handler {
         if crate::chat::report::is_bulk_button(&press.data.custom_id) {
             return self.on_bulk_button(ctx, press).await;
         }
-        let wait = self.options.rate_limit_wait;
         // The presser's own permissions, looked up now: never those of whoever ran the check.
         let actor = self
             .chat
             .actor(&chat_user(&press.user, press.member.as_ref()));
-        // Acknowledge first (type 6): an action may send mail, which can take longer than Discord's
-        // three seconds. The original message is then edited, and the answer sent as a follow-up.
+        if !self.acknowledge(ctx, &press).await {
+            return;
+        }
+        let outcome = self.chat.press(&actor, &press.data.custom_id).await;
+        if let Some(finished) = &outcome.finished {
+            self.show_finished(ctx, &press, finished, "update the original message")
+                .await;
+        }
+        if let Some(post) = &outcome.escalation {
+            self.post_escalation(ctx, post).await;
+        }
+        self.follow_up(
+            ctx,
+            &press,
+            followup_builder(&outcome.reply),
+            "answer a button press",
+        )
+        .await;
+    }
+
+    /// Acknowledges a button press (type 6) before anything else: an action may send mail, which
+    /// can take longer than Discord's three seconds. The pressed message is then edited, and the
+    /// answer sent as a follow-up. False when Discord did not take it: nothing more can be sent.
+    async fn acknowledge(&self, ctx: &Responder, press: &ComponentInteraction) -> bool {
         let acknowledged = ctx
             .respond(
-                wait,
+                self.options.rate_limit_wait,
                 "acknowledge",
                 press.id,
                 &press.token,
@@ -531,25 +552,40 @@ impl Handler {
             .await;
         if let Err(error) = acknowledged {
             tracing::error!(%error, "cannot acknowledge a button press");
-            return;
+            return false;
         }
-        let outcome = self.chat.press(&actor, &press.data.custom_id).await;
-        if let Some(finished) = &outcome.finished {
-            let edit = finished_message(&press.message, finished);
-            let result = with_retry(wait, "update original", || {
-                press.edit_response(&ctx.http, edit.clone())
-            })
-            .await;
-            log_failure("update the original message", result);
-        }
-        if let Some(post) = &outcome.escalation {
-            self.post_escalation(ctx, post).await;
-        }
-        let result = with_retry(wait, "follow-up", || {
-            press.create_followup(&ctx.http, followup_builder(&outcome.reply))
+        true
+    }
+
+    /// Shows `finished` on the pressed message, its buttons disabled (they are spent).
+    async fn show_finished(
+        &self,
+        ctx: &Responder,
+        press: &ComponentInteraction,
+        finished: &str,
+        what: &str,
+    ) {
+        let edit = finished_message(&press.message, finished);
+        let result = with_retry(self.options.rate_limit_wait, what, || {
+            press.edit_response(&ctx.http, edit.clone())
         })
         .await;
-        log_failure("answer a button press", result);
+        log_failure(what, result);
+    }
+
+    /// Sends the answer to an acknowledged press; `what` names it in the log if that fails.
+    async fn follow_up(
+        &self,
+        ctx: &Responder,
+        press: &ComponentInteraction,
+        answer: CreateInteractionResponseFollowup,
+        what: &str,
+    ) {
+        let result = with_retry(self.options.rate_limit_wait, "follow-up", || {
+            press.create_followup(&ctx.http, answer.clone())
+        })
+        .await;
+        log_failure(what, result);
     }
 
     async fn post_escalation(&self, ctx: &Responder, post: &EscalationPost) {

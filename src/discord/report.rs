@@ -13,7 +13,7 @@ use serenity::all::{
     Http, ResolvedValue,
 };
 
-use super::{chat_user, finished_message, log_failure, render, with_retry, Handler, Responder};
+use super::{chat_user, log_failure, render, with_retry, Handler, Responder};
 use crate::chat::report::{BulkReply, ReportReply};
 use crate::chat::Chat;
 
@@ -130,35 +130,18 @@ impl Handler {
         let actor = self
             .chat
             .actor(&chat_user(&press.user, press.member.as_ref()));
-        let acknowledged = ctx
-            .respond(
-                wait,
-                "acknowledge",
-                press.id,
-                &press.token,
-                CreateInteractionResponse::Acknowledge,
-            )
-            .await;
-        if let Err(error) = acknowledged {
-            tracing::error!(%error, "cannot acknowledge a button press");
+        if !self.acknowledge(ctx, &press).await {
             return;
         }
         match self.chat.press_bulk(&actor, &press.data.custom_id).await {
             BulkReply::Answer(reply) => {
-                let result = with_retry(wait, "follow-up", || {
-                    press.create_followup(&ctx.http, followup(&reply))
-                })
-                .await;
-                log_failure("answer a bulk button", result);
+                self.follow_up(ctx, &press, followup(&reply), "answer a bulk button")
+                    .await;
             }
             BulkReply::Started { text, run } => {
                 // The confirmation's button is spent: shown disabled, with the run's first line.
-                let edit = finished_message(&press.message, &text);
-                let result = with_retry(wait, "update confirmation", || {
-                    press.edit_response(&ctx.http, edit.clone())
-                })
-                .await;
-                log_failure("update the confirmation", result);
+                self.show_finished(ctx, &press, &text, "update the confirmation")
+                    .await;
                 let first = ReportReply {
                     ephemeral: self.chat.settings().ephemeral_replies,
                     text,

@@ -10,6 +10,7 @@ mod health;
 pub mod openapi;
 mod product_contract;
 pub mod push;
+mod signature_headers;
 pub mod webhooks;
 
 use std::time::Instant;

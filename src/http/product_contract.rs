@@ -6,27 +6,26 @@
 
 use utoipa::OpenApi;
 
+use super::signature_headers::{HeaderWords, SignatureHeaders};
+
 #[allow(unused_imports)]
 use crate::actions::product_api::{
     ActivationAnswer, ProductActionRequest, ProductRefusal, RequestedBy, ResendAnswer,
 };
 
 /// The Standard Webhooks headers of every call the bot makes to the product.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct ProductSignatureHeaders {
-    /// The action's idempotency key, the same as the body's `idempotency_key` and the same on
-    /// every try of the action: do it once per key, answer a repeated key with the first answer.
-    #[param(rename = "webhook-id", max_length = 256)]
-    webhook_id: String,
-    /// Unix time in seconds of this try; refuse one far from now (the libraries allow 5 minutes).
-    #[param(rename = "webhook-timestamp")]
-    webhook_timestamp: i64,
-    /// `v1,<base64 HMAC-SHA256 of "{webhook-id}.{webhook-timestamp}.{body}">` with the key of
-    /// `[actions.product] secret` (`whsec_<base64>`): any Standard Webhooks library verifies it.
-    #[param(rename = "webhook-signature")]
-    webhook_signature: String,
+type ProductSignatureHeaders = SignatureHeaders<ProductHeaders>;
+
+/// What the headers mean to the product.
+struct ProductHeaders;
+
+impl HeaderWords for ProductHeaders {
+    const ID: &'static str = "The action's idempotency key, the same as the body's `idempotency_key` and the same \
+        on every try of the action: do it once per key, answer a repeated key with the first answer.";
+    const TIMESTAMP: &'static str =
+        "Unix time in seconds of this try; refuse one far from now (the libraries allow 5 minutes).";
+    const SIGNATURE: &'static str = "`v1,<base64 HMAC-SHA256 of \"{webhook-id}.{webhook-timestamp}.{body}\">` with the \
+        key of `[actions.product] secret` (`whsec_<base64>`): any Standard Webhooks library verifies it.";
 }
 
 /// Resend the member's invitation with the product's own token and email template. Implemented by

@@ -22,6 +22,7 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::signature_headers::{self, HeaderWords};
 use super::HttpState;
 use crate::ingest::{
     self, ApplyReport, IngestError, RawInvitation, RawMember, RowError, SourceKind, ValueMaps,
@@ -34,7 +35,7 @@ pub const MAX_ROWS: usize = 1_000;
 /// 1,024 bytes). Larger bodies get 413 unread.
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 /// Longest `webhook-id` accepted; it is stored for [`ID_KEPT_MINUTES`].
-pub const MAX_ID_BYTES: usize = 256;
+pub use super::signature_headers::MAX_ID_BYTES;
 /// A signature is accepted up to 5 minutes either side of now (the `standardwebhooks` crate's
 /// window too), so an id can come back for 10 minutes after it was first seen.
 const MAX_SIGNATURE_AGE_SECONDS: i128 = 5 * 60;
@@ -282,20 +283,18 @@ pub async fn invitations(
     push(&state, &headers, body, Kind::Invitations).await
 }
 
-/// The Standard Webhooks headers, for the document.
-#[derive(utoipa::IntoParams)]
-#[into_params(parameter_in = Header)]
-#[allow(dead_code)]
-pub struct SignatureHeaders {
-    /// The message's unique id; a retry carries the same one. Seen once, refused afterwards.
-    #[param(rename = "webhook-id", max_length = 256)]
-    webhook_id: String,
-    /// Unix time in seconds; refused more than 5 minutes from now.
-    #[param(rename = "webhook-timestamp")]
-    webhook_timestamp: i64,
-    /// `v1,<base64 signature>`, several separated by spaces during a secret's rotation.
-    #[param(rename = "webhook-signature")]
-    webhook_signature: String,
+/// The Standard Webhooks headers of the push API, for the document.
+pub type SignatureHeaders = signature_headers::SignatureHeaders<PushHeaders>;
+
+/// What the headers mean to the push API.
+pub struct PushHeaders;
+
+impl HeaderWords for PushHeaders {
+    const ID: &'static str =
+        "The message's unique id; a retry carries the same one. Seen once, refused afterwards.";
+    const TIMESTAMP: &'static str = "Unix time in seconds; refused more than 5 minutes from now.";
+    const SIGNATURE: &'static str =
+        "`v1,<base64 signature>`, several separated by spaces during a secret's rotation.";
 }
 
 #[derive(Debug, Clone, Copy)]

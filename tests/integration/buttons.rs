@@ -3,34 +3,11 @@
 
 use invite_bot::actions::ActionOutcome;
 use invite_bot::chat::{Chat, ChatReply, ChatUser};
-use invite_bot::config::{Config, GrantConfig};
-use invite_bot::domain::{AuditOutcome, AuditReason, Permission};
+use invite_bot::config::Config;
+use invite_bot::domain::{AuditOutcome, AuditReason};
 use invite_bot::store::AuditFilter;
 
-use crate::helpers::{both_backends, TestApp};
-
-const SUPPORT_ROLE: &str = "7000";
-const ADMIN_ROLE: &str = "8000";
-
-/// Support agents check and escalate; admins check, resend and issue codes (as in discord.rs).
-fn grants(config: &mut Config) {
-    config.permissions.grant = vec![
-        GrantConfig {
-            roles: vec![SUPPORT_ROLE.into()],
-            allow: vec![Permission::Check, Permission::Escalate],
-            ..GrantConfig::default()
-        },
-        GrantConfig {
-            roles: vec![ADMIN_ROLE.into()],
-            allow: vec![
-                Permission::Check,
-                Permission::ResendInvite,
-                Permission::IssueActivationCode,
-            ],
-            ..GrantConfig::default()
-        },
-    ];
-}
+use crate::helpers::{both_backends, discord_grants as grants, TestApp, ADMIN_ROLE, SUPPORT_ROLE};
 
 struct People {
     chat: Chat,

@@ -3,7 +3,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use invite_bot::config::{Config, GrantConfig};
+use invite_bot::config::Config;
 use invite_bot::discord::{DiscordBot, DiscordOptions};
 use invite_bot::store::Store;
 use invite_bot_testkit::fake_discord::{
@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{configure_discord, Backend, TestApp};
 
 pub const FIXTURE: &str = r#"
 [[workspace]]
@@ -54,9 +54,7 @@ at = "2 days ago"
 detail = "550 5.1.1 user unknown"
 "#;
 
-pub const SUPPORT_ROLE: &str = "7000";
-pub const ADMIN_ROLE: &str = "8000";
-pub const ESCALATION_CHANNEL: u64 = 6000;
+pub use crate::helpers::{ADMIN_ROLE, ESCALATION_CHANNEL, SUPPORT_ROLE};
 
 pub fn agent() -> FakeUser {
     FakeUser::new("111", "agent", &[SUPPORT_ROLE])
@@ -99,31 +97,8 @@ impl DiscordApp {
         let captured = Arc::new(Mutex::new(None));
         let keep = captured.clone();
         let app = TestApp::spawn_with(backend, move |config| {
-            config.discord.token = Some("test-token".to_owned().into());
-            config.discord.guild_ids = vec![GUILD_ID];
+            configure_discord(config);
             config.discord.support_channel_ids = vec![CHANNEL_ID];
-            config.discord.escalation_channel_id = Some(ESCALATION_CHANNEL);
-            config.discord.support_role_id = Some(SUPPORT_ROLE.parse().unwrap());
-            // Support agents check and escalate; admins also resend and issue codes.
-            config.permissions.grant = vec![
-                GrantConfig {
-                    roles: vec![SUPPORT_ROLE.into()],
-                    allow: vec![
-                        invite_bot::domain::Permission::Check,
-                        invite_bot::domain::Permission::Escalate,
-                    ],
-                    ..GrantConfig::default()
-                },
-                GrantConfig {
-                    roles: vec![ADMIN_ROLE.into()],
-                    allow: vec![
-                        invite_bot::domain::Permission::Check,
-                        invite_bot::domain::Permission::ResendInvite,
-                        invite_bot::domain::Permission::IssueActivationCode,
-                    ],
-                    ..GrantConfig::default()
-                },
-            ];
             configure(config);
             *keep.lock().unwrap() = Some(config.clone());
         })

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use invite_bot::app::serve::{self, ServeError, ServeOptions};
-use invite_bot::config::{Config, DiscordMode, GrantConfig};
+use invite_bot::config::{Config, DiscordMode};
 use invite_bot::discord::DiscordOptions;
 use invite_bot_testkit::fake_discord::{
     self, custom_ids, message_json, FakeDiscord, FakeUser, Recorded, CHANNEL_ID, GUILD_ID,
@@ -18,43 +18,21 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::discord::{
-    admin, agent, assert_no_mentions, init_tracing, outsider, ADMIN_ROLE, ESCALATION_CHANNEL,
-    FIXTURE, SUPPORT_ROLE,
+    admin, agent, assert_no_mentions, init_tracing, outsider, ESCALATION_CHANNEL, FIXTURE,
+    SUPPORT_ROLE,
 };
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{configure_discord, Backend, TestApp};
 
 pub const ENDPOINT: &str = "/discord/interactions";
 
 /// `[discord]` in http mode against `fake`, and the grants of the gateway tests.
 pub fn configure_http_mode(config: &mut Config, fake: &FakeDiscord, signer: &InteractionSigner) {
+    configure_discord(config);
     config.discord.mode = DiscordMode::Http;
-    config.discord.token = Some("test-token".to_owned().into());
     config.discord.public_key = Some(signer.public_key_hex());
     config.discord.application_id = Some(fake_discord::APPLICATION_ID.parse().unwrap());
     config.discord.api_base_url = Some(fake.base_url.clone());
-    config.discord.guild_ids = vec![GUILD_ID];
-    config.discord.escalation_channel_id = Some(ESCALATION_CHANNEL);
-    config.discord.support_role_id = Some(SUPPORT_ROLE.parse().unwrap());
     config.http.listen = "127.0.0.1:0".into();
-    config.permissions.grant = vec![
-        GrantConfig {
-            roles: vec![SUPPORT_ROLE.into()],
-            allow: vec![
-                invite_bot::domain::Permission::Check,
-                invite_bot::domain::Permission::Escalate,
-            ],
-            ..GrantConfig::default()
-        },
-        GrantConfig {
-            roles: vec![ADMIN_ROLE.into()],
-            allow: vec![
-                invite_bot::domain::Permission::Check,
-                invite_bot::domain::Permission::ResendInvite,
-                invite_bot::domain::Permission::IssueActivationCode,
-            ],
-            ..GrantConfig::default()
-        },
-    ];
 }
 
 /// A seeded app served in http mode, the fake Discord for the REST calls, and the signing key.

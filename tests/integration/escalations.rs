@@ -1,8 +1,6 @@
 //! Escalation to human support (a real HTTP webhook via wiremock), the audit trail, and secrets kept
 //! out of logs and audit rows.
 
-use std::sync::{Arc, Mutex};
-
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use invite_bot::actions::{ActionOutcome, RefusalReason};
@@ -13,7 +11,7 @@ use sha2::Sha256;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, CapturedLogs, TestApp};
 
 const PEOPLE: &str = r#"
 [[workspace]]
@@ -291,36 +289,9 @@ async fn a_webhook_that_rejects_is_not_hammered_on_postgres() {
     a_webhook_that_rejects_is_not_hammered(Backend::Postgres).await;
 }
 
-/// A tracing writer that keeps everything for inspection.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test(flavor = "current_thread")]
 async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = CapturedLogs::start();
 
     let app = TestApp::spawn_with(Backend::Sqlite, |_| {}).await.unwrap();
     app.seed(PEOPLE).await;
@@ -355,7 +326,7 @@ async fn codes_tokens_and_addresses_stay_out_of_logs_and_audit() {
         .await
         .unwrap();
 
-    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     assert!(
         text.contains("invitation sent") && text.contains("activation code issued"),
         "logs were captured:\n{text}"

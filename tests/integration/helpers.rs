@@ -5,14 +5,19 @@
 //! database there and drops it afterwards. With `INVITE_BOT_REQUIRE_POSTGRES=1` (also set by
 //! `.ci/run`) a missing server fails the test instead of skipping it.
 
+use std::sync::{Arc, Mutex};
+
 use chrono::Utc;
 use invite_bot::actions::{Actions, Actor, Authorizer};
 use invite_bot::app::startup;
-use invite_bot::config::Config;
+use invite_bot::config::{Config, GrantConfig};
+use invite_bot::domain::Permission;
+use invite_bot_testkit::fake_discord::GUILD_ID;
 
 use crate::smtp::SmtpServer;
 use invite_bot::diagnosis::Diagnosis;
 use invite_bot::domain::email::EmailAddress;
+use invite_bot::domain::invitation::Invitation;
 use invite_bot::domain::workspace::WorkspaceSlug;
 use invite_bot::engine::Engine;
 use invite_bot::error::EngineError;
@@ -159,6 +164,17 @@ impl TestApp {
         diagnoses.remove(0)
     }
 
+    /// The latest invitation of `email` in `workspace`; panics when it has none.
+    pub async fn latest_invitation(&self, email: &str, workspace: &str) -> Invitation {
+        let member = self.check(email, workspace).await.member.expect("a member");
+        self.engine
+            .store()
+            .latest_invitation(member.id)
+            .await
+            .unwrap()
+            .expect("an invitation")
+    }
+
     /// Rows in `table`, read straight from the database.
     /// Redeems `secret` (a typed code or a link's token) for `email` in `acme`, as the operator.
     pub async fn redeem(&self, email: &str, secret: &str) -> invite_bot::actions::RedeemOutcome {
@@ -278,4 +294,80 @@ pub fn run_binary(
         env,
         args,
     )
+}
+
+/// The roles and the escalation channel of the Discord tests (gateway and HTTP mode alike).
+pub const SUPPORT_ROLE: &str = "7000";
+pub const ADMIN_ROLE: &str = "8000";
+pub const ESCALATION_CHANNEL: u64 = 6000;
+
+/// The `[discord]` settings every Discord test shares, and [`discord_grants`].
+pub fn configure_discord(config: &mut Config) {
+    config.discord.token = Some("test-token".to_owned().into());
+    config.discord.guild_ids = vec![GUILD_ID];
+    config.discord.escalation_channel_id = Some(ESCALATION_CHANNEL);
+    config.discord.support_role_id = Some(SUPPORT_ROLE.parse().unwrap());
+    discord_grants(config);
+}
+
+/// The Discord tests' grants: support agents check and escalate; admins check, resend and issue
+/// codes.
+pub fn discord_grants(config: &mut Config) {
+    config.permissions.grant = vec![
+        GrantConfig {
+            roles: vec![SUPPORT_ROLE.into()],
+            allow: vec![Permission::Check, Permission::Escalate],
+            ..GrantConfig::default()
+        },
+        GrantConfig {
+            roles: vec![ADMIN_ROLE.into()],
+            allow: vec![
+                Permission::Check,
+                Permission::ResendInvite,
+                Permission::IssueActivationCode,
+            ],
+            ..GrantConfig::default()
+        },
+    ];
+}
+
+/// A tracing writer that keeps everything for inspection.
+#[derive(Clone, Default)]
+pub struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl CapturedLogs {
+    /// Captures everything logged on this thread, at TRACE and without colours, until the guard
+    /// drops (so a test using it runs on a current-thread runtime).
+    pub fn start() -> (CapturedLogs, tracing::subscriber::DefaultGuard) {
+        let logs = CapturedLogs::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .finish();
+        let guard = tracing::subscriber::set_default(subscriber);
+        (logs, guard)
+    }
+
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for CapturedLogs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
+    type Writer = CapturedLogs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
 }

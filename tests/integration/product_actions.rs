@@ -20,7 +20,7 @@ use invite_bot::domain::Permission;
 use invite_bot::error::EngineError;
 use secrecy::ExposeSecret;
 
-use crate::helpers::{Backend, TestApp};
+use crate::helpers::{Backend, CapturedLogs, TestApp};
 
 const SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -337,6 +337,7 @@ macro_rules! on_both {
 
 on_both!(
     a_resend_is_done_by_the_product_and_its_events_attach,
+    provider_events_for_the_products_message_reach_the_check,
     an_activation_code_comes_from_the_product_in_either_form,
     a_500_is_retried_with_the_same_key,
     no_answer_is_told_as_unknown_and_pressing_again_is_safe,
@@ -381,6 +382,69 @@ async fn a_resend_is_done_by_the_product_and_its_events_attach(backend: Backend)
         rows.contains(&("resend_invite".into(), "done".into(), None)),
         "{rows:?}"
     );
+}
+
+/// The product's resend as a provider reports it: Mailgun's signed events name the email by the
+/// Message-ID the product returned as `message_id`, attach to that invitation, and the next check
+/// says delivered, then (a hard bounce) suppressed with the bounce among its findings.
+async fn provider_events_for_the_products_message_reach_the_check(backend: Backend) {
+    use crate::http_app::{verdict, HttpApp};
+    use crate::webhooks_mailgun::{event, signed, SIGNING_KEY};
+
+    let product = Product::start(SECRET).await;
+    let Some(app) = spawn(backend, &product, SECRET).await else {
+        return;
+    };
+    assert!(resend(&app, &app.actions, None).await.unwrap().is_done());
+    // The test product's first email; a provider's header carries it in angle brackets.
+    let (message_id, header) = (
+        "product-1@mail.product.example",
+        "<product-1@mail.product.example>",
+    );
+    let invitation = app.latest_invitation(EMAIL, "acme").await;
+    assert_eq!(invitation.message_id.as_deref(), Some(message_id));
+    let http = HttpApp::start(app, crate::webhooks_mailgun::configure).await;
+    let post = |data: serde_json::Value| {
+        let body = signed(&data, SIGNING_KEY, chrono::Utc::now().timestamp());
+        let http = &http;
+        async move {
+            let reply = http.post("/webhooks/mailgun", &[], body).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+            assert!(
+                reply.body.contains("\"unknown_message\":0"),
+                "{}",
+                reply.body
+            );
+        }
+    };
+
+    post(event("delivered", None, EMAIL, header)).await;
+    assert_eq!(verdict(&http.app, EMAIL).await, "invite_delivered");
+    post(event("failed", Some("permanent"), EMAIL, header)).await;
+    // The hard bounce also suppressed the address, which the verdict names first.
+    assert_eq!(verdict(&http.app, EMAIL).await, "invite_suppressed");
+    let diagnosis = http.app.check(EMAIL, "acme").await;
+    assert!(
+        diagnosis
+            .findings
+            .iter()
+            .any(|f| f.outcome.as_str() == "hard_bounce"),
+        "{:?}",
+        diagnosis.findings
+    );
+    // Both attached to the product's invitation, by its message id.
+    let stored = crate::correlation::stored_events(&http.app).await;
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(
+        stored.iter().all(
+            |(_, invitation_id, id)| *invitation_id == Some(invitation.id)
+                && id.as_deref() == Some(message_id)
+        ),
+        "{stored:?} vs invitation {}",
+        invitation.id
+    );
+    assert_eq!(product.effects(), 1);
+    http.stop().await;
 }
 
 async fn an_activation_code_comes_from_the_product_in_either_form(backend: Backend) {
@@ -723,37 +787,10 @@ async fn everything_around_the_call_stays_the_bots(backend: Backend) {
     );
 }
 
-/// A tracing writer that keeps everything for inspection.
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for CapturedLogs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for CapturedLogs {
-    type Writer = CapturedLogs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// The codes and links the product returns are shown to the admin and found nowhere else: not in
 /// the logs (everything, at TRACE), the audit rows, or any table.
 async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = CapturedLogs::start();
 
     let product = Product::start(SECRET).await;
     let Some(app) = spawn(backend, &product, SECRET).await else {
@@ -771,7 +808,7 @@ async fn codes_stay_out_of_logs_audit_and_database(backend: Backend) {
     assert_eq!(codes.len(), 2);
     assert!(shown.contains(&codes[0]));
 
-    let logged = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let logged = logs.text();
     assert!(
         logged.contains("activation code issued by the product"),
         "logs are captured"

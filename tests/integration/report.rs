@@ -10,8 +10,8 @@ use invite_bot::chat::report::{BulkReply, ReportReply};
 use invite_bot::chat::Chat;
 use invite_bot::config::{Config, GrantConfig};
 use invite_bot::domain::Permission;
-use invite_bot::report::bulk::{self, BulkProgress};
-use invite_bot::report::{MemberState, Reports};
+use invite_bot::report::bulk::{self, BulkAnswer, BulkProgress, BulkStage};
+use invite_bot::report::{MemberState, ReportSettings, Reports};
 use invite_bot::store::{BulkStart, NewBulkResend};
 use invite_bot_testkit::fake_discord::{
     custom_ids, message_json, Recorded, APPLICATION_ID, CHANNEL_ID,
@@ -208,6 +208,19 @@ const STATES: &[(&str, MemberState)] = &[
     ("suppressed@corp.example", MemberState::Suppressed),
     ("spam@spam.example", MemberState::SpamComplaint),
 ];
+
+/// `count` invited members of `acme` (`member1@time.example`, ...) who were never sent an
+/// invitation: all eligible for a resend.
+fn never_sent(count: usize) -> String {
+    let members: String = (1..=count)
+        .map(|n| {
+            format!(
+                "[[member]]\nworkspace = \"acme\"\nemail = \"member{n}@time.example\"\nrole = \"learner\"\nstatus = \"invited\"\n\n"
+            )
+        })
+        .collect();
+    format!("[[workspace]]\nslug = \"acme\"\nname = \"Acme Academy\"\n\n{members}")
+}
 
 const ADMIN: &str = "42";
 const AGENT: &str = "7";
@@ -451,6 +464,68 @@ both_backends! {
         assert_eq!(app.smtp.received().len(), 2);
         let summary = chat.bulk_progress_text(&progress);
         assert!(summary.contains("a resend limit holds: 1"), "{summary}");
+    }
+
+    async fn bulk_resend_stops_at_its_time_bound(app) with |c: &mut Config| { grants(c); c.report.bulk_pause_ms = 300; }; {
+        app.seed(&never_sent(8)).await;
+        // The bound is whole minutes in `[report]`: shortened here to one second. Eight members
+        // 300 ms apart take over two seconds, so the run cannot reach them all.
+        let mut settings = ReportSettings::from(&app.config);
+        settings.bulk.max_run = Duration::from_secs(1);
+        let reports = Reports::with_settings(app.actions.clone(), settings);
+        let admin = app.chat_user(ADMIN, &[]);
+        let acme = app.slug("acme");
+        let report = reports.report(&admin, &acme, Utc::now()).await.unwrap();
+        assert_eq!(report.eligible_for_resend, 8);
+        let reference = reports.offer_bulk_resend(&admin, &report).await.unwrap().expect("offered");
+        let BulkAnswer::Started(mut run) = reports
+            .press_bulk_resend(&admin, BulkStage::Confirm, &reference, Utc::now())
+            .await
+            .unwrap()
+        else {
+            panic!("the confirmation did not start a run");
+        };
+        let progress = bulk::finished(&mut run, Duration::from_secs(30)).await;
+
+        assert!(progress.finished && progress.time_up, "{progress:?}");
+        assert_eq!(progress.total, 8);
+        assert_eq!(progress.failed, 0, "{progress:?}");
+        assert!(progress.sent >= 1 && progress.sent < 8, "{progress:?}");
+        // Everyone not reached is skipped as time up, and nobody else is skipped.
+        assert_eq!(progress.sent + progress.skipped, 8, "{progress:?}");
+        assert_eq!(progress.reasons.len(), 1, "{progress:?}");
+        assert_eq!(progress.reasons[0].reason, "time_up");
+        assert_eq!(progress.reasons[0].members, progress.skipped);
+        let summary = chat(&app).bulk_progress_text(&progress);
+        assert!(summary.contains("(its 10 minutes were up)"), "{summary}");
+        assert!(summary.contains(&format!("time was up: {}", progress.skipped)), "{summary}");
+
+        // Sent once each, to as many as it counted; those not reached got nothing and are
+        // still eligible.
+        let mut recipients: Vec<String> =
+            app.smtp.received().iter().flat_map(|m| m.to.clone()).collect();
+        assert_eq!(recipients.len() as i64, progress.sent, "{recipients:?}");
+        recipients.sort();
+        recipients.dedup();
+        assert_eq!(recipients.len() as i64, progress.sent, "nothing sent twice");
+        for email in (1..=8).map(|n| format!("member{n}@time.example")) {
+            let resent = recipients.contains(&email);
+            assert_eq!(app.verdict(&email, "acme").await.as_str(), if resent { "invite_sent" } else { "invite_never_sent" }, "{email}");
+        }
+        let later = reports.report(&admin, &acme, Utc::now()).await.unwrap();
+        assert_eq!(later.eligible_for_resend, 8 - progress.sent);
+
+        // The run ended as any run ends: finished, its tally and summary in its row.
+        let row = app.engine.store().find_bulk_resend(&reference).await.unwrap().unwrap();
+        assert_eq!(row.state, "finished");
+        assert_eq!((row.sent, row.skipped, row.failed), (progress.sent, progress.skipped, 0));
+        assert!(row.summary.unwrap().contains("\"time_up\":true"));
+        // Confirmed again, it starts nothing.
+        assert!(matches!(
+            reports.press_bulk_resend(&admin, BulkStage::Confirm, &reference, Utc::now()).await.unwrap(),
+            BulkAnswer::Already(_)
+        ));
+        assert_eq!(app.smtp.received().len() as i64, progress.sent);
     }
 
     async fn bulk_resend_takes_at_most_its_bound_of_members(app) with |c: &mut Config| { grants(c); c.report.bulk_max_members = 2; }; {

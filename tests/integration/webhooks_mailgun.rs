@@ -8,9 +8,9 @@ use sha2::Sha256;
 use crate::helpers::{both_backends, random_suffix};
 use crate::http_app::{events, verdict, HttpApp, MEMBERS};
 
-const SIGNING_KEY: &str = "key-test-signing-0123456789";
+pub const SIGNING_KEY: &str = "key-test-signing-0123456789";
 
-fn configure(config: &mut invite_bot::config::Config) {
+pub fn configure(config: &mut invite_bot::config::Config) {
     config.providers.mailgun =
         Some(toml::from_str(&format!("signing_key = \"{SIGNING_KEY}\"")).unwrap());
 }
@@ -22,7 +22,7 @@ fn sign(key: &str, timestamp: &str, token: &str) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-fn event(kind: &str, severity: Option<&str>, email: &str, message_id: &str) -> Value {
+pub fn event(kind: &str, severity: Option<&str>, email: &str, message_id: &str) -> Value {
     let mut data = json!({
         "event": kind, "id": format!("ev-{}", random_suffix()), "timestamp": 1_795_000_000.25,
         "recipient": email, "log-level": "error",
@@ -36,7 +36,7 @@ fn event(kind: &str, severity: Option<&str>, email: &str, message_id: &str) -> V
 }
 
 /// A request body signed with `key` at `timestamp` with a fresh token.
-fn signed(data: &Value, key: &str, timestamp: i64) -> String {
+pub fn signed(data: &Value, key: &str, timestamp: i64) -> String {
     let token = random_suffix() + &random_suffix();
     let timestamp = timestamp.to_string();
     json!({

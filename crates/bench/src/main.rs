@@ -3,18 +3,24 @@
 //! Exit codes as the bot's: 0 the run finished, 2 bad input (options, config, a database that holds
 //! real data), 1 an operational failure.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use invite_bot::config::Config;
 use invite_bot::error::error_chain;
-use invite_bot_bench::alerts::{self, AlertBenchError, AlertBenchOptions};
-use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions};
-use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions};
-use invite_bot_bench::interactions_http::{self, InteractionsHttpError, InteractionsHttpOptions};
-use invite_bot_bench::sync::{self, SyncBenchError, SyncBenchOptions};
-use invite_bot_bench::{BenchOptions, DEFAULT_DATABASE};
+use invite_bot_bench::alerts::{self, AlertBenchError, AlertBenchOptions, AlertBenchReport};
+use invite_bot_bench::discord::{self, DiscordBenchError, DiscordBenchOptions, DiscordBenchReport};
+use invite_bot_bench::hostile::{self, HostileBenchError, HostileBenchOptions, HostileReport};
+use invite_bot_bench::interactions_http::{
+    self, InteractionsHttpError, InteractionsHttpOptions, InteractionsHttpReport,
+};
+use invite_bot_bench::report::BenchReport as LatencyReport;
+use invite_bot_bench::sync::{self, SyncBenchError, SyncBenchOptions, SyncBenchReport};
+use invite_bot_bench::workspace_report::{self, ReportBenchReport};
+use invite_bot_bench::{BenchError, BenchOptions, DEFAULT_DATABASE};
+use serde::Serialize;
 
 /// Measure check latency on a synthetic workspace (built once, reused when already seeded).
 #[derive(Debug, Parser)]
@@ -185,135 +191,80 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         .map_err(|e| Failure::bad_input(format!("config: {e}")))?;
     // The bench must never seed the bot's configured database: it only takes a URL given to it.
     let database = cli.database.or(cli.database_url);
+    let progress = |line: &str| eprintln!("{line}");
     if cli.sync {
-        let report = sync::run(
-            SyncBenchOptions {
-                rows: cli.sync_rows,
-                postgres_url: cli.sync_postgres_url,
-                mariadb_url: (!cli.sync_no_mariadb).then_some(cli.sync_mariadb_url),
-                ..Default::default()
-            },
-            &|line| eprintln!("{line}"),
+        let options = SyncBenchOptions {
+            rows: cli.sync_rows,
+            postgres_url: cli.sync_postgres_url,
+            mariadb_url: (!cli.sync_no_mariadb).then_some(cli.sync_mariadb_url),
+            ..Default::default()
+        };
+        return scenario(
+            cli.format,
+            sync::run(options, &progress),
+            |e| matches!(e, SyncBenchError::NoRows),
+            "a target of issue 12 was missed (see the table)",
         )
-        .await
-        .map_err(|e| match e {
-            SyncBenchError::NoRows => Failure::bad_input(e.to_string()),
-            other => Failure::operational(error_chain(&other)),
-        })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        if !report.all_pass() {
-            return Err(Failure::operational(
-                "a target of issue 12 was missed (see the table)",
-            ));
-        }
-        return Ok(());
+        .await;
     }
     if cli.interactions_http {
-        let report = interactions_http::run(InteractionsHttpOptions {
+        let options = InteractionsHttpOptions {
             interactions: cli.interactions,
             concurrency: cli.concurrency.unwrap_or(0),
             postgres_url: cli.interactions_http_postgres_url,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| match e {
-            InteractionsHttpError::NoInteractions => Failure::bad_input(e.to_string()),
-            other => Failure::operational(error_chain(&other)),
-        })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        if !report.all_pass() {
-            return Err(Failure::operational(
-                "a target of issue 14 was missed (see the table)",
-            ));
-        }
-        return Ok(());
+        };
+        return scenario(
+            cli.format,
+            interactions_http::run(options),
+            |e| matches!(e, InteractionsHttpError::NoInteractions),
+            "a target of issue 14 was missed (see the table)",
+        )
+        .await;
     }
     if cli.alerts {
-        let report = alerts::run(
-            AlertBenchOptions {
-                members: cli.alerts_members,
-                postgres_url: cli.alerts_postgres_url,
-                ..Default::default()
-            },
-            &|line| eprintln!("{line}"),
+        let options = AlertBenchOptions {
+            members: cli.alerts_members,
+            postgres_url: cli.alerts_postgres_url,
+            ..Default::default()
+        };
+        return scenario(
+            cli.format,
+            alerts::run(options, &progress),
+            |e| matches!(e, AlertBenchError::TooFewMembers { .. }),
+            "a target of issue 15 was missed (see the table)",
         )
-        .await
-        .map_err(|e| match e {
-            AlertBenchError::TooFewMembers { .. } => Failure::bad_input(e.to_string()),
-            other => Failure::operational(error_chain(&other)),
-        })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        if !report.all_pass() {
-            return Err(Failure::operational(
-                "a target of issue 15 was missed (see the table)",
-            ));
-        }
-        return Ok(());
+        .await;
     }
     if cli.hostile {
-        let report = hostile::run(HostileBenchOptions {
+        let options = HostileBenchOptions {
             requests_per_kind: cli.requests_per_kind,
             concurrent: cli.concurrent,
             smtp_send_timeout_seconds: cli.smtp_send_timeout,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| match e {
-            HostileBenchError::NothingToSend => Failure::bad_input(e.to_string()),
-            other => Failure::operational(error_chain(&other)),
-        })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        if !report.all_pass() {
-            return Err(Failure::operational(
-                "a target of issue 11 was missed (see the table)",
-            ));
-        }
-        return Ok(());
+        };
+        return scenario(
+            cli.format,
+            hostile::run(options),
+            |e| matches!(e, HostileBenchError::NothingToSend),
+            "a target of issue 11 was missed (see the table)",
+        )
+        .await;
     }
     if cli.discord {
-        let report = discord::run(DiscordBenchOptions {
+        let options = DiscordBenchOptions {
             interactions: cli.interactions,
             concurrency: cli.concurrency.unwrap_or(0),
             database_url: database,
             ..Default::default()
-        })
-        .await
-        .map_err(|e| match e {
-            DiscordBenchError::NoInteractions => Failure::bad_input(e.to_string()),
-            other => Failure::operational(error_chain(&other)),
-        })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        return Ok(());
+        };
+        return scenario(
+            cli.format,
+            discord::run(options),
+            |e| matches!(e, DiscordBenchError::NoInteractions),
+            NO_TARGET,
+        )
+        .await;
     }
     let options = BenchOptions {
         database_url: database.unwrap_or_else(|| DEFAULT_DATABASE.to_owned()),
@@ -323,42 +274,104 @@ async fn execute(cli: Cli) -> Result<(), Failure> {
         checks: cli.checks,
     };
     if cli.report {
-        let report =
-            invite_bot_bench::workspace_report::run(&options, &config, &|line| eprintln!("{line}"))
-                .await
-                .map_err(|e| {
-                    if e.is_bad_input() {
-                        Failure::bad_input(e.to_string())
-                    } else {
-                        Failure::operational(error_chain(&e))
-                    }
-                })?;
-        match cli.format {
-            Format::Text => print!("{}", report.to_text()),
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
-            ),
-        }
-        if !report.pass {
-            return Err(Failure::operational(
-                "the report took 2 s or more (issue 15's target)",
-            ));
-        }
-        return Ok(());
+        return scenario(
+            cli.format,
+            workspace_report::run(&options, &config, &progress),
+            BenchError::is_bad_input,
+            "the report took 2 s or more (issue 15's target)",
+        )
+        .await;
     }
-    let report = invite_bot_bench::run(&options, &config, &|line| eprintln!("{line}"))
-        .await
-        .map_err(|e| {
-            if e.is_bad_input() {
-                Failure::bad_input(e.to_string())
-            } else {
-                Failure::operational(error_chain(&e))
+    scenario(
+        cli.format,
+        invite_bot_bench::run(&options, &config, &progress),
+        BenchError::is_bad_input,
+        NO_TARGET,
+    )
+    .await
+}
+
+/// What the command line needs of each scenario's report (they are serialized as they are).
+trait Report: Serialize {
+    fn to_text(&self) -> String;
+    /// False when the run missed one of its targets (exit 1).
+    fn all_pass(&self) -> bool;
+}
+
+/// The reports that already answer both as their own methods.
+macro_rules! report {
+    ($($report:ty),*) => {$(
+        impl Report for $report {
+            fn to_text(&self) -> String {
+                <$report>::to_text(self)
             }
-        })?;
-    match cli.format {
-        Format::Json => println!("{}", report.to_json()),
+            fn all_pass(&self) -> bool {
+                <$report>::all_pass(self)
+            }
+        }
+    )*};
+}
+report!(
+    SyncBenchReport,
+    InteractionsHttpReport,
+    AlertBenchReport,
+    HostileReport
+);
+
+impl Report for ReportBenchReport {
+    fn to_text(&self) -> String {
+        ReportBenchReport::to_text(self)
+    }
+    fn all_pass(&self) -> bool {
+        self.pass
+    }
+}
+
+/// The Discord scenario and the check latencies measure; they have no target to miss.
+const NO_TARGET: &str = "";
+
+impl Report for DiscordBenchReport {
+    fn to_text(&self) -> String {
+        DiscordBenchReport::to_text(self)
+    }
+    fn all_pass(&self) -> bool {
+        true
+    }
+}
+
+impl Report for LatencyReport {
+    fn to_text(&self) -> String {
+        LatencyReport::to_text(self)
+    }
+    fn all_pass(&self) -> bool {
+        true
+    }
+}
+
+/// Runs one scenario: its error as an exit code (2 when `bad_input` says so, else 1), its report
+/// as text or JSON, and exit 1 with `missed` when the report says a target was missed.
+async fn scenario<R: Report, E: std::error::Error + 'static>(
+    format: Format,
+    run: impl Future<Output = Result<R, E>>,
+    bad_input: impl FnOnce(&E) -> bool,
+    missed: &str,
+) -> Result<(), Failure> {
+    let report = run.await.map_err(|e| {
+        if bad_input(&e) {
+            Failure::bad_input(e.to_string())
+        } else {
+            Failure::operational(error_chain(&e))
+        }
+    })?;
+    match format {
         Format::Text => print!("{}", report.to_text()),
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string(&report).map_err(|e| Failure::operational(e.to_string()))?
+        ),
+    }
+    if !report.all_pass() {
+        return Err(Failure::operational(missed));
     }
     Ok(())
 }

@@ -29,6 +29,13 @@ pub struct BenchReport {
     pub seeding: Seeding,
 }
 
+/// Serialized as [`BenchReport::to_json`] gives it, so `--format json` prints the same object.
+impl serde::Serialize for BenchReport {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(serializer)
+    }
+}
+
 impl BenchReport {
     /// The first scenario is the baseline every ratio is taken against.
     #[allow(clippy::too_many_arguments)]
