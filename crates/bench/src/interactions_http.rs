@@ -685,10 +685,9 @@ async fn run_on(
         fake.wait_count(|r| r.path.ends_with(&needle), 1, CARD_WAIT)
             .await;
         let body = fake
-            .requests()
+            .requests_to(&needle)
             .into_iter()
-            .filter(|r| r.path.ends_with(&needle))
-            .last()
+            .rfind(|r| r.path.ends_with(&needle))
             .map(|edit| edit.body)
             .unwrap_or_default();
         serde_json::json!({ "data": body })
