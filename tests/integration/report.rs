@@ -744,7 +744,12 @@ status = "invited"
 /// after asserting that the check gives that member the same verdict.
 async fn report_agrees_with_check(app: &TestApp, email: &str, workspace: &str) -> String {
     let store = app.engine.store();
-    let id = store.find_workspace(&app.slug(workspace)).await.unwrap().unwrap().id;
+    let id = store
+        .find_workspace(&app.slug(workspace))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
     let now = Utc::now();
     let stale = chrono::Duration::days(i64::from(app.config.report.stale_invite_days));
     let rows = store.report_counts(id, now, now - stale).await.unwrap();
@@ -752,14 +757,22 @@ async fn report_agrees_with_check(app: &TestApp, email: &str, workspace: &str) -
     assert_eq!(counted.len(), 1, "{workspace}: {rows:?}");
     assert_eq!(counted[0].members, 1, "{workspace}: {rows:?}");
     let check = app.verdict(email, workspace).await;
-    assert_eq!(counted[0].verdict, check.as_str(), "{email}: the report and the check disagree");
+    assert_eq!(
+        counted[0].verdict,
+        check.as_str(),
+        "{email}: the report and the check disagree"
+    );
     // The list behind the CSV reads the same columns.
     let listed = store
         .members_needing_action(id, now, now - stale, false, 10)
         .await
         .unwrap();
     let needs = MemberState::of(check, counted[0].stale).is_some_and(MemberState::needs_action);
-    assert_eq!(listed.len(), usize::from(needs), "{email} ({check}): {listed:?}");
+    assert_eq!(
+        listed.len(),
+        usize::from(needs),
+        "{email} ({check}): {listed:?}"
+    );
     if let Some(row) = listed.first() {
         assert_eq!(row.verdict, check.as_str());
     }
