@@ -19,30 +19,33 @@ ALTER TABLE members ADD COLUMN IF NOT EXISTS latest_outcome TEXT
 -- The functions are PL/pgSQL, not SQL, and the outcome is written out in each rather than called:
 -- PL/pgSQL keeps a statement's plan for the session, while a SQL function (and a SQL function
 -- with subqueries is never inlined) is planned again at every call, which made each single-row
--- write of an invitation or an event ten times slower. The kept plan is the generic one on the
--- bot's connections (`plan_cache_mode = force_generic_plan`, `Store::connect`); a session left at
--- `auto` plans each call afresh (about 0.3 ms more per write here), still right, only slower.
+-- write of an invitation or an event ten times slower. The kept plan is the generic one, in every
+-- session (`auto` planned each call afresh: 0.3 ms more per write), and it is made without
+-- sequential scans: it is made at the first write of a session, perhaps into an empty table, and
+-- a plan that scanned the events of a then-empty table once per member took minutes (and past
+-- any deadline over a million) once the table was full. Every step has its index.
 
 -- Members `member_ids`' latest sent invitation and its outcome (as the check decides it: a hard
--- bounce, else a spam complaint, else the latest of delivered / deferred / soft bounce by (at, id)),
--- from scratch; rows that come out the same are left alone. (`OFFSET 0` keeps the subquery whole,
+-- bounce, else a spam complaint, else the latest of delivered / deferred / soft bounce by (at, id),
+-- in one pass over the invitation's events whose only condition is the invitation: no plan can
+-- take another index of the events), from scratch; rows that come out the same are left alone.
+-- (`OFFSET 0` keeps the subquery whole,
 -- so each outcome is worked out once, not once for the comparison and again for the SET.)
 CREATE OR REPLACE FUNCTION members_refresh_latest(member_ids BIGINT[]) RETURNS VOID
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     UPDATE members m SET latest_invitation_id = x.id, latest_sent_at = x.sent_at,
         latest_expires_at = x.expires_at, latest_outcome = x.outcome
     FROM (SELECT t.member_id, l.id, l.sent_at, l.expires_at,
-                 CASE WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = l.id
-                                     AND e.event = 'bounced' AND e.bounce_kind = 'hard') THEN 'bounced'
-                      WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = l.id
-                                     AND e.event = 'spam_complaint') THEN 'spam'
-                      ELSE (SELECT CASE WHEN e.event = 'delivered' THEN 'delivered' ELSE 'deferred' END
-                            FROM delivery_events e WHERE e.invitation_id = l.id
-                              AND (e.event IN ('delivered', 'deferred')
-                                   OR (e.event = 'bounced' AND e.bounce_kind = 'soft'))
-                            ORDER BY e.at DESC, e.id DESC LIMIT 1)
-                 END AS outcome
+                 (SELECT CASE WHEN bool_or(e.event = 'bounced' AND e.bounce_kind = 'hard') THEN 'bounced'
+                              WHEN bool_or(e.event = 'spam_complaint') THEN 'spam'
+                              ELSE (array_agg(CASE WHEN e.event = 'delivered' THEN 'delivered'
+                                                   ELSE 'deferred' END
+                                              ORDER BY e.at DESC, e.id DESC)
+                                    FILTER (WHERE e.event IN ('delivered', 'deferred')
+                                            OR (e.event = 'bounced' AND e.bounce_kind = 'soft')))[1]
+                         END
+                  FROM delivery_events e WHERE e.invitation_id = l.id) AS outcome
           FROM (SELECT DISTINCT u AS member_id FROM unnest(member_ids) AS u) t
           LEFT JOIN LATERAL (
               SELECT l.id, l.sent_at, l.expires_at FROM invitations l
@@ -57,20 +60,19 @@ $$;
 
 -- The outcome of the members whose latest invitation is one of `invitation_ids`.
 CREATE OR REPLACE FUNCTION members_refresh_outcome(invitation_ids BIGINT[]) RETURNS VOID
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SET enable_seqscan = off SET plan_cache_mode = force_generic_plan AS $$
 BEGIN
     UPDATE members m SET latest_outcome = x.outcome
     FROM (SELECT i.member_id,
-                 CASE WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id
-                                     AND e.event = 'bounced' AND e.bounce_kind = 'hard') THEN 'bounced'
-                      WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id
-                                     AND e.event = 'spam_complaint') THEN 'spam'
-                      ELSE (SELECT CASE WHEN e.event = 'delivered' THEN 'delivered' ELSE 'deferred' END
-                            FROM delivery_events e WHERE e.invitation_id = i.id
-                              AND (e.event IN ('delivered', 'deferred')
-                                   OR (e.event = 'bounced' AND e.bounce_kind = 'soft'))
-                            ORDER BY e.at DESC, e.id DESC LIMIT 1)
-                 END AS outcome
+                 (SELECT CASE WHEN bool_or(e.event = 'bounced' AND e.bounce_kind = 'hard') THEN 'bounced'
+                              WHEN bool_or(e.event = 'spam_complaint') THEN 'spam'
+                              ELSE (array_agg(CASE WHEN e.event = 'delivered' THEN 'delivered'
+                                                   ELSE 'deferred' END
+                                              ORDER BY e.at DESC, e.id DESC)
+                                    FILTER (WHERE e.event IN ('delivered', 'deferred')
+                                            OR (e.event = 'bounced' AND e.bounce_kind = 'soft')))[1]
+                         END
+                  FROM delivery_events e WHERE e.invitation_id = i.id) AS outcome
           FROM invitations i JOIN members l ON l.id = i.member_id AND l.latest_invitation_id = i.id
           WHERE i.id IN (SELECT DISTINCT u FROM unnest(invitation_ids) AS u)
           OFFSET 0) x
