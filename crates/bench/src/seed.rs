@@ -159,8 +159,7 @@ pub async fn ensure_seeded(
                 "ALTER TABLE invitations ENABLE TRIGGER USER",
                 "ALTER TABLE delivery_events ENABLE TRIGGER USER",
                 "SELECT members_refresh_latest(ARRAY(SELECT id FROM members))",
-            ])
-            {
+            ]) {
                 sqlx::query(*sql)
                     .execute(&mut *tx)
                     .await
