@@ -511,6 +511,11 @@ fn migrator(backend: Backend) -> Migrator {
                 "alerts",
                 include_str!("../../migrations/sqlite/0011_alerts.sql"),
             ),
+            (
+                12,
+                "member latest invitation",
+                include_str!("../../migrations/sqlite/0012_member_latest_invitation.sql"),
+            ),
         ],
         Backend::Postgres => &[
             (
@@ -567,6 +572,11 @@ fn migrator(backend: Backend) -> Migrator {
                 11,
                 "alerts",
                 include_str!("../../migrations/postgres/0011_alerts.sql"),
+            ),
+            (
+                12,
+                "member latest invitation",
+                include_str!("../../migrations/postgres/0012_member_latest_invitation.sql"),
             ),
         ],
     };

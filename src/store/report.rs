@@ -9,76 +9,34 @@
 //! and the provider's latest word on delivery (delivered; deferred or a soft bounce; none: sent).
 //! What the SQL does not see, the check adds: a provider asked live at check time.
 //!
-//! Each step is an index range (migration 0010): nothing is read per member beyond the indexes,
-//! and nothing goes back and forth per member.
+//! The latest sent invitation and its outcome are kept on the member row by triggers (migration
+//! 0012), so an invited member's verdict is read from one index (`members_report`) with no look-up
+//! of its invitations or events; the suppressions are read once, into a hash (PostgreSQL) or a
+//! transient index (SQLite), not probed per member in their own table. Nothing goes back and forth
+//! per member.
 
 use chrono::{DateTime, Utc};
 
 use super::{on_backend, Store, StoreError, StoreResult};
 
 /// The verdict of each invited member, as a CTE body, with `$1` the workspace id and `$2` now.
-/// The two backends differ only in how the latest invitation is joined: SQLite has no LATERAL
-/// (it looks the row up by the id a scalar subquery finds), PostgreSQL would not use an index for
-/// that form (it takes the row from a LATERAL subquery instead).
+/// Every column but the suppression comes from `members_report`, and the conditions match its
+/// partial `WHERE` word for word, so both planners pick it.
 macro_rules! classified {
-    ($latest_invitation:literal, $failure:literal) => {
-        concat!(
-            "SELECT m.id AS member_id, m.email_key, m.domain_key, i.sent_at, \
-               CASE \
-                 WHEN EXISTS (SELECT 1 FROM suppressions s WHERE s.email_key = m.email_key) \
-                   THEN 'invite_suppressed' \
-                 WHEN i.id IS NULL THEN 'invite_never_sent' ",
-            $failure,
-            " WHEN i.expires_at <= $2 THEN 'invite_expired' \
-                 ELSE COALESCE((SELECT CASE WHEN e.event = 'delivered' THEN 'invite_delivered' \
-                                            ELSE 'invite_deferred' END \
-                                FROM delivery_events e WHERE e.invitation_id = i.id \
-                                  AND (e.event IN ('delivered', 'deferred') \
-                                       OR (e.event = 'bounced' AND e.bounce_kind = 'soft')) \
-                                ORDER BY e.at DESC, e.id DESC LIMIT 1), 'invite_sent') \
-               END AS verdict \
-             FROM members m ",
-            $latest_invitation,
-            " WHERE m.workspace_id = $1 AND m.status = 'invited' AND m.removed_at IS NULL"
-        )
-    };
-}
-
-/// SQLite: whether the invitation hard-bounced or was marked as spam, in one look-up of its events
-/// (two `EXISTS` cost a look-up more for nearly every member); which of the two, in a second one
-/// for the few where either happened.
-macro_rules! sqlite_classified {
     () => {
-        classified!(
-            "LEFT JOIN invitations i ON i.id = (SELECT l.id FROM invitations l \
-               WHERE l.member_id = m.id AND l.send_state = 'sent' \
-               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1)",
-            "WHEN (SELECT MIN(CASE WHEN e.event = 'bounced' AND e.bounce_kind = 'hard' THEN 1 \
-                                   WHEN e.event = 'spam_complaint' THEN 2 END) \
-                   FROM delivery_events e WHERE e.invitation_id = i.id) IS NOT NULL \
-               THEN (SELECT CASE MIN(CASE WHEN e.event = 'bounced' AND e.bounce_kind = 'hard' THEN 1 \
-                                          WHEN e.event = 'spam_complaint' THEN 2 END) \
-                            WHEN 1 THEN 'invite_bounced' ELSE 'invite_marked_spam' END \
-                     FROM delivery_events e WHERE e.invitation_id = i.id)"
-        )
-    };
-}
-
-/// PostgreSQL: the two `EXISTS` become one hashed pass over the events each, cheaper than a
-/// look-up per member.
-macro_rules! postgres_classified {
-    () => {
-        classified!(
-            "LEFT JOIN LATERAL (SELECT l.id, l.sent_at, l.expires_at FROM invitations l \
-               WHERE l.member_id = m.id AND l.send_state = 'sent' \
-               ORDER BY l.sent_at DESC, l.id DESC LIMIT 1) i ON TRUE",
-            "WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
-                          AND e.event = 'bounced' AND e.bounce_kind = 'hard') \
-               THEN 'invite_bounced' \
-             WHEN EXISTS (SELECT 1 FROM delivery_events e WHERE e.invitation_id = i.id \
-                          AND e.event = 'spam_complaint') \
-               THEN 'invite_marked_spam'"
-        )
+        "SELECT m.id AS member_id, m.email_key, m.domain_key, m.latest_sent_at AS sent_at, \
+           CASE \
+             WHEN m.email_key IN (SELECT s.email_key FROM suppressions s) THEN 'invite_suppressed' \
+             WHEN m.latest_sent_at IS NULL THEN 'invite_never_sent' \
+             WHEN m.latest_outcome = 'bounced' THEN 'invite_bounced' \
+             WHEN m.latest_outcome = 'spam' THEN 'invite_marked_spam' \
+             WHEN m.latest_expires_at <= $2 THEN 'invite_expired' \
+             WHEN m.latest_outcome = 'delivered' THEN 'invite_delivered' \
+             WHEN m.latest_outcome = 'deferred' THEN 'invite_deferred' \
+             ELSE 'invite_sent' \
+           END AS verdict \
+         FROM members m \
+         WHERE m.workspace_id = $1 AND m.status = 'invited' AND m.removed_at IS NULL"
     };
 }
 
@@ -128,10 +86,8 @@ macro_rules! needing_action {
     };
 }
 
-const REPORT_COUNTS_SQLITE: &str = counts!(sqlite_classified!());
-const REPORT_COUNTS_POSTGRES: &str = counts!(postgres_classified!());
-const NEEDING_ACTION_SQLITE: &str = needing_action!(sqlite_classified!());
-const NEEDING_ACTION_POSTGRES: &str = needing_action!(postgres_classified!());
+const REPORT_COUNTS: &str = counts!(classified!());
+const NEEDING_ACTION: &str = needing_action!(classified!());
 
 /// One group of the report's counts.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -243,7 +199,7 @@ impl Store {
         Ok(match self {
             Store::Sqlite(pool, _) => {
                 let mut connection = mapped(pool).await?;
-                sqlx::query_as(REPORT_COUNTS_SQLITE)
+                sqlx::query_as(REPORT_COUNTS)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)
@@ -252,7 +208,7 @@ impl Store {
             }
             Store::Postgres(pool, _) => {
                 let mut tx = without_jit(pool).await?;
-                let rows = sqlx::query_as(REPORT_COUNTS_POSTGRES)
+                let rows = sqlx::query_as(REPORT_COUNTS)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)
@@ -277,7 +233,7 @@ impl Store {
         Ok(match self {
             Store::Sqlite(pool, _) => {
                 let mut connection = mapped(pool).await?;
-                sqlx::query_as(NEEDING_ACTION_SQLITE)
+                sqlx::query_as(NEEDING_ACTION)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)
@@ -288,7 +244,7 @@ impl Store {
             }
             Store::Postgres(pool, _) => {
                 let mut tx = without_jit(pool).await?;
-                let rows = sqlx::query_as(NEEDING_ACTION_POSTGRES)
+                let rows = sqlx::query_as(NEEDING_ACTION)
                     .bind(workspace_id)
                     .bind(now)
                     .bind(stale_before)

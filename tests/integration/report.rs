@@ -781,3 +781,199 @@ async fn discord_report_sqlite() {
 async fn discord_report_postgres() {
     discord_report(Backend::Postgres).await;
 }
+
+/// One member alone in each workspace, so the report of that workspace is that member's verdict.
+const FOLLOWED: &str = r#"
+[[workspace]]
+slug = "followed"
+name = "Followed"
+
+[[workspace]]
+slug = "queued"
+name = "Queued"
+
+[[workspace]]
+slug = "refused"
+name = "Refused"
+
+[[member]]
+workspace = "followed"
+email = "pat@corp.example"
+role = "learner"
+status = "invited"
+
+[[member]]
+workspace = "queued"
+email = "quinn@corp.example"
+role = "learner"
+status = "invited"
+
+[[member]]
+workspace = "refused"
+email = "rae@corp.example"
+role = "learner"
+status = "invited"
+"#;
+
+/// The verdict the report's SQL gives the only member of `workspace` (and whether it is stale),
+/// after asserting that the check gives that member the same verdict.
+async fn report_agrees_with_check(app: &TestApp, email: &str, workspace: &str) -> String {
+    let store = app.engine.store();
+    let id = store
+        .find_workspace(&app.slug(workspace))
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let now = Utc::now();
+    let stale = chrono::Duration::days(i64::from(app.config.report.stale_invite_days));
+    let rows = store.report_counts(id, now, now - stale).await.unwrap();
+    let counted: Vec<_> = rows.iter().filter(|r| r.members > 0).collect();
+    assert_eq!(counted.len(), 1, "{workspace}: {rows:?}");
+    assert_eq!(counted[0].members, 1, "{workspace}: {rows:?}");
+    let check = app.verdict(email, workspace).await;
+    assert_eq!(
+        counted[0].verdict,
+        check.as_str(),
+        "{email}: the report and the check disagree"
+    );
+    // The list behind the CSV reads the same columns.
+    let listed = store
+        .members_needing_action(id, now, now - stale, false, 10)
+        .await
+        .unwrap();
+    let needs = MemberState::of(check, counted[0].stale).is_some_and(MemberState::needs_action);
+    assert_eq!(
+        listed.len(),
+        usize::from(needs),
+        "{email} ({check}): {listed:?}"
+    );
+    if let Some(row) = listed.first() {
+        assert_eq!(row.verdict, check.as_str());
+    }
+    counted[0].verdict.clone()
+}
+
+fn delivery_event(
+    key: &str,
+    message_id: &str,
+    kind: invite_bot::domain::invitation::DeliveryEventKind,
+    bounce: Option<invite_bot::domain::invitation::BounceKind>,
+    at: chrono::DateTime<Utc>,
+) -> invite_bot::store::NewDeliveryEvent {
+    invite_bot::store::NewDeliveryEvent {
+        event_key: format!("test:{key}"),
+        message_ids: vec![message_id.to_owned()],
+        recipient: invite_bot::domain::email::EmailAddress::parse("pat@corp.example").unwrap(),
+        kind,
+        bounce,
+        at,
+        detail: None,
+    }
+}
+
+async fn webhook(app: &TestApp, events: Vec<invite_bot::store::NewDeliveryEvent>) {
+    app.engine
+        .store()
+        .record_webhook_batch(
+            &invite_bot::store::WebhookBatch {
+                replay_token: None,
+                events,
+                suppressions: Vec::new(),
+            },
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+}
+
+/// The product's invitation of pat, sent `hours_ago`, with its Message-ID.
+async fn product_invitation(app: &TestApp, hours_ago: i64, message_id: &str) {
+    use invite_bot::ingest::{parse_invitations, RawInvitation, SourceKind};
+    let sent = (Utc::now() - chrono::Duration::hours(hours_ago)).to_rfc3339();
+    let row = RawInvitation {
+        workspace: "followed".into(),
+        email: "pat@corp.example".into(),
+        sent_at: sent.clone(),
+        expires_at: None,
+        message_id: Some(message_id.to_owned()),
+        updated_at: Utc::now().to_rfc3339(),
+    };
+    let rows = parse_invitations(
+        vec![row],
+        chrono::Duration::hours(168),
+        chrono::FixedOffset::east_opt(0).unwrap(),
+    )
+    .unwrap();
+    app.engine
+        .store()
+        .apply_invitations(SourceKind::Push, &rows)
+        .await
+        .unwrap();
+}
+
+both_backends! {
+    // The report reads each member's latest sent invitation and its outcome from the member row
+    // (migration 0012's triggers): after every kind of write, it still says what the check says.
+    async fn the_report_follows_every_write_as_the_check_does(app) with grants; {
+        use invite_bot::domain::invitation::{BounceKind, DeliveryEventKind};
+        use crate::smtp::SmtpMode;
+        app.seed(FOLLOWED).await;
+        let hours = |h: i64| Utc::now() - chrono::Duration::hours(h);
+
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_never_sent");
+
+        // A sent invitation, four days ago: sent, then delivered (and stale), then hard-bounced
+        // after it was delivered.
+        product_invitation(&app, 96, "a@mail.product").await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_sent");
+        webhook(&app, vec![delivery_event("a-delivered", "a@mail.product", DeliveryEventKind::Delivered, None, hours(95))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_delivered");
+        webhook(&app, vec![delivery_event("a-bounced", "a@mail.product", DeliveryEventKind::Bounced, Some(BounceKind::Hard), hours(94))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_bounced");
+        // A delivery reported after the hard bounce does not undo it.
+        webhook(&app, vec![delivery_event("a-delivered-late", "a@mail.product", DeliveryEventKind::Delivered, None, hours(93))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_bounced");
+
+        // A newer invitation: its own (empty) outcome, not the old one's bounce; a soft bounce of
+        // it is a deferral, a delivery after that is delivered.
+        product_invitation(&app, 10, "b@mail.product").await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_sent");
+        webhook(&app, vec![delivery_event("b-soft", "b@mail.product", DeliveryEventKind::Bounced, Some(BounceKind::Soft), hours(9))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_deferred");
+        webhook(&app, vec![delivery_event("b-delivered", "b@mail.product", DeliveryEventKind::Delivered, None, hours(8))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_delivered");
+        // An event of the older invitation changes nothing now.
+        webhook(&app, vec![delivery_event("a-spam", "a@mail.product", DeliveryEventKind::SpamComplaint, None, hours(7))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_delivered");
+
+        // An early event: the provider's word on c arrives before the bot knows invitation c,
+        // attached when the invitation is written.
+        webhook(&app, vec![delivery_event("c-deferred", "c@mail.product", DeliveryEventKind::Deferred, None, hours(1))]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_delivered");
+        product_invitation(&app, 2, "c@mail.product").await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_deferred");
+        webhook(&app, vec![delivery_event("c-spam", "c@mail.product", DeliveryEventKind::SpamComplaint, None, Utc::now())]).await;
+        assert_eq!(report_agrees_with_check(&app, "pat@corp.example", "followed").await, "invite_marked_spam");
+
+        // The outbox: an invitation queued behind a 451 is not sent yet; once it goes out, it is.
+        app.smtp.set_mode(SmtpMode::Temporary);
+        let (actor, quinn, queued) = (app.operator(), app.email("quinn@corp.example"), app.slug("queued"));
+        app.actions.resend_invite(&actor, &quinn, &queued, None).await.unwrap_err();
+        assert_eq!(app.count("invitations").await, 4, "the queued invitation is written");
+        assert_eq!(report_agrees_with_check(&app, "quinn@corp.example", "queued").await, "invite_never_sent");
+        app.smtp.set_mode(SmtpMode::Accept);
+        assert_eq!(app.actions.send_invitations_due_at(Utc::now() + chrono::Duration::hours(2)).await.unwrap(), 1);
+        assert_eq!(report_agrees_with_check(&app, "quinn@corp.example", "queued").await, "invite_sent");
+
+        // An invitation the mail server refused for good is failed, never sent; the next one is.
+        app.smtp.set_mode(SmtpMode::Permanent);
+        let (rae, refused) = (app.email("rae@corp.example"), app.slug("refused"));
+        app.actions.resend_invite(&actor, &rae, &refused, None).await.unwrap_err();
+        assert_eq!(app.count("invitations").await, 5, "the failed invitation is written");
+        assert_eq!(report_agrees_with_check(&app, "rae@corp.example", "refused").await, "invite_never_sent");
+        app.smtp.set_mode(SmtpMode::Accept);
+        app.actions.resend_invite(&actor, &rae, &refused, None).await.unwrap();
+        assert_eq!(report_agrees_with_check(&app, "rae@corp.example", "refused").await, "invite_sent");
+    }
+}
