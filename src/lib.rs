@@ -3,10 +3,6 @@
 //! The [`engine`] runs the help article's checklist against the workspace database and returns a
 //! typed [`diagnosis::Diagnosis`]; the edges (CLI, and later chat) only translate requests and replies.
 
-// The layout of the Discord handler's future nests deeper than rustc's default query depth of
-// 128 in release builds (130 levels: `queries overflow the depth limit!`).
-#![recursion_limit = "256"]
-
 pub mod actions;
 pub mod alerts;
 pub mod app;
