@@ -394,7 +394,10 @@ impl Engine {
         }
     }
 
-    fn data_line(&self, origin: DataOrigin, now: DateTime<Utc>) -> FindingDraft {
+    fn data_line(&self, mut origin: DataOrigin, now: DateTime<Utc>) -> FindingDraft {
+        // A live refresh during this check stamps the row after the check's `now`: that is "just
+        // now", never "in 1 second".
+        origin.as_of = origin.as_of.map(|at| at.min(now));
         freshness::assess(&origin, now, self.settings.data_stale_after)
     }
 
